@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): prepare the host, install, build, lint, test.
+# Works on a fresh Debian machine as root: installs docker.io, busybox-static and prometheus, starts dockerd.
+set -euo pipefail
+cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "host: Docker Engine, busybox-static, promtool"
+bash scripts/ensure-docker.sh
+step "npm ci"
+npm ci --no-audit --no-fund
+step "test images"
+bash scripts/build-test-images.sh
+step "build"
+npm run build
+step "lint"
+npm run lint
+step "test"
+npm test

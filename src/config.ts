@@ -1,0 +1,162 @@
+import path from "node:path";
+import { z } from "zod";
+
+const Int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const Bool = z
+  .union([z.boolean(), z.enum(["1", "0", "true", "false", "yes", "no", ""])])
+  .transform((v) => v === true || v === "1" || v === "true" || v === "yes");
+
+const Cidr = z
+  .string()
+  .regex(
+    /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/,
+    "must be an IPv4 CIDR like 172.20.0.0/16",
+  );
+
+export const InstallationName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, "installation must match ^[a-z0-9][a-z0-9-]{0,30}$");
+
+/** Raw settings: env names of DESIGN.md section 7, with flags merged over them by the CLI. */
+const RawConfig = z
+  .object({
+    MCP_PORTAL_DATA_DIR: z.string().min(1).default("."),
+    MCP_PORTAL_STATE_DIR: z.string().min(1).optional(),
+    MCP_PORTAL_INSTALLATION: InstallationName.default("default"),
+    MCP_PORTAL_LISTEN: z.string().default("127.0.0.1:8080"),
+    MCP_PORTAL_OVERLAYS: z.string().default(""),
+    MCP_PORTAL_PORT_RANGE_START: Int(1024, 65_535).default(20_000),
+    MCP_PORTAL_PORT_RANGE_END: Int(1024, 65_535).default(29_999),
+    MCP_PORTAL_PORTS_PER_USER: Int(1, 10_000).default(100),
+    MCP_PORTAL_PUBLISH_HOST: z.union([z.ipv4(), z.ipv6()]).default("127.0.0.1"),
+    MCP_PORTAL_USER_MAX_CONTAINERS: Int(0, 10_000).default(10),
+    MCP_PORTAL_USER_MAX_MEMORY_MB: Int(0, 10_000_000).default(2048),
+    MCP_PORTAL_USER_MAX_CPU_SHARES: Int(0, 10_000_000).default(1024),
+    MCP_PORTAL_USER_NETWORK_SUBNET_BASE: Cidr.default("172.20.0.0/16"),
+    MCP_PORTAL_USER_NETWORK_SUBNET_SIZE: Int(8, 30).default(24),
+    MCP_PORTAL_RESYNC_SECONDS: Int(1, 86_400).default(60),
+    MCP_PORTAL_CONCURRENCY: Int(1, 64).default(4),
+    MCP_PORTAL_DEBOUNCE_MS: Int(0, 60_000).default(300),
+    MCP_PORTAL_DOCKER_TIMEOUT_SECONDS: Int(1, 3600).default(60),
+    MCP_PORTAL_STOP_TIMEOUT_SECONDS: Int(0, 600).default(10),
+    MCP_PORTAL_MASS_PRUNE_SHARE: z.coerce.number().min(0).max(1).default(0.5),
+    MCP_PORTAL_MASS_PRUNE_MIN: Int(0, 1_000_000).default(5),
+    MCP_PORTAL_ALLOW_MASS_PRUNE: Bool.default(false),
+    MCP_PORTAL_CONTAINER_USER: z
+      .string()
+      .regex(/^[a-zA-Z0-9_.-]+(?::[a-zA-Z0-9_.-]+)?$/)
+      .default("1000:1000"),
+    MCP_PORTAL_MAX_FILE_BYTES: Int(1024, 1024 * 1024 * 1024).default(5 * 1024 * 1024),
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    LOG_PRETTY: Bool.default(false),
+  })
+  .superRefine((c, ctx) => {
+    if (c.MCP_PORTAL_PORT_RANGE_END < c.MCP_PORTAL_PORT_RANGE_START + c.MCP_PORTAL_PORTS_PER_USER - 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MCP_PORTAL_PORT_RANGE_END"],
+        message: "port range must hold at least one block of MCP_PORTAL_PORTS_PER_USER ports",
+      });
+    }
+    const base = Number(c.MCP_PORTAL_USER_NETWORK_SUBNET_BASE.split("/")[1]);
+    if (c.MCP_PORTAL_USER_NETWORK_SUBNET_SIZE < base) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MCP_PORTAL_USER_NETWORK_SUBNET_SIZE"],
+        message: "per-user subnet size must be a longer prefix than the pool's",
+      });
+    }
+  });
+
+export interface Limits {
+  max_containers: number;
+  max_memory_mb: number;
+  max_cpu_shares: number;
+  max_ports: number;
+}
+
+export interface Config {
+  dataDir: string;
+  stateDir: string;
+  installation: string;
+  listen: string;
+  overlays: string[];
+  portRange: { start: number; end: number };
+  portsPerUser: number;
+  publishHost: string;
+  defaultLimits: Limits;
+  subnetPool: { base: string; prefixLength: number };
+  resyncSeconds: number;
+  concurrency: number;
+  debounceMs: number;
+  dockerTimeoutMs: number;
+  stopTimeoutSeconds: number;
+  massPrune: { share: number; minimum: number; allow: boolean };
+  containerUser: string;
+  maxFileBytes: number;
+  logLevel: string;
+  logPretty: boolean;
+}
+
+export class ConfigError extends Error {
+  readonly code = "CONFIG_INVALID";
+}
+
+export function loadConfig(
+  env: NodeJS.ProcessEnv,
+  overrides: Record<string, string | boolean | undefined> = {},
+): Config {
+  const merged: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(env))
+    if (key.startsWith("MCP_PORTAL_") || key.startsWith("LOG_")) merged[key] = value;
+  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) merged[key] = value;
+  const parsed = RawConfig.safeParse(merged);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join(".") || "config"}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
+  }
+  const c = parsed.data;
+  const dataDir = path.resolve(c.MCP_PORTAL_DATA_DIR);
+  const overlays = c.MCP_PORTAL_OVERLAYS.split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  for (const name of overlays) {
+    if (!/^[a-zA-Z0-9_-]{1,64}$/.test(name))
+      throw new ConfigError(`MCP_PORTAL_OVERLAYS: "${name}" is not a valid overlay name`);
+  }
+  const portsPerUser = c.MCP_PORTAL_PORTS_PER_USER;
+  return {
+    dataDir,
+    stateDir: path.resolve(c.MCP_PORTAL_STATE_DIR ?? path.join(dataDir, ".mcp-portal")),
+    installation: c.MCP_PORTAL_INSTALLATION,
+    listen: c.MCP_PORTAL_LISTEN,
+    overlays,
+    portRange: { start: c.MCP_PORTAL_PORT_RANGE_START, end: c.MCP_PORTAL_PORT_RANGE_END },
+    portsPerUser,
+    publishHost: c.MCP_PORTAL_PUBLISH_HOST,
+    defaultLimits: {
+      max_containers: c.MCP_PORTAL_USER_MAX_CONTAINERS,
+      max_memory_mb: c.MCP_PORTAL_USER_MAX_MEMORY_MB,
+      max_cpu_shares: c.MCP_PORTAL_USER_MAX_CPU_SHARES,
+      max_ports: portsPerUser,
+    },
+    subnetPool: {
+      base: c.MCP_PORTAL_USER_NETWORK_SUBNET_BASE,
+      prefixLength: c.MCP_PORTAL_USER_NETWORK_SUBNET_SIZE,
+    },
+    resyncSeconds: c.MCP_PORTAL_RESYNC_SECONDS,
+    concurrency: c.MCP_PORTAL_CONCURRENCY,
+    debounceMs: c.MCP_PORTAL_DEBOUNCE_MS,
+    dockerTimeoutMs: c.MCP_PORTAL_DOCKER_TIMEOUT_SECONDS * 1000,
+    stopTimeoutSeconds: c.MCP_PORTAL_STOP_TIMEOUT_SECONDS,
+    massPrune: {
+      share: c.MCP_PORTAL_MASS_PRUNE_SHARE,
+      minimum: c.MCP_PORTAL_MASS_PRUNE_MIN,
+      allow: c.MCP_PORTAL_ALLOW_MASS_PRUNE,
+    },
+    containerUser: c.MCP_PORTAL_CONTAINER_USER,
+    maxFileBytes: c.MCP_PORTAL_MAX_FILE_BYTES,
+    logLevel: c.LOG_LEVEL,
+    logPretty: c.LOG_PRETTY,
+  };
+}

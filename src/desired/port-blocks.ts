@@ -1,0 +1,71 @@
+export interface PortRange {
+  start: number;
+  end: number;
+}
+
+export function blockCount(range: PortRange, size: number): number {
+  return Math.floor((range.end - range.start + 1) / size);
+}
+
+export function blockAt(range: PortRange, size: number, index: number): PortRange {
+  const start = range.start + index * size;
+  return { start, end: start + size - 1 };
+}
+
+/** Start of the block holding `port`, or undefined when the port is outside the range's whole blocks. */
+export function blockStartOf(range: PortRange, size: number, port: number): number | undefined {
+  if (port < range.start || port > range.end) return undefined;
+  const index = Math.floor((port - range.start) / size);
+  return index < blockCount(range, size) ? range.start + index * size : undefined;
+}
+
+/**
+ * The preferred block when it is free, else the lowest free one. Blocks of users that are gone become free
+ * again (the original design only ever handed out blocks past the highest one).
+ */
+export function allocateBlock(
+  range: PortRange,
+  size: number,
+  usedStarts: ReadonlySet<number>,
+  preferredStart?: number,
+): PortRange | undefined {
+  if (preferredStart !== undefined && !usedStarts.has(preferredStart)) {
+    const index = (preferredStart - range.start) / size;
+    if (Number.isInteger(index) && index >= 0 && index < blockCount(range, size))
+      return blockAt(range, size, index);
+  }
+  for (let index = 0; index < blockCount(range, size); index++) {
+    const block = blockAt(range, size, index);
+    if (!usedStarts.has(block.start)) return block;
+  }
+  return undefined;
+}
+
+/**
+ * Host ports for servers in priority order: a server keeps the port it already has (from its container's
+ * label) when that port is inside the block and not claimed by an earlier server; others take the lowest free.
+ */
+export function assignHostPorts(
+  block: PortRange,
+  serverIds: readonly string[],
+  current: ReadonlyMap<string, number>,
+): Map<string, number> {
+  const assigned = new Map<string, number>();
+  const taken = new Set<number>();
+  for (const id of serverIds) {
+    const port = current.get(id);
+    if (port !== undefined && port >= block.start && port <= block.end && !taken.has(port)) {
+      assigned.set(id, port);
+      taken.add(port);
+    }
+  }
+  let next = block.start;
+  for (const id of serverIds) {
+    if (assigned.has(id)) continue;
+    while (next <= block.end && taken.has(next)) next++;
+    if (next > block.end) break;
+    assigned.set(id, next);
+    taken.add(next);
+  }
+  return assigned;
+}

@@ -1,0 +1,70 @@
+export interface Ipv4Cidr {
+  network: number;
+  prefixLength: number;
+}
+
+export function parseIpv4Cidr(cidr: string): Ipv4Cidr | undefined {
+  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr.trim());
+  if (!match) return undefined;
+  const octets = match.slice(1, 5).map(Number);
+  const prefixLength = Number(match[5]);
+  if (octets.some((o) => o > 255) || prefixLength > 32) return undefined;
+  const address = octets.reduce((acc, o) => acc * 256 + o, 0);
+  return { network: maskNetwork(address, prefixLength), prefixLength };
+}
+
+function maskNetwork(address: number, prefixLength: number): number {
+  const size = 2 ** (32 - prefixLength);
+  return Math.floor(address / size) * size;
+}
+
+function formatIpv4(address: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(address / 2 ** shift) % 256).join(".");
+}
+
+export function formatCidr(cidr: Ipv4Cidr): string {
+  return `${formatIpv4(cidr.network)}/${cidr.prefixLength}`;
+}
+
+export function overlaps(a: Ipv4Cidr, b: Ipv4Cidr): boolean {
+  const aEnd = a.network + 2 ** (32 - a.prefixLength) - 1;
+  const bEnd = b.network + 2 ** (32 - b.prefixLength) - 1;
+  return a.network <= bEnd && b.network <= aEnd;
+}
+
+/** The first usable address, which Docker's bridge driver takes as the gateway. */
+export function gatewayOf(cidr: Ipv4Cidr): string {
+  return formatIpv4(cidr.network + 1);
+}
+
+/**
+ * The preferred subnet when it is still free, else the lowest subnet of the pool that overlaps no existing
+ * network (ours or anyone else's on the engine).
+ */
+export function allocateSubnet(
+  pool: string,
+  prefixLength: number,
+  inUse: readonly string[],
+  preferred?: string,
+): string | undefined {
+  const base = parseIpv4Cidr(pool);
+  if (!base || prefixLength < base.prefixLength) return undefined;
+  const used = inUse.map(parseIpv4Cidr).filter((c): c is Ipv4Cidr => c !== undefined);
+  const isFree = (c: Ipv4Cidr) => !used.some((u) => overlaps(u, c));
+  const preferredCidr = preferred ? parseIpv4Cidr(preferred) : undefined;
+  if (
+    preferredCidr &&
+    preferredCidr.prefixLength === prefixLength &&
+    overlaps(base, preferredCidr) &&
+    isFree(preferredCidr)
+  ) {
+    return formatCidr(preferredCidr);
+  }
+  const step = 2 ** (32 - prefixLength);
+  const count = 2 ** (prefixLength - base.prefixLength);
+  for (let i = 0; i < count; i++) {
+    const candidate = { network: base.network + i * step, prefixLength };
+    if (isFree(candidate)) return formatCidr(candidate);
+  }
+  return undefined;
+}

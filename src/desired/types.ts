@@ -1,0 +1,100 @@
+import type { Limits } from "../config.js";
+import type { UserArea } from "./volume-paths.js";
+
+export interface DesiredMount {
+  volumeName: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface DesiredVolume {
+  name: string;
+  area: UserArea;
+  subpath: string;
+  labels: Record<string, string>;
+}
+
+export interface PublishedPort {
+  containerPort: number;
+  protocol: "tcp" | "udp";
+  hostIp: string;
+  hostPort: number;
+}
+
+/** Everything needed to create one server's container; `env` holds secret values and is never logged. */
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  cmd?: string[];
+  env: Record<string, string>;
+  labels: Record<string, string>;
+  user: string;
+  network: string;
+  hostPort: number;
+  publish?: PublishedPort;
+  exposedPorts: { port: number; protocol: "tcp" | "udp" }[];
+  memoryBytes: number;
+  cpuShares: number;
+  pidsLimit: number;
+  mounts: DesiredMount[];
+  capAdd: string[];
+  noNewPrivileges: boolean;
+  readOnlyRootfs: boolean;
+  tmpfs: Record<string, string>;
+  openStdin: boolean;
+}
+
+export const BLOCK_REASONS = [
+  "UnknownServer",
+  "InvalidSpec",
+  "ImageNotAllowed",
+  "MissingSecret",
+  "SecretDecryptFailed",
+  "LimitExceeded",
+  "NameConflict",
+  "ImagePullBackOff",
+  "CrashLoopBackOff",
+  "InvalidDesiredState",
+] as const;
+export type BlockReason = (typeof BLOCK_REASONS)[number];
+
+export interface RunOutcome {
+  serverId: string;
+  kind: "run";
+  spec: ContainerSpec;
+  specHash: string;
+  /** Field-by-field digest of the spec, so a replace can say what changed. */
+  specFields: Record<string, string>;
+  memoryMb: number;
+  cpuShares: number;
+}
+
+export interface BlockedOutcome {
+  serverId: string;
+  kind: "blocked";
+  reason: BlockReason;
+  message: string;
+  /**
+   * True when the block comes from input that could not be read or trusted: an existing container is then
+   * left as it is (the last good state keeps running). False when a valid desired state says "not this".
+   */
+  keepExisting: boolean;
+}
+
+export type ServerOutcome = RunOutcome | BlockedOutcome;
+
+export interface ResourceUsage {
+  containers: number;
+  memory_mb: number;
+  cpu_shares: number;
+  ports: number;
+}
+
+export interface DesiredUser {
+  userId: string;
+  network: { name: string; bridgeName: string };
+  volumes: DesiredVolume[];
+  servers: ServerOutcome[];
+  limits: Limits;
+  usage: ResourceUsage;
+}

@@ -1,0 +1,352 @@
+import type { Limits } from "../config.js";
+import { LABELS, ownerLabels } from "../labels.js";
+import type { MergedCatalog } from "../catalog/merge.js";
+import type { ServerDefinition } from "../schema/catalog.js";
+import type { EnabledServersFile } from "../schema/enabled-servers.js";
+import type { PolicyFile, ServerSecurityOverride } from "../schema/policy.js";
+import { canonicalHash, canonicalJson } from "../util/canonical-json.js";
+import { buildEnvironment } from "./environment.js";
+import { isImageAllowed } from "./image-policy.js";
+import { bridgeName, containerName, networkName, volumeName } from "./names.js";
+import { type PortRange, assignHostPorts } from "./port-blocks.js";
+import type {
+  BlockedOutcome,
+  ContainerSpec,
+  DesiredMount,
+  DesiredUser,
+  DesiredVolume,
+  RunOutcome,
+  ServerOutcome,
+} from "./types.js";
+import { type UserArea, resolveUserVolumePath } from "./volume-paths.js";
+
+/** Bumped only when the meaning of the hashed spec changes; see DESIGN.md section 3. */
+export const SPEC_SCHEMA_VERSION = 1;
+
+export const SERVER_DEFAULTS = { memoryMb: 128, cpuShares: 64, pidsLimit: 128 } as const;
+const DEFAULT_MOUNTS: readonly { area: UserArea; target: string }[] = [
+  { area: "data", target: "/data" },
+  { area: "cache", target: "/cache" },
+];
+
+export type SecretResolution =
+  | { ok: true; value: string; digest: string }
+  | { ok: false; reason: "MissingSecret" | "SecretDecryptFailed"; message: string };
+
+export interface DesiredUserInput {
+  installation: string;
+  userId: string;
+  catalog: MergedCatalog;
+  enabled: EnabledServersFile;
+  policy: PolicyFile;
+  defaultLimits: Limits;
+  portBlock: PortRange;
+  /** Host ports the user's existing containers hold (from their labels), by server id. */
+  currentPorts: ReadonlyMap<string, number>;
+  resolveSecret: (name: string) => SecretResolution;
+  publishHost: string;
+  containerUser: string;
+  portalVersion: string;
+}
+
+export function effectiveLimits(
+  policy: PolicyFile,
+  userId: string,
+  defaults: Limits,
+  blockSize: number,
+): Limits {
+  const limits = { ...defaults, ...policy.default_limits, ...policy.users[userId]?.limits };
+  return { ...limits, max_ports: Math.min(limits.max_ports, blockSize) };
+}
+
+/**
+ * The whole desired state of one user, as a pure function of its inputs. Servers are considered in the order
+ * of enabled-servers.json, so the servers a limit blocks are always the same ones for the same file.
+ */
+export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
+  const { installation, userId } = input;
+  const blockSize = input.portBlock.end - input.portBlock.start + 1;
+  const limits = effectiveLimits(input.policy, userId, input.defaultLimits, blockSize);
+  const network = { name: networkName(installation, userId), bridgeName: bridgeName(installation, userId) };
+  const outcomes = new Map<string, ServerOutcome>();
+  const volumes = new Map<string, DesiredVolume>();
+  const admitted: {
+    definition: ServerDefinition;
+    mounts: DesiredMount[];
+    secrets: Map<string, SecretResolution & { ok: true }>;
+  }[] = [];
+  const usage = { containers: 0, memory_mb: 0, cpu_shares: 0, ports: 0 };
+
+  const volumeFor = (area: UserArea, subpath: string): DesiredVolume => {
+    const name = volumeName(installation, userId, area, subpath);
+    let volume = volumes.get(name);
+    if (!volume) {
+      volume = {
+        name,
+        area,
+        subpath,
+        labels: {
+          ...ownerLabels(installation, userId),
+          [LABELS.volumeArea]: area,
+          [LABELS.volumePath]: subpath,
+        },
+      };
+    }
+    return volume;
+  };
+
+  for (const entry of input.enabled.servers) {
+    const block = (reason: BlockedOutcome["reason"], message: string, keepExisting: boolean): void => {
+      outcomes.set(entry.id, { serverId: entry.id, kind: "blocked", reason, message, keepExisting });
+    };
+    const merged = input.catalog.servers.get(entry.id);
+    if (!merged) {
+      block("UnknownServer", `server "${entry.id}" is not in this user's catalog`, false);
+      continue;
+    }
+    const definition = merged.definition;
+    if (entry.config && !definition.user_configurable) {
+      block(
+        "InvalidSpec",
+        `server "${entry.id}" is not user_configurable, but enabled-servers.json gives it config`,
+        true,
+      );
+      continue;
+    }
+    if (!isImageAllowed(definition.image, input.policy.allowed_images)) {
+      block(
+        "ImageNotAllowed",
+        `image "${definition.image}" is not allowed by policy.json allowed_images`,
+        false,
+      );
+      continue;
+    }
+    const mountsResult = resolveMounts(definition, entry.config?.volumes ?? [], userId, volumeFor);
+    if (!mountsResult.ok) {
+      block("InvalidSpec", mountsResult.reason, true);
+      continue;
+    }
+    const secrets = new Map<string, SecretResolution & { ok: true }>();
+    let secretBlock: BlockedOutcome | undefined;
+    for (const name of definition.required_secrets) {
+      const resolved = input.resolveSecret(name);
+      if (resolved.ok) {
+        secrets.set(name, resolved);
+        continue;
+      }
+      // An unreadable secret keeps the running container; a secret the user removed stops the server.
+      secretBlock ??= {
+        serverId: entry.id,
+        kind: "blocked",
+        reason: resolved.reason,
+        message: resolved.message,
+        keepExisting: resolved.reason === "SecretDecryptFailed",
+      };
+    }
+    if (secretBlock) {
+      outcomes.set(entry.id, secretBlock);
+      continue;
+    }
+    const memoryMb = definition.resources.memory_mb ?? SERVER_DEFAULTS.memoryMb;
+    const cpuShares = definition.resources.cpu_shares ?? SERVER_DEFAULTS.cpuShares;
+    const exceeded = firstExceededLimit(usage, limits, memoryMb, cpuShares);
+    if (exceeded) {
+      block("LimitExceeded", exceeded, false);
+      continue;
+    }
+    usage.containers += 1;
+    usage.memory_mb += memoryMb;
+    usage.cpu_shares += cpuShares;
+    usage.ports += 1;
+    for (const mount of mountsResult.mounts) {
+      const volume = mountsResult.volumes.get(mount.volumeName);
+      if (volume) volumes.set(volume.name, volume);
+    }
+    admitted.push({ definition, mounts: mountsResult.mounts, secrets });
+  }
+
+  const ports = assignHostPorts(
+    input.portBlock,
+    admitted.map((a) => a.definition.id),
+    input.currentPorts,
+  );
+  for (const { definition, mounts, secrets } of admitted) {
+    const hostPort = ports.get(definition.id);
+    if (hostPort === undefined) {
+      outcomes.set(definition.id, {
+        serverId: definition.id,
+        kind: "blocked",
+        reason: "LimitExceeded",
+        message: `no free host port left in the user's block ${input.portBlock.start}-${input.portBlock.end}`,
+        keepExisting: false,
+      });
+      continue;
+    }
+    const entry = input.enabled.servers.find((s) => s.id === definition.id);
+    outcomes.set(
+      definition.id,
+      buildRunOutcome(input, definition, {
+        hostPort,
+        mounts,
+        secrets,
+        network: network.name,
+        overrides: entry?.config?.environment ?? {},
+        security: input.policy.server_security[definition.id],
+      }),
+    );
+  }
+
+  return {
+    userId,
+    network,
+    volumes: [...volumes.values()].sort((a, b) => (a.name < b.name ? -1 : 1)),
+    servers: input.enabled.servers
+      .map((s) => outcomes.get(s.id))
+      .filter((o): o is ServerOutcome => o !== undefined),
+    limits,
+    usage,
+  };
+}
+
+function firstExceededLimit(
+  usage: { containers: number; memory_mb: number; cpu_shares: number; ports: number },
+  limits: Limits,
+  memoryMb: number,
+  cpuShares: number,
+): string | undefined {
+  if (usage.containers + 1 > limits.max_containers)
+    return `max_containers ${limits.max_containers} reached (${usage.containers} servers admitted before this one)`;
+  if (usage.memory_mb + memoryMb > limits.max_memory_mb)
+    return `max_memory_mb ${limits.max_memory_mb} would be exceeded: ${usage.memory_mb} MB admitted + ${memoryMb} MB requested`;
+  if (usage.cpu_shares + cpuShares > limits.max_cpu_shares)
+    return `max_cpu_shares ${limits.max_cpu_shares} would be exceeded: ${usage.cpu_shares} admitted + ${cpuShares} requested`;
+  if (usage.ports + 1 > limits.max_ports) return `max_ports ${limits.max_ports} reached`;
+  return undefined;
+}
+
+type MountsResult =
+  { ok: true; mounts: DesiredMount[]; volumes: Map<string, DesiredVolume> } | { ok: false; reason: string };
+
+function resolveMounts(
+  definition: ServerDefinition,
+  userVolumes: readonly { host_path: string; container_path: string; mode: "ro" | "rw" }[],
+  userId: string,
+  volumeFor: (area: UserArea, subpath: string) => DesiredVolume,
+): MountsResult {
+  const byTarget = new Map<string, DesiredMount>();
+  const volumes = new Map<string, DesiredVolume>();
+  const add = (area: UserArea, subpath: string, target: string, readOnly: boolean) => {
+    const volume = volumeFor(area, subpath);
+    volumes.set(volume.name, volume);
+    byTarget.set(target, { volumeName: volume.name, target, readOnly });
+  };
+  for (const mount of DEFAULT_MOUNTS) add(mount.area, "", mount.target, false);
+  const requested = [
+    ...definition.volumes.map((v) => ({ ...v, from: "catalog" })),
+    ...userVolumes.map((v) => ({ ...v, from: "enabled-servers.json config" })),
+  ];
+  for (const volume of requested) {
+    const resolved = resolveUserVolumePath(volume.host_path, userId);
+    if (!resolved.ok)
+      return { ok: false, reason: `volume ${volume.host_path} (${volume.from}): ${resolved.reason}` };
+    add(resolved.value.area, resolved.value.subpath, volume.container_path, volume.mode === "ro");
+  }
+  const mounts = [...byTarget.values()].sort((a, b) => (a.target < b.target ? -1 : 1));
+  const used = new Map([...volumes].filter(([name]) => mounts.some((m) => m.volumeName === name)));
+  return { ok: true, mounts, volumes: used };
+}
+
+interface RunContext {
+  hostPort: number;
+  mounts: DesiredMount[];
+  secrets: Map<string, { value: string; digest: string }>;
+  network: string;
+  overrides: Readonly<Record<string, string>>;
+  security: ServerSecurityOverride | undefined;
+}
+
+function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, ctx: RunContext): RunOutcome {
+  const declared = definition.ports[0];
+  const portal: Record<string, string> = {
+    MCP_USER_ID: input.userId,
+    MCP_SERVER_ID: definition.id,
+    MCP_PORTAL_VERSION: input.portalVersion,
+    MCP_NETWORK_NAME: ctx.network,
+    MCP_TRANSPORT: definition.transport,
+    MCP_SERVER_PORT: String(declared?.container_port ?? ctx.hostPort),
+  };
+  const secretValues: Record<string, string> = {};
+  const secretDigests: Record<string, string> = {};
+  for (const [name, resolved] of ctx.secrets) {
+    secretValues[name] = resolved.value;
+    secretDigests[name] = resolved.digest;
+  }
+  const { env, hashable } = buildEnvironment(
+    [
+      { values: definition.environment },
+      { values: input.enabled.environment },
+      { values: portal },
+      { values: secretValues, secret: true },
+      { values: ctx.overrides },
+    ],
+    secretDigests,
+    new Set(["MCP_PORTAL_VERSION"]),
+  );
+  const isHttp = definition.transport !== "stdio";
+  const cmd =
+    definition.command || definition.args
+      ? [...(definition.command ?? []), ...(definition.args ?? [])]
+      : undefined;
+  const security = ctx.security ?? {};
+  const spec: Omit<ContainerSpec, "labels" | "env"> = {
+    name: containerName(input.installation, input.userId, definition.id),
+    image: `${definition.image}:${definition.tag}`,
+    ...(cmd ? { cmd } : {}),
+    user: security.user ?? input.containerUser,
+    network: ctx.network,
+    hostPort: ctx.hostPort,
+    ...(isHttp && declared
+      ? {
+          publish: {
+            containerPort: declared.container_port,
+            protocol: declared.protocol,
+            hostIp: security.publish_host ?? input.publishHost,
+            hostPort: ctx.hostPort,
+          },
+        }
+      : {}),
+    exposedPorts: definition.ports.map((p) => ({ port: p.container_port, protocol: p.protocol })),
+    memoryBytes: (definition.resources.memory_mb ?? SERVER_DEFAULTS.memoryMb) * 1024 * 1024,
+    cpuShares: definition.resources.cpu_shares ?? SERVER_DEFAULTS.cpuShares,
+    pidsLimit: definition.resources.pids_limit ?? SERVER_DEFAULTS.pidsLimit,
+    mounts: ctx.mounts,
+    capAdd: [...(security.cap_add ?? [])].sort(),
+    noNewPrivileges: security.no_new_privileges ?? true,
+    readOnlyRootfs: security.read_only_rootfs ?? false,
+    tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" },
+    openStdin: !isHttp,
+  };
+  const specFields: Record<string, string> = {};
+  const hashed = { ...spec, env: hashable };
+  for (const [key, value] of Object.entries(hashed)) specFields[key] = canonicalHash(value).slice(0, 16);
+  for (const [key, value] of Object.entries(hashable))
+    specFields[`env.${key}`] = canonicalHash(value).slice(0, 16);
+  const specHash = canonicalHash({ v: SPEC_SCHEMA_VERSION, ...hashed }).slice(0, 32);
+  const labels = {
+    ...ownerLabels(input.installation, input.userId),
+    [LABELS.serverId]: definition.id,
+    [LABELS.specHash]: specHash,
+    [LABELS.hostPort]: String(ctx.hostPort),
+    [LABELS.transport]: definition.transport,
+    [LABELS.specFields]: canonicalJson(specFields),
+  };
+  return {
+    serverId: definition.id,
+    kind: "run",
+    spec: { ...spec, env, labels },
+    specHash,
+    specFields,
+    memoryMb: definition.resources.memory_mb ?? SERVER_DEFAULTS.memoryMb,
+    cpuShares: spec.cpuShares,
+  };
+}

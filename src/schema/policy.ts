@@ -1,0 +1,37 @@
+import { z } from "zod";
+import { ServerId, UserId } from "../util/ids.js";
+import { SchemaRef } from "./common.js";
+
+export const UserLimits = z.strictObject({
+  max_containers: z.number().int().min(0).max(10_000).optional(),
+  max_memory_mb: z.number().int().min(0).max(10_000_000).optional(),
+  max_cpu_shares: z.number().int().min(0).max(10_000_000).optional(),
+  max_ports: z.number().int().min(0).max(10_000).optional(),
+});
+export type UserLimits = z.infer<typeof UserLimits>;
+
+const Capability = z.string().regex(/^[A-Z_]{2,32}$/, "capability names are upper case, without CAP_");
+
+/** What an admin may loosen for one server; user files can never set these. */
+export const ServerSecurityOverride = z.strictObject({
+  user: z
+    .string()
+    .regex(/^[a-zA-Z0-9_.-]+(?::[a-zA-Z0-9_.-]+)?$/, "user must be uid[:gid] or name[:group]")
+    .optional(),
+  cap_add: z.array(Capability).max(16).optional(),
+  no_new_privileges: z.boolean().optional(),
+  read_only_rootfs: z.boolean().optional(),
+  publish_host: z.union([z.ipv4(), z.ipv6()]).optional(),
+});
+export type ServerSecurityOverride = z.infer<typeof ServerSecurityOverride>;
+
+export const PolicyFile = z.strictObject({
+  $schema: SchemaRef,
+  allowed_images: z.array(z.string().min(1).max(255)).max(1_000).default(["*"]),
+  default_limits: UserLimits.default({}),
+  users: z.record(UserId, z.strictObject({ limits: UserLimits.default({}) })).default({}),
+  server_security: z.record(ServerId, ServerSecurityOverride).default({}),
+});
+export type PolicyFile = z.infer<typeof PolicyFile>;
+
+export const DEFAULT_POLICY: PolicyFile = PolicyFile.parse({});
