@@ -130,7 +130,6 @@ export function isErrno(error: unknown, code: string): boolean {
 }
 
 function errnoText(error: unknown): string {
-  if (typeof error === "object" && error !== null && "code" in error)
-    return String((error).code);
+  if (typeof error === "object" && error !== null && "code" in error) return String(error.code);
   return error instanceof Error ? error.message : String(error);
 }

@@ -135,7 +135,7 @@ export class DockerodeRuntime implements ContainerRuntime {
     await this.call(
       "pull image",
       async (abortSignal) => {
-        const stream = (await this.docker.pull(ref, { abortSignal }));
+        const stream = await this.docker.pull(ref, { abortSignal });
         await new Promise<void>((resolve, reject) => {
           // The engine reports pull failures in-band, as {"error": ...} lines in a 200 response.
           this.docker.modem.followProgress(stream, (err: Error | null, output: unknown[]) => {
@@ -219,10 +219,10 @@ export class DockerodeRuntime implements ContainerRuntime {
   async *events(labelFilters: readonly string[], signal: AbortSignal): AsyncIterable<RuntimeEvent> {
     let stream: NodeJS.ReadableStream;
     try {
-      stream = (await this.docker.getEvents({
+      stream = await this.docker.getEvents({
         filters: { label: [...labelFilters], type: ["container", "network", "volume"] },
         abortSignal: signal,
-      }));
+      });
     } catch (error) {
       throw toRuntimeError("events", error);
     }

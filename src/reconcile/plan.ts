@@ -10,7 +10,7 @@ export interface ActualUser {
 }
 
 export type PlanStep =
-  | { kind: "createNetwork"; name: string; cause: string }
+  | { kind: "createNetwork"; name: string; bridgeName: string; cause: string }
   | { kind: "createVolume"; volume: DesiredVolume; cause: string }
   | { kind: "createContainer"; serverId: string; outcome: RunOutcome; cause: string }
   | { kind: "replaceContainer"; serverId: string; outcome: RunOutcome; old: ActualContainer; cause: string }
@@ -72,7 +72,12 @@ export function planUser(userId: string, desired: DesiredUser | undefined, actua
   const fixes: PlanStep[] = [];
   const userNetwork = actual.networks.find((n) => n.name === desired.network.name);
   if (!userNetwork)
-    creates.push({ kind: "createNetwork", name: desired.network.name, cause: "network missing" });
+    creates.push({
+      kind: "createNetwork",
+      name: desired.network.name,
+      bridgeName: desired.network.bridgeName,
+      cause: "network missing",
+    });
   const existingVolumes = new Set(actual.volumes.map((v) => v.name));
   const volumeSteps: PlanStep[] = desired.volumes
     .filter((v) => !existingVolumes.has(v.name))

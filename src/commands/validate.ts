@@ -1,0 +1,125 @@
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig } from "../config.js";
+import { formatProblem } from "../validate/problem.js";
+import { validateTree } from "../validate/validate-tree.js";
+import { type CommandIo, UsageError } from "./io.js";
+
+const USAGE = `Usage: mcp-portal validate [--data-dir DIR] [--output text|json] [--overlays A,B | --all-overlays]
+
+Checks the whole desired-state tree (catalogs, overlays, policy.json, users/*) without Docker or secret keys.
+Every overlay file must parse; the selected ones must merge (each unselected one is merged on its own too).
+
+Options:
+  --data-dir DIR     the GitOps tree; else MCP_PORTAL_DATA_DIR, else the current directory
+  --output FORMAT    text (default): one "file: path: reason" line per problem; json: {"ok","problems"}
+  --overlays LIST    overlays to merge, in order; else MCP_PORTAL_OVERLAYS
+  --all-overlays     merge every file of catalogs/overlays, by name
+
+Exit codes: 0 no problems, 1 problems found, 2 usage error.
+`;
+
+/** `mcp-portal validate`; `args` are the arguments after "validate". */
+export async function validateCommand(args: string[], io: CommandIo): Promise<number> {
+  let options: ValidateOptions;
+  try {
+    options = await parseOptions(args, io.env);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      io.stderr.write(`error: ${error.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw error;
+  }
+  if (options.help) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  const problems = await validateTree(options.dataDir, {
+    overlays: options.overlays,
+    maxFileBytes: options.maxFileBytes,
+  });
+  if (options.output === "json") {
+    io.stdout.write(`${JSON.stringify({ ok: problems.length === 0, problems }, null, 2)}\n`);
+  } else {
+    for (const problem of problems) io.stdout.write(`${formatProblem(problem)}\n`);
+    const files = new Set(problems.map((p) => p.file)).size;
+    io.stderr.write(
+      problems.length === 0
+        ? `validate: ${options.display}: no problems\n`
+        : `validate: ${options.display}: ${plural(problems.length, "problem")} in ${plural(files, "file")}\n`,
+    );
+  }
+  return problems.length === 0 ? 0 : 1;
+}
+
+interface ValidateOptions {
+  help: boolean;
+  dataDir: string;
+  /** The data dir as the summary line shows it (relative to the working directory when inside it). */
+  display: string;
+  output: "text" | "json";
+  overlays: readonly string[] | "all";
+  maxFileBytes: number;
+}
+
+async function parseOptions(args: string[], env: NodeJS.ProcessEnv): Promise<ValidateOptions> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        "data-dir": { type: "string" },
+        output: { type: "string", default: "text" },
+        overlays: { type: "string" },
+        "all-overlays": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const output = values.output;
+  if (output !== "text" && output !== "json") {
+    throw new UsageError(`--output must be text or json, not "${output}"`);
+  }
+  if (values["all-overlays"] && values.overlays !== undefined) {
+    throw new UsageError("--overlays and --all-overlays exclude each other");
+  }
+  const config = loadConfig(env, {
+    MCP_PORTAL_DATA_DIR: values["data-dir"],
+    MCP_PORTAL_OVERLAYS: values.overlays,
+  });
+  if (!values.help && !(await isDirectory(config.dataDir))) {
+    throw new UsageError(`data dir ${config.dataDir} does not exist or is not a directory`);
+  }
+  return {
+    help: values.help,
+    dataDir: config.dataDir,
+    display: displayPath(config.dataDir),
+    output,
+    overlays: values["all-overlays"] ? "all" : config.overlays,
+    maxFileBytes: config.maxFileBytes,
+  };
+}
+
+function displayPath(dir: string): string {
+  const relative = path.relative(process.cwd(), dir);
+  if (relative === "") return ".";
+  return relative.startsWith("..") || path.isAbsolute(relative) ? dir : relative;
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+async function isDirectory(dir: string): Promise<boolean> {
+  try {
+    return (await stat(dir)).isDirectory();
+  } catch {
+    return false;
+  }
+}

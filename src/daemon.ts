@@ -1,0 +1,189 @@
+import Docker from "dockerode";
+import { Registry } from "prom-client";
+import { createHttpServer, type HttpServer, parseListen } from "./api/http-server.js";
+import { MergedCatalogCache } from "./catalog/merged-cache.js";
+import type { Config } from "./config.js";
+import { DockerodeRuntime } from "./docker/dockerode-runtime.js";
+import { InstrumentedRuntime } from "./docker/instrumented-runtime.js";
+import type { ContainerRuntime } from "./docker/runtime.js";
+import { AuditLog, parseAuditMaxBytes } from "./observability/audit.js";
+import { createLogger, type LogLevel, type Logger } from "./observability/logger.js";
+import { createMetrics, type Metrics } from "./observability/metrics.js";
+import { NetworkAllocator } from "./reconcile/allocator.js";
+import { PlanApplier } from "./reconcile/apply.js";
+import { type Clock, systemClock } from "./reconcile/clock.js";
+import { Controller } from "./reconcile/controller.js";
+import { GlobalInputsStore, UserInputsStore } from "./reconcile/desired-inputs.js";
+import { ImagePuller } from "./reconcile/image-puller.js";
+import { PruneGuard } from "./reconcile/prune-guard.js";
+import { Reconciler } from "./reconcile/reconciler.js";
+import { DEFAULT_START_BACKOFF, StartBackoff } from "./reconcile/start-backoff.js";
+import { StatusStore } from "./reconcile/status.js";
+import type { SecretKeys } from "./reconcile/user-secrets.js";
+import { loadDigestKey } from "./secrets/digest.js";
+import { SECRET_KEYS_ENV, SECRET_KEYS_FILE_ENV, loadKeyRing } from "./secrets/key-ring.js";
+import { PORTAL_VERSION } from "./version.js";
+
+export interface DaemonOptions {
+  config: Config;
+  env: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** Replaces the Docker Engine adapter (tests with fakes; a Swarm backend later). */
+  runtime?: ContainerRuntime;
+  clock?: Clock;
+  listen?: boolean;
+  watch?: boolean;
+  startBackoff?: typeof DEFAULT_START_BACKOFF;
+}
+
+/** The object graph of the daemon, wired in one place. */
+export interface Daemon {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  runtime: InstrumentedRuntime;
+  controller: Controller;
+  reconciler: Reconciler;
+  statuses: StatusStore;
+  audit: AuditLog;
+  http: HttpServer | undefined;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function loadSecretKeys(
+  env: NodeJS.ProcessEnv,
+  stateDir: string,
+  logger: Logger,
+): Promise<SecretKeys | undefined> {
+  if (!env[SECRET_KEYS_ENV]?.trim() && !env[SECRET_KEYS_FILE_ENV]?.trim()) {
+    logger.warn(`${SECRET_KEYS_ENV} is not set: servers that require secrets stay blocked`);
+    return undefined;
+  }
+  const keyRing = await loadKeyRing(env);
+  return { keyRing, digestKey: await loadDigestKey(stateDir, keyRing) };
+}
+
+export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
+  const { config } = options;
+  const clock = options.clock ?? systemClock;
+  const logger =
+    options.logger ?? createLogger({ level: config.logLevel as LogLevel, pretty: config.logPretty });
+  const registry = new Registry();
+  const metrics = createMetrics(registry, { version: PORTAL_VERSION });
+  const audit = new AuditLog({
+    stateDir: config.stateDir,
+    maxBytes: parseAuditMaxBytes(options.env),
+    logger,
+    onWriteError: () => metrics.auditWriteErrorsTotal.inc(),
+  });
+  const inner = options.runtime ?? new DockerodeRuntime(new Docker(), { timeoutMs: config.dockerTimeoutMs });
+  const runtime = new InstrumentedRuntime(inner, metrics);
+  const secrets = await loadSecretKeys(options.env, config.stateDir, logger);
+  const allocator = new NetworkAllocator({
+    portRange: config.portRange,
+    portsPerUser: config.portsPerUser,
+    subnetPool: config.subnetPool.base,
+    subnetPrefixLength: config.subnetPool.prefixLength,
+  });
+  const global = new GlobalInputsStore(config.dataDir, config.overlays, config.maxFileBytes);
+  const statuses = new StatusStore(config.stateDir);
+  const applier = new PlanApplier({
+    runtime,
+    allocator,
+    images: new ImagePuller(runtime, clock),
+    starts: new StartBackoff(options.startBackoff ?? DEFAULT_START_BACKOFF, clock),
+    audit,
+    metrics,
+    clock,
+    installation: config.installation,
+    stopTimeoutSeconds: config.stopTimeoutSeconds,
+  });
+  // The reconciler needs the controller's count, the controller needs the reconciler: late-bound here.
+  const managed = { total: () => 0 };
+  const reconciler = new Reconciler({
+    config,
+    runtime,
+    global,
+    users: new UserInputsStore(config.dataDir, config.maxFileBytes),
+    catalogs: new MergedCatalogCache(config.stateDir),
+    secrets,
+    allocator,
+    applier,
+    statuses,
+    pruneGuard: new PruneGuard(
+      {
+        share: config.massPrune.share,
+        minimum: config.massPrune.minimum,
+        windowMs: 60_000,
+        allow: config.massPrune.allow,
+      },
+      clock,
+    ),
+    audit,
+    metrics,
+    logger,
+    clock,
+    managedTotal: () => managed.total(),
+  });
+  const ctl = new Controller({
+    config,
+    runtime,
+    reconciler,
+    global,
+    allocator,
+    metrics,
+    logger,
+    audit,
+    clock,
+    watch: options.watch ?? true,
+  });
+  managed.total = () => ctl.managedContainers;
+  let dockerCheck: { at: number; ok: boolean } | undefined;
+  const http =
+    options.listen === false
+      ? undefined
+      : createHttpServer({
+          registry,
+          logger,
+          health: {
+            isShuttingDown: () => ctl.isStopping,
+            firstSyncDone: () => ctl.firstSyncDone,
+            dockerReachable: async () => {
+              const now = clock.now();
+              if (dockerCheck && now - dockerCheck.at < 1000) return dockerCheck.ok;
+              const ok = await runtime.ping().then(
+                () => true,
+                () => false,
+              );
+              dockerCheck = { at: now, ok };
+              return ok;
+            },
+          },
+        });
+
+  return {
+    config,
+    logger,
+    metrics,
+    runtime,
+    controller: ctl,
+    reconciler,
+    statuses,
+    audit,
+    http,
+    async start() {
+      if (http) {
+        const { host, port } = parseListen(config.listen);
+        await http.listen({ host, port });
+      }
+      await runtime.ping();
+      await ctl.start();
+    },
+    async stop() {
+      await ctl.stop();
+      await http?.close();
+      await audit.close();
+    },
+  };
+}

@@ -1,0 +1,43 @@
+import type { Command, CommandIo } from "./commands/io.js";
+import { PORTAL_VERSION } from "./version.js";
+
+const USAGE = `mcp-portal ${PORTAL_VERSION}: runs users' MCP servers as Docker containers from GitOps files
+
+Usage: mcp-portal <command> [options]
+
+Commands:
+  run        watch the data dir and Docker, converge continuously (the daemon)
+  validate   check the whole desired-state tree; exit 1 on any problem
+  schema     write JSON Schemas of every file format to manifests/schemas/
+  secrets    set | list | rm | rotate | gen-key per-user encrypted secrets
+  version    print the version
+
+Run "mcp-portal <command> --help" for a command's options.
+`;
+
+/** Commands load lazily so `validate` never pays for the daemon's imports. */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  run: async () => (await import("./commands/run.js")).runCommand,
+  validate: async () => (await import("./commands/validate.js")).validateCommand,
+  schema: async () => (await import("./commands/schema.js")).schemaCommand,
+  secrets: async () => (await import("./commands/secrets.js")).secretsCommand,
+};
+
+export async function main(argv: string[], io: CommandIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    io.stdout.write(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "version" || name === "--version") {
+    io.stdout.write(`${PORTAL_VERSION}\n`);
+    return 0;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    io.stderr.write(`unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  const command = await load();
+  return command(rest, io);
+}

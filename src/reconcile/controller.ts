@@ -1,0 +1,310 @@
+import type { FSWatcher } from "chokidar";
+import { listUserDirs } from "../catalog/data-tree.js";
+import type { Config } from "../config.js";
+import type { ContainerRuntime } from "../docker/runtime.js";
+import { LABELS, isOwnedBy, ownerFilters } from "../labels.js";
+import type { AuditWriter } from "../observability/audit.js";
+import type { Logger } from "../observability/logger.js";
+import {
+  BLOCKED_REASONS,
+  CONTAINER_STATES,
+  type Metrics,
+  setGaugeSnapshot,
+} from "../observability/metrics.js";
+import { isValidUserId } from "../util/ids.js";
+import type { NetworkAllocator } from "./allocator.js";
+import { backoffDelay } from "./backoff.js";
+import type { Clock } from "./clock.js";
+import { type DataChange, watchDataDir } from "./data-watcher.js";
+import { Debouncer } from "./debouncer.js";
+import type { GlobalInputsStore } from "./desired-inputs.js";
+import type { ActualUser } from "./plan.js";
+import type { Reconciler, UserSummary } from "./reconciler.js";
+import { WorkQueue } from "./work-queue.js";
+
+const RELEVANT_CONTAINER_EVENTS = new Set(["die", "stop", "destroy", "oom", "kill", "pause", "rename"]);
+
+export interface ControllerDeps {
+  config: Config;
+  runtime: ContainerRuntime;
+  reconciler: Reconciler;
+  global: GlobalInputsStore;
+  allocator: NetworkAllocator;
+  metrics: Metrics;
+  logger: Logger;
+  audit: AuditWriter;
+  clock: Clock;
+  /** Watch the data dir (off in some tests and the `plan` command). */
+  watch?: boolean;
+}
+
+/**
+ * Sources (file watcher, engine events, periodic resync) feed user keys into one work queue; the queue runs
+ * the reconciler per user. Everything here only decides *which* user to look at.
+ */
+export class Controller {
+  private readonly queue: WorkQueue;
+  private readonly debouncer: Debouncer;
+  private readonly snapshots = new Map<string, ActualUser>();
+  private readonly summaries = new Map<string, UserSummary>();
+  private readonly eventsAbort = new AbortController();
+  private watcher: FSWatcher | undefined;
+  private resyncTimer: unknown;
+  private eventsLoop: Promise<void> | undefined;
+  private knownUsers = new Set<string>();
+  private managedTotal = 0;
+  private firstSync = false;
+  private stopping = false;
+
+  constructor(private readonly deps: ControllerDeps) {
+    const { metrics, config } = deps;
+    this.queue = new WorkQueue({
+      concurrency: config.concurrency,
+      process: (userId, signal) => this.process(userId, signal),
+      clock: deps.clock,
+      hooks: {
+        onAdd: () => metrics.workqueueAddsTotal.inc(),
+        onDepthChange: (depth) => metrics.workqueueDepth.set(depth),
+        onStart: (_key, waitedMs) => metrics.workqueueQueueDurationSeconds.observe(waitedMs / 1000),
+        onRetry: (userId, delayMs, error) => {
+          metrics.workqueueRetriesTotal.inc();
+          deps.logger.warn(
+            {
+              user_id: userId,
+              retry_in_ms: delayMs,
+              err: error instanceof Error ? error.message : String(error),
+            },
+            "reconcile failed, backing off",
+          );
+        },
+      },
+    });
+    this.debouncer = new Debouncer(
+      (keys) => this.flushChanges(keys),
+      config.debounceMs,
+      config.debounceMs * 10,
+      deps.clock,
+    );
+  }
+
+  get firstSyncDone(): boolean {
+    return this.firstSync;
+  }
+
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+
+  get managedContainers(): number {
+    return this.managedTotal;
+  }
+
+  /** List, then watch: a full sync first, then events and the file watcher, then the periodic resync. */
+  async start(): Promise<void> {
+    const { config, logger } = this.deps;
+    if (this.deps.watch !== false) {
+      this.watcher = watchDataDir({
+        dataDir: config.dataDir,
+        ignoredDirs: [config.stateDir],
+        onChange: (change) => this.onDataChange(change),
+        onError: (error) => logger.warn({ err: String(error) }, "file watcher error"),
+      });
+    }
+    this.eventsLoop = this.watchEngine(this.eventsAbort.signal);
+    await this.resync();
+    await this.queue.idle();
+    this.firstSync = true;
+    logger.info({ users: this.knownUsers.size, managed_containers: this.managedTotal }, "initial sync done");
+    this.scheduleResync();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.debouncer.cancel();
+    if (this.resyncTimer !== undefined) this.deps.clock.clearTimeout(this.resyncTimer);
+    this.eventsAbort.abort();
+    await this.watcher?.close();
+    await this.queue.shutdown();
+    await this.eventsLoop;
+  }
+
+  /** Waits until every queued reconcile has run (tests, benchmarks). */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  enqueue(userId: string): void {
+    this.queue.add(userId);
+  }
+
+  /** Level-triggered safety net: one listing per resource kind, then every user is looked at. */
+  async resync(): Promise<void> {
+    const { runtime, config, allocator, metrics } = this.deps;
+    this.deps.global.invalidate();
+    const filters = ownerFilters(config.installation);
+    const [containers, networks, volumes] = await Promise.all([
+      runtime.listContainers(filters),
+      runtime.listNetworks(),
+      runtime.listVolumes(filters),
+    ]);
+    const owned = (labels: Readonly<Record<string, string>>) => isOwnedBy(labels, config.installation);
+    allocator.rebuild(networks, (n) => (owned(n.labels) ? n.labels[LABELS.userId] : undefined), containers);
+    this.managedTotal = containers.filter((c) => c.labels[LABELS.serverId] !== undefined).length;
+    const slices = new Map<string, ActualUser>();
+    const slice = (userId: string) => {
+      let s = slices.get(userId);
+      if (!s) {
+        s = { containers: [], networks: [], volumes: [] };
+        slices.set(userId, s);
+      }
+      return s;
+    };
+    for (const c of containers) {
+      const u = c.labels[LABELS.userId];
+      if (u && isValidUserId(u)) slice(u).containers.push(c);
+    }
+    for (const n of networks) {
+      const u = n.labels[LABELS.userId];
+      if (owned(n.labels) && u && isValidUserId(u)) slice(u).networks.push(n);
+    }
+    for (const v of volumes) {
+      const u = v.labels[LABELS.userId];
+      if (u && isValidUserId(u)) slice(u).volumes.push(v);
+    }
+    const dirs = await listUserDirs(config.dataDir);
+    const users = new Set([...dirs.names, ...slices.keys()]);
+    this.knownUsers = users;
+    for (const userId of users) {
+      this.snapshots.set(userId, slices.get(userId) ?? { containers: [], networks: [], volumes: [] });
+      this.queue.add(userId);
+    }
+    for (const userId of [...this.summaries.keys()]) if (!users.has(userId)) this.summaries.delete(userId);
+    metrics.lastResyncTimestampSeconds.set(this.deps.clock.now() / 1000);
+    this.updateGauges();
+  }
+
+  private async process(userId: string, signal: AbortSignal): Promise<{ requeueAfterMs?: number }> {
+    const snapshot = this.snapshots.get(userId);
+    this.snapshots.delete(userId);
+    const outcome = await this.deps.reconciler.reconcile(userId, {
+      signal,
+      ...(snapshot ? { snapshot } : {}),
+    });
+    if (outcome.summary.phase === "Deleted") {
+      this.summaries.delete(userId);
+      this.knownUsers.delete(userId);
+    } else {
+      this.summaries.set(userId, outcome.summary);
+      this.knownUsers.add(userId);
+    }
+    this.updateGauges();
+    return outcome.requeueAfterMs !== undefined ? { requeueAfterMs: outcome.requeueAfterMs } : {};
+  }
+
+  private onDataChange(change: DataChange): void {
+    void this.deps.audit.write({
+      event_type: "DESIRED_STATE_CHANGE",
+      user_id: change.scope === "user" ? change.userId : null,
+      action: change.event,
+      resource: change.file,
+      result: "success",
+    });
+    if (change.scope === "global") {
+      this.deps.global.invalidate();
+      this.debouncer.add("*");
+    } else {
+      this.debouncer.add(change.userId);
+    }
+  }
+
+  private flushChanges(keys: string[]): void {
+    if (this.stopping) return;
+    if (keys.includes("*")) {
+      void listUserDirs(this.deps.config.dataDir).then((dirs) => {
+        for (const userId of new Set([...this.knownUsers, ...dirs.names, ...keys.filter((k) => k !== "*")]))
+          this.queue.add(userId);
+      });
+      return;
+    }
+    for (const userId of keys) this.queue.add(userId);
+  }
+
+  private scheduleResync(): void {
+    if (this.stopping) return;
+    const base = this.deps.config.resyncSeconds * 1000;
+    const jitter = base * 0.1 * (Math.random() * 2 - 1);
+    this.resyncTimer = this.deps.clock.setTimeout(() => {
+      this.resync()
+        .catch((error: unknown) => this.deps.logger.warn({ err: String(error) }, "resync failed"))
+        .finally(() => this.scheduleResync());
+    }, base + jitter);
+  }
+
+  /** Engine events name users to look at; on every reconnect, a full resync covers what was missed. */
+  private async watchEngine(signal: AbortSignal): Promise<void> {
+    const { runtime, config, logger, metrics } = this.deps;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        for await (const event of runtime.events(ownerFilters(config.installation), signal)) {
+          failures = 0;
+          const userId = event.labels[LABELS.userId];
+          if (event.type === "container" && RELEVANT_CONTAINER_EVENTS.has(event.action)) {
+            if (userId && isValidUserId(userId)) this.queue.add(userId);
+          } else if (event.type === "network" && event.action === "destroy") {
+            if (userId && isValidUserId(userId)) this.queue.add(userId);
+          }
+        }
+      } catch (error) {
+        if (signal.aborted) break;
+        logger.warn(
+          { err: error instanceof Error ? error.message : String(error) },
+          "docker event stream failed",
+        );
+      }
+      if (signal.aborted) break;
+      failures++;
+      metrics.dockerEventsReconnectsTotal.inc();
+      const delay = backoffDelay(failures, { baseMs: 500, maxMs: 30_000 });
+      await new Promise<void>((resolve) => {
+        const handle = this.deps.clock.setTimeout(resolve, delay);
+        signal.addEventListener("abort", () => {
+          this.deps.clock.clearTimeout(handle);
+          resolve();
+        });
+      });
+      if (signal.aborted) break;
+      // Events were lost while disconnected: list again (the events stream is a hint, the list is the truth).
+      await this.resync().catch((error: unknown) =>
+        logger.warn({ err: String(error) }, "resync after reconnect failed"),
+      );
+    }
+  }
+
+  private updateGauges(): void {
+    const { metrics, allocator } = this.deps;
+    const containers: Record<string, number> = {};
+    const blocked: Record<string, number> = {};
+    const phases: Record<string, number> = { Ready: 0, NotReady: 0, Suspended: 0 };
+    const invalid = new Set<string>();
+    let desired = 0;
+    for (const summary of this.summaries.values()) {
+      for (const [state, n] of Object.entries(summary.containers))
+        containers[state] = (containers[state] ?? 0) + n;
+      for (const [reason, n] of Object.entries(summary.blocked)) blocked[reason] = (blocked[reason] ?? 0) + n;
+      desired += summary.desired;
+      const phase =
+        summary.phase === "Ready" ? "Ready" : summary.phase === "Suspended" ? "Suspended" : "NotReady";
+      phases[phase] = (phases[phase] ?? 0) + 1;
+      for (const f of summary.invalidFiles) invalid.add(f);
+    }
+    setGaugeSnapshot(metrics.managedContainers, "state", CONTAINER_STATES, containers);
+    setGaugeSnapshot(metrics.blockedServers, "reason", BLOCKED_REASONS, blocked);
+    setGaugeSnapshot(metrics.users, "phase", ["Ready", "NotReady", "Suspended"], phases);
+    metrics.desiredServers.set(desired);
+    metrics.invalidFiles.set(invalid.size);
+    const ports = allocator.portStats();
+    metrics.portPoolAllocated.set(ports.allocated);
+    metrics.portPoolCapacity.set(ports.capacity);
+  }
+}

@@ -1,0 +1,322 @@
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import {
+  DATA_PATHS,
+  fileProblems,
+  listJsonFiles,
+  listUserDirs,
+  loadUserFiles,
+} from "../catalog/data-tree.js";
+import { type MergedCatalog, type Sourced, mergeGlobalCatalog, mergeUserCatalog } from "../catalog/merge.js";
+import {
+  type LoadedFile,
+  type ReadOptions,
+  readCappedFile,
+  readJsonFile,
+} from "../catalog/read-json-file.js";
+import { isImageAllowed } from "../desired/image-policy.js";
+import { resolveUserVolumePath } from "../desired/volume-paths.js";
+import { BaseCatalogFile, OverlayCatalogFile, type UserCatalogFile } from "../schema/catalog.js";
+import type { EnabledServersFile } from "../schema/enabled-servers.js";
+import type { VolumeMount } from "../schema/common.js";
+import { DEFAULT_POLICY, PolicyFile } from "../schema/policy.js";
+import { parseSecretsFile } from "../secrets/secrets-file.js";
+import { type Problem, jsonPath, sortProblems } from "./problem.js";
+
+export interface ValidateTreeOptions {
+  /** Overlays to merge, in order (MCP_PORTAL_OVERLAYS), or every file of catalogs/overlays by name. */
+  overlays?: readonly string[] | "all";
+  /** Size cap per file; 5 MiB by default. */
+  maxFileBytes?: number;
+}
+
+/** Stands in for `{USER_ID}` when checking catalog volumes that every user shares. */
+export const PLACEHOLDER_USER_ID = "user";
+
+interface GlobalState {
+  catalog: MergedCatalog;
+  /** False when a base catalog or selected overlay is invalid: an id missing from `catalog` proves nothing. */
+  complete: boolean;
+  /** Undefined when policy.json is invalid (its own problem); image checks are then skipped. */
+  allowedImages: readonly string[] | undefined;
+  overlayNames: readonly string[];
+}
+
+/**
+ * Checks the whole desired-state tree without Docker or keys: every file parses, the selected overlays merge,
+ * enabled servers exist and are configurable where configured, volumes stay in the user's area, images are
+ * allowed, required secrets are declared. Problems come back sorted, each naming a file, a path and a reason.
+ */
+export async function validateTree(dataDir: string, options: ValidateTreeOptions = {}): Promise<Problem[]> {
+  if (!(await isDirectory(dataDir))) {
+    return [{ file: ".", path: "$", message: `data dir ${dataDir} does not exist or is not a directory` }];
+  }
+  const read: ReadOptions = options.maxFileBytes === undefined ? {} : { maxBytes: options.maxFileBytes };
+  const problems: Problem[] = [];
+  const global = await checkGlobalFiles(dataDir, options.overlays ?? [], read, problems);
+  const users = await listUserDirs(dataDir);
+  problems.push(...users.problems);
+  const perUser = await Promise.all(users.names.map((userId) => checkUser(dataDir, userId, global, read)));
+  for (const list of perUser) problems.push(...list);
+  return dedupe(sortProblems(problems));
+}
+
+async function checkGlobalFiles(
+  dataDir: string,
+  overlaySelection: readonly string[] | "all",
+  read: ReadOptions,
+  problems: Problem[],
+): Promise<GlobalState> {
+  const baseListing = await listJsonFiles(dataDir, DATA_PATHS.baseDir);
+  const overlayListing = await listJsonFiles(dataDir, DATA_PATHS.overlayDir);
+  problems.push(...baseListing.problems, ...overlayListing.problems);
+
+  const base = await Promise.all(
+    baseListing.names.map((file) => readJsonFile(dataDir, file, BaseCatalogFile, read)),
+  );
+  // Every overlay file must parse, selected or not: a broken overlay should fail review, not the next rollout.
+  const overlays = new Map<string, LoadedFile<OverlayCatalogFile>>();
+  await Promise.all(
+    overlayListing.names.map(async (file) => {
+      overlays.set(
+        path.posix.basename(file, ".json"),
+        await readJsonFile(dataDir, file, OverlayCatalogFile, read),
+      );
+    }),
+  );
+  for (const file of [...base, ...overlays.values()]) problems.push(...fileProblems(file));
+
+  const selectedNames = overlaySelection === "all" ? [...overlays.keys()].sort() : [...overlaySelection];
+  const selected: Sourced<OverlayCatalogFile>[] = [];
+  let complete = base.every((file) => file.status === "ok");
+  for (const name of selectedNames) {
+    const loaded = overlays.get(name);
+    if (loaded === undefined) {
+      problems.push({
+        file: DATA_PATHS.overlay(name),
+        path: "$",
+        message: `overlay "${name}" is selected (MCP_PORTAL_OVERLAYS) but does not exist`,
+      });
+      complete = false;
+    } else if (loaded.status === "ok") {
+      selected.push(sourced(loaded));
+    } else {
+      complete = false;
+    }
+  }
+
+  const okBase = base.filter((file) => file.status === "ok").map(sourced);
+  const merged = mergeGlobalCatalog(okBase, selected);
+  problems.push(...merged.problems);
+  // Overlays not selected here still have to merge: each on its own on top of what is selected.
+  for (const [name, loaded] of overlays) {
+    if (selectedNames.includes(name) || loaded.status !== "ok") continue;
+    const alone = mergeGlobalCatalog(okBase, [...selected, sourced(loaded)]);
+    problems.push(...alone.problems.filter((p) => p.file === loaded.file));
+  }
+
+  const policy = await readJsonFile(dataDir, DATA_PATHS.policy, PolicyFile, read);
+  problems.push(...fileProblems(policy));
+  const allowedImages =
+    policy.status === "ok"
+      ? policy.value.allowed_images
+      : policy.status === "missing"
+        ? DEFAULT_POLICY.allowed_images
+        : undefined;
+
+  for (const file of okBase) {
+    problems.push(...checkServers(file.file, file.catalog.servers, PLACEHOLDER_USER_ID, allowedImages));
+  }
+  for (const loaded of overlays.values()) {
+    if (loaded.status !== "ok") continue;
+    problems.push(...checkServers(loaded.file, loaded.value.servers, PLACEHOLDER_USER_ID, allowedImages));
+  }
+  return { catalog: merged.catalog, complete, allowedImages, overlayNames: selectedNames };
+}
+
+async function checkUser(
+  dataDir: string,
+  userId: string,
+  global: GlobalState,
+  read: ReadOptions,
+): Promise<Problem[]> {
+  const { enabled, custom } = await loadUserFiles(dataDir, userId, read);
+  const problems = [...fileProblems(enabled), ...fileProblems(custom)];
+  if (custom.status === "ok") {
+    problems.push(...checkCustomFile(custom.file, custom.value, userId, global.allowedImages));
+  }
+  const secrets = await readSecretNames(dataDir, userId, read);
+  problems.push(...secrets.problems);
+  if (enabled.status !== "ok") return problems;
+
+  const catalog = mergeUserCatalog(global.catalog, custom.status === "ok" ? sourced(custom) : undefined);
+  const catalogComplete = global.complete && custom.status !== "invalid";
+  problems.push(
+    ...checkEnabledServers(enabled.file, enabled.value, {
+      userId,
+      catalog,
+      catalogComplete,
+      secretNames: secrets.names,
+      overlayNames: global.overlayNames,
+    }),
+  );
+  return problems;
+}
+
+interface EnabledContext {
+  userId: string;
+  catalog: MergedCatalog;
+  catalogComplete: boolean;
+  /** Undefined when secrets.env is invalid (its own problem). */
+  secretNames: ReadonlySet<string> | undefined;
+  overlayNames: readonly string[];
+}
+
+function checkEnabledServers(file: string, enabled: EnabledServersFile, ctx: EnabledContext): Problem[] {
+  const problems: Problem[] = [];
+  const secretsFile = DATA_PATHS.secrets(ctx.userId);
+  enabled.servers.forEach((entry, i) => {
+    entry.config?.volumes?.forEach((volume, j) => {
+      const problem = volumeProblem(file, ["servers", i, "config", "volumes", j], volume, ctx.userId);
+      if (problem) problems.push(problem);
+    });
+    const server = ctx.catalog.servers.get(entry.id);
+    if (server === undefined) {
+      if (!ctx.catalogComplete) return;
+      const overlays = ctx.overlayNames.length > 0 ? `, the overlays ${ctx.overlayNames.join(", ")}` : "";
+      problems.push({
+        file,
+        path: jsonPath(["servers", i, "id"]),
+        message: `unknown server "${entry.id}": not in the base catalogs${overlays} or ${DATA_PATHS.customServers(ctx.userId)}`,
+      });
+      return;
+    }
+    if (entry.config !== undefined && !server.definition.user_configurable) {
+      problems.push({
+        file,
+        path: jsonPath(["servers", i, "config"]),
+        message: `server "${entry.id}" is not user_configurable (${server.origin.file}); remove its config`,
+      });
+    }
+    if (ctx.secretNames === undefined) return;
+    for (const name of server.definition.required_secrets) {
+      if (ctx.secretNames.has(name)) continue;
+      problems.push({
+        file,
+        path: jsonPath(["servers", i]),
+        message: `server "${entry.id}" requires secret ${name}, which ${secretsFile} does not declare (mcp-portal secrets set ${ctx.userId} ${name})`,
+      });
+    }
+  });
+  return problems;
+}
+
+function checkCustomFile(
+  file: string,
+  custom: UserCatalogFile,
+  userId: string,
+  allowedImages: readonly string[] | undefined,
+): Problem[] {
+  const problems = checkServers(file, custom.servers, userId, allowedImages);
+  if (custom.user_id !== undefined && custom.user_id !== userId) {
+    problems.push({
+      file,
+      path: "$.user_id",
+      message: `"${custom.user_id}" does not match the directory ${DATA_PATHS.usersDir}/${userId}`,
+    });
+  }
+  return problems;
+}
+
+interface ServerFields {
+  image?: string | undefined;
+  volumes?: readonly VolumeMount[] | undefined;
+}
+
+/** Checks that do not need the merged catalog: the image against policy and every volume's host path. */
+function checkServers(
+  file: string,
+  servers: readonly ServerFields[],
+  userId: string,
+  allowedImages: readonly string[] | undefined,
+): Problem[] {
+  const problems: Problem[] = [];
+  servers.forEach((server, i) => {
+    if (
+      server.image !== undefined &&
+      allowedImages !== undefined &&
+      !isImageAllowed(server.image, allowedImages)
+    ) {
+      problems.push({
+        file,
+        path: jsonPath(["servers", i, "image"]),
+        message: `image "${server.image}" is not allowed by ${DATA_PATHS.policy} allowed_images`,
+      });
+    }
+    server.volumes?.forEach((volume, j) => {
+      const problem = volumeProblem(file, ["servers", i, "volumes", j], volume, userId);
+      if (problem) problems.push(problem);
+    });
+  });
+  return problems;
+}
+
+function volumeProblem(
+  file: string,
+  at: readonly (string | number)[],
+  volume: VolumeMount,
+  userId: string,
+): Problem | undefined {
+  const resolved = resolveUserVolumePath(volume.host_path, userId);
+  if (resolved.ok) return undefined;
+  return {
+    file,
+    path: jsonPath([...at, "host_path"]),
+    message: `${JSON.stringify(volume.host_path.slice(0, 128))} is not inside the user's area: ${resolved.reason}`,
+  };
+}
+
+/** Names declared in users/<id>/secrets.env (values stay encrypted; no key is needed). */
+async function readSecretNames(
+  dataDir: string,
+  userId: string,
+  read: ReadOptions,
+): Promise<{ names: ReadonlySet<string> | undefined; problems: Problem[] }> {
+  const file = DATA_PATHS.secrets(userId);
+  const bytes = await readCappedFile(dataDir, file, read);
+  if (bytes.status === "missing") return { names: new Set(), problems: [] };
+  if (bytes.status === "invalid") return { names: undefined, problems: [bytes.problem] };
+  const parsed = parseSecretsFile(bytes.bytes.toString("utf8"));
+  if (parsed.ok) return { names: new Set(parsed.entries.map((e) => e.name)), problems: [] };
+  return {
+    names: undefined,
+    problems: parsed.problems.map((text) => {
+      const match = /^(line \d+): (.*)$/s.exec(text);
+      return match
+        ? { file, path: match[1] ?? "$", message: match[2] ?? text }
+        : { file, path: "$", message: text };
+    }),
+  };
+}
+
+function sourced<T>(file: { file: string; hash: string; value: T }): Sourced<T> {
+  return { file: file.file, hash: file.hash, catalog: file.value };
+}
+
+function dedupe(problems: readonly Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.file}\0${p.path}\0${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+async function isDirectory(dir: string): Promise<boolean> {
+  try {
+    return (await stat(dir)).isDirectory();
+  } catch {
+    return false;
+  }
+}
