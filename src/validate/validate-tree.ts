@@ -107,10 +107,13 @@ async function checkGlobalFiles(
 
   const okBase = base.filter((file) => file.status === "ok").map(sourced);
   const merged = mergeGlobalCatalog(okBase, selected);
-  problems.push(...merged.problems);
+  // With a base catalog or selected overlay unreadable, an overlay patching a server it cannot see would be
+  // reported as adding an incomplete server: only the base catalogs' own merge problems are real then.
+  const baseFiles = new Set(base.map((file) => file.file));
+  problems.push(...(complete ? merged.problems : merged.problems.filter((p) => baseFiles.has(p.file))));
   // Overlays not selected here still have to merge: each on its own on top of what is selected.
   for (const [name, loaded] of overlays) {
-    if (selectedNames.includes(name) || loaded.status !== "ok") continue;
+    if (!complete || selectedNames.includes(name) || loaded.status !== "ok") continue;
     const alone = mergeGlobalCatalog(okBase, [...selected, sourced(loaded)]);
     problems.push(...alone.problems.filter((p) => p.file === loaded.file));
   }

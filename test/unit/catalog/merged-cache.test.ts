@@ -8,7 +8,15 @@ import { base, server, useTempDirs } from "./fixtures.js";
 const tempDir = useTempDirs("mcp-portal-cache-");
 
 function catalogWith(...ids: string[]): MergedCatalog {
-  return mergeGlobalCatalog([base("catalogs/base/a.json", ids.map((id) => server(id)))], []).catalog;
+  return mergeGlobalCatalog(
+    [
+      base(
+        "catalogs/base/a.json",
+        ids.map((id) => server(id)),
+      ),
+    ],
+    [],
+  ).catalog;
 }
 
 function clock(): () => Date {
@@ -38,7 +46,11 @@ describe("MergedCatalogCache", () => {
     expect(await readdir(path.join(stateDir, "cache"))).toEqual(["merged-alice.json"]);
     const file = await readCache(stateDir, "alice");
     expect(Object.keys(file)).toEqual(["user_id", "inputs_hash", "generated_at", "servers"]);
-    expect(file).toMatchObject({ user_id: "alice", inputs_hash: "hash-1", generated_at: "2025-01-01T00:00:01.000Z" });
+    expect(file).toMatchObject({
+      user_id: "alice",
+      inputs_hash: "hash-1",
+      generated_at: "2025-01-01T00:00:01.000Z",
+    });
     expect(file.servers.map((s) => s.id)).toEqual(["fetch", "time"]);
   });
 
@@ -90,7 +102,10 @@ describe("MergedCatalogCache", () => {
     const cache = new MergedCatalogCache(stateDir, clock());
     await cache.get("alice", "hash-1", () => catalogWith("time"));
     const file = path.join(stateDir, "cache", "merged-bob.json");
-    await writeFile(file, (await readFile(path.join(stateDir, "cache", "merged-alice.json"), "utf8")).slice(0, 200));
+    await writeFile(
+      file,
+      (await readFile(path.join(stateDir, "cache", "merged-alice.json"), "utf8")).slice(0, 200),
+    );
 
     await cache.get("bob", "hash-1", () => catalogWith("time"));
     expect(await readCache(stateDir, "bob")).toMatchObject({ user_id: "bob", inputs_hash: "hash-1" });

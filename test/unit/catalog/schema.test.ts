@@ -37,9 +37,9 @@ describe("file schemas", () => {
       "f.json: $.owner: unknown field",
       "f.json: $.servers[0].imgae: unknown field",
     ]);
-    expect(
-      problems(BaseCatalogFile, catalog([server("time", { resources: { memory: 64 } })])),
-    ).toEqual(["f.json: $.servers[0].resources.memory: unknown field"]);
+    expect(problems(BaseCatalogFile, catalog([server("time", { resources: { memory: 64 } })]))).toEqual([
+      "f.json: $.servers[0].resources.memory: unknown field",
+    ]);
     expect(problems(EnabledServersFile, { servers: [{ id: "time", cfg: {} }] })).toEqual([
       "f.json: $.servers[0].cfg: unknown field",
     ]);

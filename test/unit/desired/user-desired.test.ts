@@ -1,11 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { bridgeName, containerName, networkName, volumeName } from "../../../src/desired/names.js";
 import type { BlockedOutcome, DesiredUser, RunOutcome } from "../../../src/desired/types.js";
-import {
-  SERVER_DEFAULTS,
-  computeDesiredUser,
-  effectiveLimits,
-} from "../../../src/desired/user-desired.js";
+import { SERVER_DEFAULTS, computeDesiredUser, effectiveLimits } from "../../../src/desired/user-desired.js";
 import { LABELS } from "../../../src/labels.js";
 import { PolicyFile } from "../../../src/schema/policy.js";
 import { DEFAULT_LIMITS, desiredInput, server } from "./fixtures.js";
@@ -72,7 +68,9 @@ describe("computeDesiredUser: the basics", () => {
 
   it("is a pure function: the same input gives the same output", () => {
     const servers = [server("a"), server("b", { environment: { X: "1" } })];
-    expect(computeDesiredUser(desiredInput({ servers }))).toEqual(computeDesiredUser(desiredInput({ servers })));
+    expect(computeDesiredUser(desiredInput({ servers }))).toEqual(
+      computeDesiredUser(desiredInput({ servers })),
+    );
   });
 
   it("lists servers in enabled-servers.json order, blocked ones included", () => {
@@ -256,7 +254,11 @@ describe("computeDesiredUser: secrets", () => {
 
   it("blocks an undecryptable secret but keeps the running container", () => {
     const desired = computeDesiredUser(
-      desiredInput({ servers: [withSecret], secrets: { GITHUB_TOKEN: "x" }, undecryptable: ["GITHUB_TOKEN"] }),
+      desiredInput({
+        servers: [withSecret],
+        secrets: { GITHUB_TOKEN: "x" },
+        undecryptable: ["GITHUB_TOKEN"],
+      }),
     );
     expect(blockedOf(desired, "gh")).toMatchObject({ reason: "SecretDecryptFailed", keepExisting: true });
   });
@@ -403,7 +405,10 @@ describe("computeDesiredUser: limits", () => {
   it("blocks on max_cpu_shares", () => {
     const desired = computeDesiredUser(
       desiredInput({
-        servers: [server("a", { resources: { cpu_shares: 600 } }), server("b", { resources: { cpu_shares: 600 } })],
+        servers: [
+          server("a", { resources: { cpu_shares: 600 } }),
+          server("b", { resources: { cpu_shares: 600 } }),
+        ],
       }),
     );
     expect(kinds(desired)).toEqual(["a:run", "b:LimitExceeded"]);
@@ -411,7 +416,9 @@ describe("computeDesiredUser: limits", () => {
   });
 
   it("blocks on max_ports (capped by the port block)", () => {
-    const desired = computeDesiredUser(desiredInput({ servers: three, portBlock: { start: 20000, end: 20001 } }));
+    const desired = computeDesiredUser(
+      desiredInput({ servers: three, portBlock: { start: 20000, end: 20001 } }),
+    );
     expect(kinds(desired)).toEqual(["a:run", "b:run", "c:LimitExceeded"]);
     expect(blockedOf(desired, "c").message).toContain("max_ports 2");
     expect(desired.limits.max_ports).toBe(2);
@@ -500,7 +507,12 @@ describe("computeDesiredUser: ports and publishing", () => {
       ),
       "web",
     );
-    expect(run.spec.publish).toEqual({ containerPort: 3000, protocol: "udp", hostIp: "10.0.0.5", hostPort: 20000 });
+    expect(run.spec.publish).toEqual({
+      containerPort: 3000,
+      protocol: "udp",
+      hostIp: "10.0.0.5",
+      hostPort: 20000,
+    });
   });
 
   it("publishes nothing for a stdio server and keeps its stdin open, even with declared ports", () => {
@@ -535,7 +547,9 @@ describe("computeDesiredUser: hardening", () => {
   it("uses the server's own resource requests", () => {
     const run = runOf(
       computeDesiredUser(
-        desiredInput({ servers: [server("r", { resources: { memory_mb: 256, cpu_shares: 512, pids_limit: 40 } })] }),
+        desiredInput({
+          servers: [server("r", { resources: { memory_mb: 256, cpu_shares: 512, pids_limit: 40 } })],
+        }),
       ),
       "r",
     );
@@ -623,7 +637,9 @@ describe("computeDesiredUser: volumes", () => {
           }),
         ],
         enabled: {
-          servers: [{ id: "gh", config: { volumes: [{ host_path: "notes", container_path: "/notes", mode: "ro" }] } }],
+          servers: [
+            { id: "gh", config: { volumes: [{ host_path: "notes", container_path: "/notes", mode: "ro" }] } },
+          ],
         },
       }),
     );
@@ -664,7 +680,9 @@ describe("computeDesiredUser: volumes", () => {
   it("creates no volumes for blocked servers", () => {
     const desired = computeDesiredUser(
       desiredInput({
-        servers: [server("a", { required_secrets: ["NOPE"], volumes: [{ host_path: "a", container_path: "/a" }] })],
+        servers: [
+          server("a", { required_secrets: ["NOPE"], volumes: [{ host_path: "a", container_path: "/a" }] }),
+        ],
       }),
     );
     expect(desired.volumes).toEqual([]);
@@ -679,5 +697,82 @@ describe("computeDesiredUser: volumes", () => {
     expect(runOf(desired, "a").spec.mounts.find((m) => m.target === "/u")?.volumeName).toBe(
       volumeName("default", "alice", "cache", "alice"),
     );
+  });
+});
+
+describe("computeDesiredUser: what a user file cannot do", () => {
+  // Known bug: the first failing secret in required_secrets order decides, so the same facts (one secret
+  // missing, one undecryptable) keep or remove the container depending on the order of the catalog's list.
+  it.fails("decides keepExisting for failing secrets independently of the order of required_secrets", () => {
+    const outcome = (order: string[]) =>
+      blockedOf(
+        computeDesiredUser(
+          desiredInput({
+            servers: [server("s", { required_secrets: order })],
+            secrets: { DECRYPT_FAILS: "v" },
+            undecryptable: ["DECRYPT_FAILS"],
+          }),
+        ),
+        "s",
+      );
+    const first = outcome(["MISSING", "DECRYPT_FAILS"]);
+    const second = outcome(["DECRYPT_FAILS", "MISSING"]);
+    expect(first.keepExisting).toBe(second.keepExisting);
+    expect(first.reason).toBe(second.reason);
+  });
+
+  // Known bug: the user_configurable check (InvalidSpec, keepExisting) runs before the image check, so a
+  // user who adds `config` to a non-configurable server keeps a container whose image policy.json now bans.
+  it.fails("cannot keep a banned image running by giving a non-configurable server config", () => {
+    const desired = computeDesiredUser(
+      desiredInput({
+        servers: [server("time")],
+        enabled: { servers: [{ id: "time", config: {} }] },
+        policy: { allowed_images: ["ghcr.io/acme/*"] },
+        currentPorts: new Map([["time", 20000]]),
+      }),
+    );
+    expect(blockedOf(desired, "time")).toMatchObject({ reason: "ImageNotAllowed", keepExisting: false });
+  });
+
+  // Known bug: containers kept by a keepExisting block (InvalidSpec, SecretDecryptFailed) keep running but
+  // are not counted towards the limits, so a user can exceed max_containers by breaking one server's config.
+  it.fails("cannot exceed max_containers by invalidating the config of a running server", () => {
+    const desired = computeDesiredUser(
+      desiredInput({
+        servers: [server("a", { user_configurable: true }), server("b")],
+        enabled: {
+          servers: [
+            { id: "a", config: { volumes: [{ host_path: "/etc", container_path: "/host-etc" }] } },
+            { id: "b" },
+          ],
+        },
+        policy: { default_limits: { max_containers: 1 } },
+        // a's container exists (it holds a host port) and is kept as it is
+        currentPorts: new Map([["a", 20000]]),
+      }),
+    );
+    expect(blockedOf(desired, "a")).toMatchObject({ reason: "InvalidSpec", keepExisting: true });
+    expect(blockedOf(desired, "b").reason).toBe("LimitExceeded");
+  });
+});
+
+describe("computeDesiredUser: kept containers", () => {
+  // Known bug: assignHostPorts only sees admitted servers, so the host port a kept container still holds
+  // (and publishes) is handed to a new server: its create then fails with "port is already allocated".
+  it.fails("never hands the host port of a container kept by a keepExisting block to another server", () => {
+    const desired = computeDesiredUser(
+      desiredInput({
+        servers: [
+          server("web", { transport: "sse", ports: [{ container_port: 8080 }], required_secrets: ["TOKEN"] }),
+          server("new"),
+        ],
+        secrets: { TOKEN: "t" },
+        undecryptable: ["TOKEN"],
+        currentPorts: new Map([["web", 20000]]),
+      }),
+    );
+    expect(blockedOf(desired, "web")).toMatchObject({ reason: "SecretDecryptFailed", keepExisting: true });
+    expect(runOf(desired, "new").spec.hostPort).not.toBe(20000);
   });
 });

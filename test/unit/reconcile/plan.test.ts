@@ -238,9 +238,9 @@ describe("planUser", () => {
     const removed = plan.steps.filter((s) => s.kind === "removeContainer").map((s) => s.container.id);
     expect(removed.sort()).toEqual([outdated.id, stoppedCurrent.id, deadCurrent.id].sort());
     expect(plan.steps.every((s) => s.kind === "removeContainer")).toBe(true);
-    expect(plan.steps.every((s) => s.kind === "removeContainer" && !s.prune && /duplicate/.test(s.cause))).toBe(
-      true,
-    );
+    expect(
+      plan.steps.every((s) => s.kind === "removeContainer" && !s.prune && /duplicate/.test(s.cause)),
+    ).toBe(true);
   });
 
   it("among equally good duplicates keeps the newest", () => {
@@ -313,7 +313,11 @@ describe("planUser", () => {
     const before = desiredOf({ servers: two });
     const actual = converged(before);
     const plan = planUser("alice", undefined, actual);
-    expect(summary(plan.steps)).toEqual(["removeContainer:a", "removeContainer:b", "removeNetwork:mcp-net-alice"]);
+    expect(summary(plan.steps)).toEqual([
+      "removeContainer:a",
+      "removeContainer:b",
+      "removeNetwork:mcp-net-alice",
+    ]);
     for (const step of plan.steps) expect(step.cause).toBe("user no longer exists");
     expect(plan.steps.filter((s) => s.kind === "removeContainer").every((s) => s.prune)).toBe(true);
     expect(JSON.stringify(plan.steps)).not.toContain("Volume");
@@ -324,7 +328,9 @@ describe("planUser", () => {
   });
 
   it("orders removals before network, volumes, replaces, creates and fixes", () => {
-    const old = desiredOf({ servers: [server("a"), server("b", { tag: "v1" }), server("c"), server("gone")] });
+    const old = desiredOf({
+      servers: [server("a"), server("b", { tag: "v1" }), server("c"), server("gone")],
+    });
     const actual = converged(old);
     actual.networks = [];
     actual.volumes = [];
@@ -351,7 +357,10 @@ describe("planUser", () => {
     const outdated = desiredOf({ servers: [server("a", { tag: "v1" })] });
     const plan = planUser("alice", desired, {
       ...converged(desired),
-      containers: [containerFor(runOf(outdated, "a")), containerFor(runOf(outdated, "a"), { state: "exited" })],
+      containers: [
+        containerFor(runOf(outdated, "a")),
+        containerFor(runOf(outdated, "a"), { state: "exited" }),
+      ],
     });
     expect(summary(plan.steps)).toEqual(["removeContainer:a", "replaceContainer:a"]);
     const kept = plan.steps[1]!.kind === "replaceContainer" ? plan.steps[1]!.old : undefined;
@@ -373,11 +382,9 @@ describe("planUser", () => {
 describe("changedFields", () => {
   it("lists fields whose digests differ, env keys as `env NAME`, sorted", () => {
     const recorded = JSON.stringify({ image: "1", env: "x", "env.A": "1", "env.B": "1", labels: "l" });
-    expect(changedFields(recorded, { image: "2", env: "y", "env.A": "1", "env.C": "1", labels: "m" })).toEqual([
-      "env B",
-      "env C",
-      "image",
-    ]);
+    expect(
+      changedFields(recorded, { image: "2", env: "y", "env.A": "1", "env.C": "1", labels: "m" }),
+    ).toEqual(["env B", "env C", "image"]);
   });
 
   it("returns nothing when there is no usable record", () => {

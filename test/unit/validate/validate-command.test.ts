@@ -1,0 +1,108 @@
+import path from "node:path";
+import { Readable, Writable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { validateCommand } from "../../../src/commands/validate.js";
+import { useTempDirs } from "../catalog/fixtures.js";
+import { EXAMPLE_DIR, copyExample, editJson, serversOf } from "./example-tree.js";
+
+const tempDir = useTempDirs("mcp-portal-validate-cmd-");
+
+class Sink extends Writable {
+  text = "";
+  override _write(
+    chunk: Buffer | string,
+    _encoding: BufferEncoding,
+    done: (error?: Error | null) => void,
+  ): void {
+    this.text += chunk.toString();
+    done();
+  }
+}
+
+async function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const stdout = new Sink();
+  const stderr = new Sink();
+  const code = await validateCommand(args, { stdin: Readable.from([]), stdout, stderr, env });
+  return { code, stdout: stdout.text, stderr: stderr.text };
+}
+
+async function brokenExample(): Promise<string> {
+  const dir = await copyExample(path.join(await tempDir(), "data"));
+  await editJson(dir, "users/bob/enabled-servers.json", (c) => void serversOf(c).push({ id: "weather" }));
+  await editJson(dir, "policy.json", (c) => void (c.allowed_images = ["mcp/*"]));
+  return dir;
+}
+
+describe("mcp-portal validate", () => {
+  it("exits 0 on the example tree, from --data-dir or MCP_PORTAL_DATA_DIR", async () => {
+    const byFlag = await run(["--data-dir", EXAMPLE_DIR]);
+    expect(byFlag).toMatchObject({ code: 0, stdout: "" });
+    expect(byFlag.stderr).toMatch(/: no problems\n$/);
+    expect((await run([], { MCP_PORTAL_DATA_DIR: EXAMPLE_DIR })).code).toBe(0);
+    expect((await run(["--data-dir", EXAMPLE_DIR], { MCP_PORTAL_OVERLAYS: "production" })).code).toBe(0);
+  });
+
+  it("prints one file: path: reason line per problem and exits 1", async () => {
+    const dir = await brokenExample();
+    const result = await run(["--data-dir", dir]);
+    expect(result.code).toBe(1);
+    expect(result.stdout.split("\n").filter(Boolean)).toEqual([
+      'catalogs/base/community.json: $.servers[3].image: image "mcp-portal-demo/http-echo" is not allowed by policy.json allowed_images',
+      'catalogs/base/community.json: $.servers[4].image: image "mcp-portal-demo/stdio-echo" is not allowed by policy.json allowed_images',
+      'catalogs/base/official.json: $.servers[5].image: image "mcp-portal-demo/stdio-echo" is not allowed by policy.json allowed_images',
+      'users/alice/custom-servers.json: $.servers[0].image: image "mcp-portal-demo/stdio-echo" is not allowed by policy.json allowed_images',
+      'users/bob/custom-servers.json: $.servers[0].image: image "mcp-portal-demo/stdio-echo" is not allowed by policy.json allowed_images',
+      'users/bob/enabled-servers.json: $.servers[2].id: unknown server "weather": not in the base catalogs or users/bob/custom-servers.json',
+      'users/carol/custom-servers.json: $.servers[0].image: image "mcp-portal-demo/http-echo" is not allowed by policy.json allowed_images',
+    ]);
+    expect(result.stderr).toMatch(/: 7 problems in 6 files\n$/);
+  });
+
+  it("prints {ok, problems} with --output json", async () => {
+    const clean = await run(["--data-dir", EXAMPLE_DIR, "--output", "json"]);
+    expect(clean.code).toBe(0);
+    expect(JSON.parse(clean.stdout)).toEqual({ ok: true, problems: [] });
+
+    const dir = await brokenExample();
+    const broken = await run(["--output=json", "--data-dir", dir]);
+    expect(broken.code).toBe(1);
+    const parsed = JSON.parse(broken.stdout) as { ok: boolean; problems: unknown[] };
+    expect(parsed.ok).toBe(false);
+    expect(parsed.problems).toHaveLength(7);
+    expect(parsed.problems).toContainEqual({
+      file: "users/bob/enabled-servers.json",
+      path: "$.servers[2].id",
+      message: 'unknown server "weather": not in the base catalogs or users/bob/custom-servers.json',
+    });
+  });
+
+  it("merges the overlays named by --overlays or MCP_PORTAL_OVERLAYS", async () => {
+    const dir = await copyExample(path.join(await tempDir(), "data"));
+    await editJson(
+      dir,
+      "users/carol/enabled-servers.json",
+      (c) => void serversOf(c).push({ id: "everything" }),
+    );
+    expect((await run(["--data-dir", dir])).code).toBe(0);
+    expect((await run(["--data-dir", dir, "--overlays", "production"])).code).toBe(1);
+    expect((await run(["--data-dir", dir], { MCP_PORTAL_OVERLAYS: "production" })).code).toBe(1);
+    expect((await run(["--data-dir", dir, "--all-overlays"])).code).toBe(1);
+  });
+
+  it("exits 2 on usage errors", async () => {
+    for (const args of [
+      ["--bogus"],
+      ["--output", "yaml", "--data-dir", EXAMPLE_DIR],
+      ["stray-positional"],
+      ["--data-dir", path.join(EXAMPLE_DIR, "does-not-exist")],
+      ["--data-dir", EXAMPLE_DIR, "--overlays", "a", "--all-overlays"],
+      ["--data-dir", EXAMPLE_DIR, "--overlays", "not valid!"],
+    ]) {
+      const result = await run(args);
+      expect(result.code, args.join(" ")).toBe(2);
+      expect(result.stderr).toMatch(/^error: /);
+      expect(result.stdout).toBe("");
+    }
+    expect((await run(["--help"])).code).toBe(0);
+  });
+});

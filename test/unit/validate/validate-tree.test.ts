@@ -1,0 +1,305 @@
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { formatProblem } from "../../../src/validate/problem.js";
+import { type ValidateTreeOptions, validateTree } from "../../../src/validate/validate-tree.js";
+import { useTempDirs } from "../catalog/fixtures.js";
+import { EXAMPLE_DIR, copyExample, editJson, serverAt, serversOf } from "./example-tree.js";
+
+const tempDir = useTempDirs("mcp-portal-validate-");
+
+async function brokenCopy(breakIt: (dir: string) => Promise<void>): Promise<string> {
+  const dir = await copyExample(path.join(await tempDir(), "data"));
+  await breakIt(dir);
+  return dir;
+}
+
+async function lines(dir: string, options: ValidateTreeOptions = {}): Promise<string[]> {
+  return (await validateTree(dir, options)).map(formatProblem);
+}
+
+/** A well-formed secrets.env line; validate only reads names, it never decrypts. */
+const sealed = (name: string) => `${name}=enc:v1:k1:${Buffer.alloc(40, 7).toString("base64")}\n`;
+
+const OFFICIAL = "catalogs/base/official.json";
+const COMMUNITY = "catalogs/base/community.json";
+const PRODUCTION = "catalogs/overlays/production.json";
+
+interface Case {
+  name: string;
+  breakIt: (dir: string) => Promise<void>;
+  options?: ValidateTreeOptions;
+  expected: string[];
+}
+
+const CASES: Case[] = [
+  {
+    name: "malformed JSON, with line and column",
+    breakIt: (dir) =>
+      writeFile(
+        path.join(dir, "users/bob/enabled-servers.json"),
+        '{\n  "servers": [\n    { "id": "notes" }\n  ]\n  "suspend": false\n}\n',
+      ),
+    expected: [
+      "users/bob/enabled-servers.json: line 5, column 3: invalid JSON: Expected ',' or '}' after property value",
+    ],
+  },
+  {
+    name: "an unknown field",
+    breakIt: (dir) => editJson(dir, OFFICIAL, (c) => void (serverAt(c, 0).imgae = "mcp/time")),
+    expected: [`${OFFICIAL}: $.servers[0].imgae: unknown field`],
+  },
+  {
+    name: "a missing field",
+    breakIt: (dir) => editJson(dir, COMMUNITY, (c) => void delete serverAt(c, 3).name),
+    expected: [`${COMMUNITY}: $.servers[3].name: Invalid input: expected string, received undefined`],
+  },
+  {
+    name: "a bad server id",
+    breakIt: (dir) =>
+      editJson(dir, "users/alice/custom-servers.json", (c) => void (serverAt(c, 0).id = "scratch/pad")),
+    expected: [
+      "users/alice/custom-servers.json: $.servers[0].id: server id must match ^[a-zA-Z0-9_-]{1,32}$",
+    ],
+  },
+  {
+    name: "user directories that are not user ids",
+    breakIt: async (dir) => {
+      await mkdir(path.join(dir, "users/..."));
+      await mkdir(path.join(dir, "users", "d".repeat(33)));
+      await mkdir(path.join(dir, "users/bob.smith"));
+      await writeFile(path.join(dir, "users/README.md"), "not a directory, not a user\n");
+    },
+    expected: [
+      "users/...: $: directory name is not a valid user id (^[a-zA-Z0-9-]{1,32}$); ignored",
+      "users/bob.smith: $: directory name is not a valid user id (^[a-zA-Z0-9-]{1,32}$); ignored",
+      `users/${"d".repeat(33)}: $: directory name is not a valid user id (^[a-zA-Z0-9-]{1,32}$); ignored`,
+    ],
+  },
+  {
+    name: "a duplicate id within one file",
+    breakIt: (dir) => editJson(dir, COMMUNITY, (c) => void serversOf(c).push({ ...serverAt(c, 3) })),
+    expected: [`${COMMUNITY}: $.servers[5].id: duplicate server id "http-echo" (first at $.servers[3])`],
+  },
+  {
+    name: "the same id in two base catalogs, naming both files",
+    breakIt: (dir) =>
+      editJson(
+        dir,
+        COMMUNITY,
+        (c) => void serversOf(c).push({ id: "time", name: "time", image: "mcp/time" }),
+      ),
+    expected: [
+      `${OFFICIAL}: $.servers[0].id: server id "time" is also defined in ${COMMUNITY} ($.servers[5])`,
+    ],
+  },
+  {
+    name: "an unknown server id in enabled-servers.json",
+    breakIt: (dir) =>
+      editJson(dir, "users/bob/enabled-servers.json", (c) => void serversOf(c).push({ id: "weather" })),
+    expected: [
+      'users/bob/enabled-servers.json: $.servers[2].id: unknown server "weather": not in the base catalogs or users/bob/custom-servers.json',
+    ],
+  },
+  {
+    name: "config on a server that is not user_configurable",
+    breakIt: (dir) =>
+      editJson(
+        dir,
+        "users/carol/enabled-servers.json",
+        (c) => void (serverAt(c, 0).config = { environment: { PORT: "9090" } }),
+      ),
+    expected: [
+      `users/carol/enabled-servers.json: $.servers[0].config: server "http-echo" is not user_configurable (${COMMUNITY}); remove its config`,
+    ],
+  },
+  {
+    name: "catalog volumes that escape the user's area",
+    breakIt: async (dir) => {
+      await editJson(dir, OFFICIAL, (c) => {
+        (serverAt(c, 3).volumes as Record<string, unknown>[])[0] = {
+          host_path: "{USER_DATA}/../../etc",
+          container_path: "/projects",
+        };
+      });
+      await editJson(dir, COMMUNITY, (c) => {
+        (serverAt(c, 1).volumes as Record<string, unknown>[])[0] = {
+          host_path: "/var/run/docker.sock",
+          container_path: "/var/run/docker.sock",
+        };
+      });
+    },
+    expected: [
+      `${COMMUNITY}: $.servers[1].volumes[0].host_path: "/var/run/docker.sock" is not inside the user's area: absolute host paths are not allowed; use {USER_DATA}/..., {USER_CACHE}/... or {USER_CONFIG}/...`,
+      `${OFFICIAL}: $.servers[3].volumes[0].host_path: "{USER_DATA}/../../etc" is not inside the user's area: ".." would escape the user's area`,
+    ],
+  },
+  {
+    name: "config and custom-server volumes that escape the user's area",
+    breakIt: async (dir) => {
+      await editJson(dir, "users/bob/enabled-servers.json", (c) => {
+        const config = serverAt(c, 0).config as { volumes: Record<string, unknown>[] };
+        (config.volumes[0] as Record<string, unknown>).host_path = "{USER_DATA}/notes/../../alice";
+      });
+      await editJson(dir, "users/alice/custom-servers.json", (c) => {
+        (serverAt(c, 0).volumes as Record<string, unknown>[])[0] = {
+          host_path: "{USER_HOME}/scratch",
+          container_path: "/scratch",
+        };
+      });
+    },
+    expected: [
+      `users/alice/custom-servers.json: $.servers[0].volumes[0].host_path: "{USER_HOME}/scratch" is not inside the user's area: unknown placeholder (allowed: {USER_ID}, {USER_DATA}, {USER_CACHE}, {USER_CONFIG})`,
+      `users/bob/enabled-servers.json: $.servers[0].config.volumes[0].host_path: "{USER_DATA}/notes/../../alice" is not inside the user's area: ".." would escape the user's area`,
+    ],
+  },
+  {
+    name: "images policy.json does not allow, where they are defined",
+    breakIt: async (dir) => {
+      await editJson(dir, COMMUNITY, (c) => void (serverAt(c, 0).image = "docker.io/someone/sqlite-mcp"));
+      await editJson(dir, PRODUCTION, (c) => void (serverAt(c, 1).image = "ghcr.io/acme/time"));
+      await editJson(
+        dir,
+        "users/carol/custom-servers.json",
+        (c) => void (serverAt(c, 0).image = "evil/miner"),
+      );
+    },
+    expected: [
+      `${COMMUNITY}: $.servers[0].image: image "docker.io/someone/sqlite-mcp" is not allowed by policy.json allowed_images`,
+      `${PRODUCTION}: $.servers[1].image: image "ghcr.io/acme/time" is not allowed by policy.json allowed_images`,
+      'users/carol/custom-servers.json: $.servers[0].image: image "evil/miner" is not allowed by policy.json allowed_images',
+    ],
+  },
+  {
+    name: "a required secret that secrets.env does not declare",
+    breakIt: async (dir) => {
+      await editJson(
+        dir,
+        "users/alice/enabled-servers.json",
+        (c) => void serversOf(c).push({ id: "github" }),
+      );
+      await editJson(dir, "users/bob/enabled-servers.json", (c) => void serversOf(c).push({ id: "github" }));
+      await writeFile(path.join(dir, "users/bob/secrets.env"), sealed("GITHUB_TOKEN"));
+      await writeFile(path.join(dir, "users/carol/secrets.env"), sealed("OTHER"));
+      await editJson(
+        dir,
+        "users/carol/enabled-servers.json",
+        (c) => void serversOf(c).push({ id: "github" }),
+      );
+    },
+    expected: [
+      'users/alice/enabled-servers.json: $.servers[3]: server "github" requires secret GITHUB_TOKEN, which users/alice/secrets.env does not declare (mcp-portal secrets set alice GITHUB_TOKEN)',
+      'users/carol/enabled-servers.json: $.servers[3]: server "github" requires secret GITHUB_TOKEN, which users/carol/secrets.env does not declare (mcp-portal secrets set carol GITHUB_TOKEN)',
+    ],
+  },
+  {
+    name: "an invalid secrets.env",
+    breakIt: (dir) =>
+      writeFile(
+        path.join(dir, "users/carol/secrets.env"),
+        `# comment\n${sealed("A")}A_TOKEN=ghp_plaintext\n`,
+      ),
+    expected: [
+      "users/carol/secrets.env: line 3: A_TOKEN: value is not encrypted (expected enc:v1:<key-id>:<base64>)",
+    ],
+  },
+  {
+    name: "a file over the default 5 MiB cap",
+    breakIt: (dir) => writeFile(path.join(dir, "policy.json"), `{}${" ".repeat(5 * 1024 * 1024 - 1)}`),
+    expected: ["policy.json: $: file is 5242881 bytes, over the 5242880-byte cap"],
+  },
+  {
+    name: "a file over a configured cap",
+    breakIt: (dir) => writeFile(path.join(dir, "policy.json"), `{}${" ".repeat(8998)}`),
+    options: { maxFileBytes: 8192 },
+    expected: ["policy.json: $: file is 9000 bytes, over the 8192-byte cap"],
+  },
+  {
+    name: "an overlay that is not selected but does not parse",
+    breakIt: (dir) =>
+      writeFile(
+        path.join(dir, "catalogs/overlays/staging.json"),
+        '{ "version": "1", "source": "overlay" }\n',
+      ),
+    expected: [
+      "catalogs/overlays/staging.json: $.metadata: Invalid input: expected object, received undefined",
+      "catalogs/overlays/staging.json: $.servers: Invalid input: expected array, received undefined",
+    ],
+  },
+  {
+    name: "an overlay that adds an incomplete server, even when not selected",
+    breakIt: (dir) =>
+      editJson(dir, PRODUCTION, (c) => void serversOf(c).push({ id: "weather", image: "mcp/weather" })),
+    expected: [
+      `${PRODUCTION}: $.servers[4].name: adds server "weather" that no base catalog defines, but: Invalid input: expected string, received undefined`,
+    ],
+  },
+  {
+    name: "a selected overlay that does not exist",
+    breakIt: async () => {},
+    options: { overlays: ["production", "canary"] },
+    expected: [
+      'catalogs/overlays/canary.json: $: overlay "canary" is selected (MCP_PORTAL_OVERLAYS) but does not exist',
+    ],
+  },
+  {
+    name: "a server the selected overlay withdraws",
+    breakIt: (dir) =>
+      editJson(dir, "users/carol/enabled-servers.json", (c) => void serversOf(c).push({ id: "everything" })),
+    options: { overlays: "all" },
+    expected: [
+      'users/carol/enabled-servers.json: $.servers[3].id: unknown server "everything": not in the base catalogs, the overlays production or users/carol/custom-servers.json',
+    ],
+  },
+  {
+    name: "a custom-servers.json that names another user",
+    breakIt: (dir) => editJson(dir, "users/alice/custom-servers.json", (c) => void (c.user_id = "bob")),
+    expected: ['users/alice/custom-servers.json: $.user_id: "bob" does not match the directory users/alice'],
+  },
+];
+
+describe("validateTree", () => {
+  it("finds nothing wrong with manifests/example, with or without its overlays", async () => {
+    expect(await validateTree(EXAMPLE_DIR)).toEqual([]);
+    expect(await validateTree(EXAMPLE_DIR, { overlays: ["production"] })).toEqual([]);
+    expect(await validateTree(EXAMPLE_DIR, { overlays: "all" })).toEqual([]);
+  });
+
+  it.each(CASES)("reports $name", async ({ breakIt, options, expected }) => {
+    const dir = await brokenCopy(breakIt);
+    expect(await lines(dir, options)).toEqual(expected);
+  });
+
+  it("does not call an enabled server unknown while the catalog that may define it is invalid", async () => {
+    const dir = await brokenCopy(async (d) => {
+      await writeFile(path.join(d, COMMUNITY), "{");
+      await editJson(d, "users/alice/custom-servers.json", (c) => void (c.source = "base"));
+    });
+    expect(await lines(dir)).toEqual([
+      `${COMMUNITY}: line 1, column 2: invalid JSON: Expected property name or '}'`,
+      'users/alice/custom-servers.json: $.source: Invalid input: expected "user"',
+    ]);
+  });
+
+  it("accepts a tree without users, overlays or policy, and reports a missing data dir", async () => {
+    const dir = await brokenCopy(async (d) => {
+      await rm(path.join(d, "users"), { recursive: true });
+      await rm(path.join(d, "catalogs/overlays"), { recursive: true });
+      await rm(path.join(d, "policy.json"));
+    });
+    expect(await lines(dir)).toEqual([]);
+    expect(await lines(path.join(dir, "nope"))).toEqual([
+      `.: $: data dir ${path.join(dir, "nope")} does not exist or is not a directory`,
+    ]);
+  });
+
+  it("returns problems sorted by file", async () => {
+    const dir = await brokenCopy(async (d) => {
+      await editJson(d, "users/bob/enabled-servers.json", (c) => void serversOf(c).push({ id: "zzz" }));
+      await editJson(d, "users/alice/enabled-servers.json", (c) => void serversOf(c).push({ id: "aaa" }));
+      await editJson(d, COMMUNITY, (c) => void (serverAt(c, 2).image = "quay.io/x/y"));
+    });
+    const files = (await validateTree(dir)).map((p) => p.file);
+    expect(files).toEqual([COMMUNITY, "users/alice/enabled-servers.json", "users/bob/enabled-servers.json"]);
+  });
+});
