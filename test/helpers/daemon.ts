@@ -86,7 +86,9 @@ export async function waitFor<T>(
     }
     await new Promise((r) => setTimeout(r, 150));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`,
+  );
 }
 
 export async function readStatus(stateDir: string, userId: string): Promise<UserStatus | undefined> {

@@ -101,6 +101,12 @@ describe("planUser", () => {
       "createContainer:a",
       "createContainer:b",
     ]);
+    expect(plan.steps[0]).toEqual({
+      kind: "createNetwork",
+      name: desired.network.name,
+      bridgeName: desired.network.bridgeName,
+      cause: "network missing",
+    });
     const create = plan.steps.find((s) => s.kind === "createContainer" && s.serverId === "a");
     expect(create).toMatchObject({ outcome: runOf(desired, "a"), cause: "container missing" });
   });
@@ -401,7 +407,7 @@ describe("describeStep", () => {
     const network = networkFor(desired);
     const volume = desired.volumes[0]!;
     const steps: PlanStep[] = [
-      { kind: "createNetwork", name: "n", cause: "c1" },
+      { kind: "createNetwork", name: "n", bridgeName: "mcpbr-x", cause: "c1" },
       { kind: "createVolume", volume, cause: "c2" },
       { kind: "createContainer", serverId: "a", outcome, cause: "c3" },
       { kind: "replaceContainer", serverId: "a", outcome, old: container, cause: "c4" },
