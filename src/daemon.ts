@@ -23,6 +23,8 @@ import type { SecretKeys } from "./reconcile/user-secrets.js";
 import { loadDigestKey } from "./secrets/digest.js";
 import { SECRET_KEYS_ENV, SECRET_KEYS_FILE_ENV, loadKeyRing } from "./secrets/key-ring.js";
 import { PORTAL_VERSION } from "./version.js";
+import { EventBus } from "./events/event-bus.js";
+import { publishStatusChange } from "./events/status-events.js";
 
 export interface DaemonOptions {
   config: Config;
@@ -46,6 +48,9 @@ export interface Daemon {
   reconciler: Reconciler;
   statuses: StatusStore;
   audit: AuditLog;
+  events: EventBus;
+  secrets: SecretKeys | undefined;
+  global: GlobalInputsStore;
   http: HttpServer | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -88,6 +93,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   const global = new GlobalInputsStore(config.dataDir, config.overlays, config.maxFileBytes);
   const statuses = new StatusStore(config.stateDir);
+  const events = new EventBus();
   const applier = new PlanApplier({
     runtime,
     allocator,
@@ -125,6 +131,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     logger,
     clock,
     managedTotal: () => managed.total(),
+    onStatus: (previous, next) => publishStatusChange(events, previous, next, new Date(clock.now())),
   });
   const ctl = new Controller({
     config,
@@ -171,6 +178,9 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     reconciler,
     statuses,
     audit,
+    events,
+    secrets,
+    global,
     http,
     async start() {
       if (http) {
