@@ -26,9 +26,9 @@ async function snapshot(installation: string) {
       .sort((a, b) => `${a.user}/${a.server}`.localeCompare(`${b.user}/${b.server}`)),
     networks: networks
       .map((n) => ({
-        user: n.Labels[LABELS.userId],
+        user: n.Labels?.[LABELS.userId],
         subnet: n.IPAM?.Config?.[0]?.Subnet,
-        block: n.Labels[LABELS.portBlock],
+        block: n.Labels?.[LABELS.portBlock],
       }))
       .sort((a, b) => String(a.user).localeCompare(String(b.user))),
   };
