@@ -3,7 +3,12 @@ export function normalizeImageName(image: string): string {
   const first = image.split("/")[0] ?? "";
   const hasRegistry =
     image.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
-  if (hasRegistry) return image;
+  if (hasRegistry) {
+    const [registry, ...rest] = image.split("/");
+    if ((registry === "docker.io" || registry === "index.docker.io") && rest.length === 1)
+      return `docker.io/library/${rest[0]}`;
+    return registry === "index.docker.io" ? `docker.io/${rest.join("/")}` : image;
+  }
   return image.includes("/") ? `docker.io/${image}` : `docker.io/library/${image}`;
 }
 
@@ -19,7 +24,8 @@ function globToRegExp(glob: string): RegExp {
 export function isImageAllowed(image: string, globs: readonly string[]): boolean {
   const candidates = [image, normalizeImageName(image)];
   return globs.some((glob) => {
-    const re = globToRegExp(glob);
-    return candidates.some((c) => re.test(c));
+    // A glob may be written short (`mcp/*`) or long (`docker.io/mcp/*`); compare both against both forms.
+    const patterns = [globToRegExp(glob), globToRegExp(normalizeImageName(glob))];
+    return patterns.some((re) => candidates.some((c) => re.test(c)));
   });
 }

@@ -49,9 +49,10 @@ export function assignHostPorts(
   block: PortRange,
   serverIds: readonly string[],
   current: ReadonlyMap<string, number>,
+  reserved: ReadonlySet<number> = new Set(),
 ): Map<string, number> {
   const assigned = new Map<string, number>();
-  const taken = new Set<number>();
+  const taken = new Set<number>(reserved);
   for (const id of serverIds) {
     const port = current.get(id);
     if (port !== undefined && port >= block.start && port <= block.end && !taken.has(port)) {

@@ -95,29 +95,40 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
     return volume;
   };
 
+  // Ports held by containers that a keepExisting block leaves running are not free for anyone else.
+  const keptPorts = new Set<number>();
   for (const entry of input.enabled.servers) {
+    const merged = input.catalog.servers.get(entry.id);
     const block = (reason: BlockedOutcome["reason"], message: string, keepExisting: boolean): void => {
       outcomes.set(entry.id, { serverId: entry.id, kind: "blocked", reason, message, keepExisting });
+      const port = input.currentPorts.get(entry.id);
+      if (!keepExisting || port === undefined) return;
+      // The kept container still runs and still counts against the user's limits.
+      keptPorts.add(port);
+      usage.containers += 1;
+      usage.memory_mb += merged?.definition.resources.memory_mb ?? SERVER_DEFAULTS.memoryMb;
+      usage.cpu_shares += merged?.definition.resources.cpu_shares ?? SERVER_DEFAULTS.cpuShares;
+      usage.ports += 1;
     };
-    const merged = input.catalog.servers.get(entry.id);
     if (!merged) {
       block("UnknownServer", `server "${entry.id}" is not in this user's catalog`, false);
       continue;
     }
     const definition = merged.definition;
-    if (entry.config && !definition.user_configurable) {
-      block(
-        "InvalidSpec",
-        `server "${entry.id}" is not user_configurable, but enabled-servers.json gives it config`,
-        true,
-      );
-      continue;
-    }
+    // Policy first: nothing a user file does may keep a banned image running.
     if (!isImageAllowed(definition.image, input.policy.allowed_images)) {
       block(
         "ImageNotAllowed",
         `image "${definition.image}" is not allowed by policy.json allowed_images`,
         false,
+      );
+      continue;
+    }
+    if (entry.config && !definition.user_configurable) {
+      block(
+        "InvalidSpec",
+        `server "${entry.id}" is not user_configurable, but enabled-servers.json gives it config`,
+        true,
       );
       continue;
     }
@@ -127,24 +138,18 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
       continue;
     }
     const secrets = new Map<string, SecretResolution & { ok: true }>();
-    let secretBlock: BlockedOutcome | undefined;
+    const failures: (SecretResolution & { ok: false })[] = [];
     for (const name of definition.required_secrets) {
       const resolved = input.resolveSecret(name);
-      if (resolved.ok) {
-        secrets.set(name, resolved);
-        continue;
-      }
-      // An unreadable secret keeps the running container; a secret the user removed stops the server.
-      secretBlock ??= {
-        serverId: entry.id,
-        kind: "blocked",
-        reason: resolved.reason,
-        message: resolved.message,
-        keepExisting: resolved.reason === "SecretDecryptFailed",
-      };
+      if (resolved.ok) secrets.set(name, resolved);
+      else failures.push(resolved);
     }
-    if (secretBlock) {
-      outcomes.set(entry.id, secretBlock);
+    if (failures.length > 0) {
+      // Any secret we could not read means we cannot know the user's intent: keep what runs. Only when every
+      // failure is a secret a valid file lacks does the server stop.
+      const unreadable = failures.find((f) => f.reason === "SecretDecryptFailed");
+      const first = unreadable ?? failures[0]!;
+      block(first.reason, failures.map((f) => f.message).join("; "), unreadable !== undefined);
       continue;
     }
     const memoryMb = definition.resources.memory_mb ?? SERVER_DEFAULTS.memoryMb;
@@ -169,6 +174,7 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
     input.portBlock,
     admitted.map((a) => a.definition.id),
     input.currentPorts,
+    keptPorts,
   );
   for (const { definition, mounts, secrets } of admitted) {
     const hostPort = ports.get(definition.id);

@@ -1,7 +1,7 @@
 import type { ActualContainer, ActualNetwork } from "../docker/runtime.js";
 import { LABELS } from "../labels.js";
 import { type PortRange, allocateBlock, blockAt, blockCount, blockStartOf } from "../desired/port-blocks.js";
-import { allocateSubnet } from "../desired/subnets.js";
+import { type Ipv4Cidr, allocateSubnet, overlaps, parseIpv4Cidr } from "../desired/subnets.js";
 
 export interface AllocatorOptions {
   portRange: PortRange;
@@ -41,7 +41,8 @@ export class NetworkAllocator {
       const subnet = network.subnets[0];
       if (subnet) subnets.set(userId, subnet);
       const start = Number(network.labels[LABELS.portBlock]);
-      if (Number.isInteger(start) && blockStartOf(portRange, portsPerUser, start) === start)
+      const taken = [...blocks.values()].includes(start);
+      if (Number.isInteger(start) && !taken && blockStartOf(portRange, portsPerUser, start) === start)
         blocks.set(userId, start);
     }
     for (const container of containers) {
@@ -54,7 +55,14 @@ export class NetworkAllocator {
     // Reservations made since the listing started (users mid-create) survive the rebuild.
     for (const [userId, start] of this.blocks)
       if (!blocks.has(userId) && ![...blocks.values()].includes(start)) blocks.set(userId, start);
-    for (const [userId, subnet] of this.subnets) if (!subnets.has(userId)) subnets.set(userId, subnet);
+    const listed = [...foreign, ...subnets.values()]
+      .map(parseIpv4Cidr)
+      .filter((c): c is Ipv4Cidr => c !== undefined);
+    for (const [userId, subnet] of this.subnets) {
+      const cidr = parseIpv4Cidr(subnet);
+      // A reservation that a network created meanwhile now overlaps is dropped; the user gets another.
+      if (!subnets.has(userId) && cidr && !listed.some((c) => overlaps(c, cidr))) subnets.set(userId, subnet);
+    }
     this.blocks.clear();
     this.subnets.clear();
     for (const [k, v] of blocks) this.blocks.set(k, v);

@@ -703,7 +703,7 @@ describe("computeDesiredUser: volumes", () => {
 describe("computeDesiredUser: what a user file cannot do", () => {
   // Known bug: the first failing secret in required_secrets order decides, so the same facts (one secret
   // missing, one undecryptable) keep or remove the container depending on the order of the catalog's list.
-  it.fails("decides keepExisting for failing secrets independently of the order of required_secrets", () => {
+  it("decides keepExisting for failing secrets independently of the order of required_secrets", () => {
     const outcome = (order: string[]) =>
       blockedOf(
         computeDesiredUser(
@@ -723,7 +723,7 @@ describe("computeDesiredUser: what a user file cannot do", () => {
 
   // Known bug: the user_configurable check (InvalidSpec, keepExisting) runs before the image check, so a
   // user who adds `config` to a non-configurable server keeps a container whose image policy.json now bans.
-  it.fails("cannot keep a banned image running by giving a non-configurable server config", () => {
+  it("cannot keep a banned image running by giving a non-configurable server config", () => {
     const desired = computeDesiredUser(
       desiredInput({
         servers: [server("time")],
@@ -737,7 +737,7 @@ describe("computeDesiredUser: what a user file cannot do", () => {
 
   // Known bug: containers kept by a keepExisting block (InvalidSpec, SecretDecryptFailed) keep running but
   // are not counted towards the limits, so a user can exceed max_containers by breaking one server's config.
-  it.fails("cannot exceed max_containers by invalidating the config of a running server", () => {
+  it("cannot exceed max_containers by invalidating the config of a running server", () => {
     const desired = computeDesiredUser(
       desiredInput({
         servers: [server("a", { user_configurable: true }), server("b")],
@@ -760,7 +760,7 @@ describe("computeDesiredUser: what a user file cannot do", () => {
 describe("computeDesiredUser: kept containers", () => {
   // Known bug: assignHostPorts only sees admitted servers, so the host port a kept container still holds
   // (and publishes) is handed to a new server: its create then fails with "port is already allocated".
-  it.fails("never hands the host port of a container kept by a keepExisting block to another server", () => {
+  it("never hands the host port of a container kept by a keepExisting block to another server", () => {
     const desired = computeDesiredUser(
       desiredInput({
         servers: [
