@@ -79,7 +79,7 @@ describeDocker("restart safety of the daemon process", () => {
 
     // A third start after another kill -9 changes nothing: same ports, same subnets, same blocks.
     const third = spawnDaemon(env);
-    await waitFor("third run synced", async () => third.output().includes("initial sync done"), 30_000);
+    await waitFor("third run synced", () => third.output().includes("initial sync done"), 30_000);
     const after = await snapshot(installation);
     third.child.kill("SIGKILL");
     await third.exited;
@@ -93,7 +93,7 @@ describeDocker("restart safety of the daemon process", () => {
 
   it("exits 0 on SIGTERM and leaves the containers running", async () => {
     const run = spawnDaemon(env);
-    await waitFor("synced", async () => run.output().includes("initial sync done"), 30_000);
+    await waitFor("synced", () => run.output().includes("initial sync done"), 30_000);
     run.child.kill("SIGTERM");
     const code = await run.exited;
     expect(code, run.output().slice(-2000)).toBe(0);
