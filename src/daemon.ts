@@ -1,8 +1,8 @@
-import Docker from "dockerode";
 import { Registry } from "prom-client";
 import { createHttpServer, type HttpServer, parseListen } from "./api/http-server.js";
 import { MergedCatalogCache } from "./catalog/merged-cache.js";
 import type { Config } from "./config.js";
+import { dockerFromEnv } from "./docker/connect.js";
 import { DockerodeRuntime } from "./docker/dockerode-runtime.js";
 import { InstrumentedRuntime } from "./docker/instrumented-runtime.js";
 import type { ContainerRuntime } from "./docker/runtime.js";
@@ -82,7 +82,9 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     logger,
     onWriteError: () => metrics.auditWriteErrorsTotal.inc(),
   });
-  const inner = options.runtime ?? new DockerodeRuntime(new Docker(), { timeoutMs: config.dockerTimeoutMs });
+  const inner =
+    options.runtime ??
+    new DockerodeRuntime(dockerFromEnv(options.env), { timeoutMs: config.dockerTimeoutMs });
   const runtime = new InstrumentedRuntime(inner, metrics);
   const secrets = await loadSecretKeys(options.env, config.stateDir, logger);
   const allocator = new NetworkAllocator({
