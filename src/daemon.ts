@@ -93,7 +93,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     subnetPool: config.subnetPool.base,
     subnetPrefixLength: config.subnetPool.prefixLength,
   });
-  const global = new GlobalInputsStore(config.dataDir, config.overlays, config.maxFileBytes);
+  const global = new GlobalInputsStore(config.overlays, config.maxFileBytes);
   const statuses = new StatusStore(config.stateDir);
   const events = new EventBus();
   const applier = new PlanApplier({
@@ -113,7 +113,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     config,
     runtime,
     global,
-    users: new UserInputsStore(config.dataDir, config.maxFileBytes),
+    users: new UserInputsStore(config.maxFileBytes),
     catalogs: new MergedCatalogCache(config.stateDir),
     secrets,
     allocator,

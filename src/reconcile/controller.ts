@@ -1,4 +1,3 @@
-import type { FSWatcher } from "chokidar";
 import { listUserDirs } from "../catalog/data-tree.js";
 import type { Config } from "../config.js";
 import type { ContainerRuntime } from "../docker/runtime.js";
@@ -15,7 +14,7 @@ import { isValidUserId } from "../util/ids.js";
 import type { NetworkAllocator } from "./allocator.js";
 import { backoffDelay } from "./backoff.js";
 import type { Clock } from "./clock.js";
-import { type DataChange, watchDataDir } from "./data-watcher.js";
+import { type DataChange, type DataWatcher, watchDataDir } from "./data-watcher.js";
 import { Debouncer } from "./debouncer.js";
 import type { GlobalInputsStore } from "./desired-inputs.js";
 import type { ActualUser } from "./plan.js";
@@ -48,7 +47,7 @@ export class Controller {
   private readonly snapshots = new Map<string, ActualUser>();
   private readonly summaries = new Map<string, UserSummary>();
   private readonly eventsAbort = new AbortController();
-  private watcher: FSWatcher | undefined;
+  private watcher: DataWatcher | undefined;
   private resyncTimer: unknown;
   private eventsLoop: Promise<void> | undefined;
   private knownUsers = new Set<string>();
@@ -103,7 +102,7 @@ export class Controller {
   async start(): Promise<void> {
     const { config, logger } = this.deps;
     if (this.deps.watch !== false) {
-      this.watcher = watchDataDir({
+      this.watcher = await watchDataDir({
         dataDir: config.dataDir,
         ignoredDirs: [config.stateDir],
         onChange: (change) => this.onDataChange(change),

@@ -1,4 +1,5 @@
 import { watch, type FSWatcher } from "chokidar";
+import { lstat, realpath } from "node:fs/promises";
 import path from "node:path";
 import { isValidUserId } from "../util/ids.js";
 
@@ -28,9 +29,50 @@ export interface DataWatcherOptions {
   onError: (error: unknown) => void;
 }
 
-/** chokidar over the data dir; events only name what to look at, the reconcile reads the files itself. */
-export function watchDataDir(options: DataWatcherOptions): FSWatcher {
-  const root = path.resolve(options.dataDir);
+export interface DataWatcher {
+  close(): Promise<void>;
+}
+
+/**
+ * chokidar over the data dir; events only name what to look at, the reconcile reads the files itself. When the
+ * data dir is a symlink swapped to a new checkout (the git-sync pattern), the link is watched too and the tree
+ * watcher moves to the new target, reporting a global change.
+ */
+export async function watchDataDir(options: DataWatcherOptions): Promise<DataWatcher> {
+  const link = path.resolve(options.dataDir);
+  let target = await realpath(link);
+  let tree = watchTree(target, options);
+  let linkWatcher: FSWatcher | undefined;
+  if ((await lstat(link)).isSymbolicLink()) {
+    linkWatcher = watch(path.dirname(link), {
+      ignoreInitial: true,
+      depth: 0,
+      followSymlinks: false,
+      ignored: (p: string) => path.resolve(p) !== link && path.resolve(p) !== path.dirname(link),
+    });
+    linkWatcher.on("all", () => {
+      void realpath(link).then(
+        async (next) => {
+          if (next === target) return;
+          target = next;
+          const old = tree;
+          tree = watchTree(next, options);
+          await old.close();
+          options.onChange({ scope: "global", file: ".", event: "swap" });
+        },
+        (error: unknown) => options.onError(error),
+      );
+    });
+    linkWatcher.on("error", options.onError);
+  }
+  return {
+    async close() {
+      await Promise.all([tree.close(), linkWatcher?.close()]);
+    },
+  };
+}
+
+function watchTree(root: string, options: DataWatcherOptions): FSWatcher {
   const ignored = options.ignoredDirs.map((d) => path.resolve(d));
   const watcher = watch(root, {
     ignoreInitial: true,
@@ -39,7 +81,10 @@ export function watchDataDir(options: DataWatcherOptions): FSWatcher {
       const abs = path.resolve(p);
       if (ignored.some((d) => abs === d || abs.startsWith(d + path.sep))) return true;
       const rel = path.relative(root, abs);
-      return rel.split(path.sep).some((part) => part === ".git" || part === "node_modules");
+      // ".mcp-portal" is the default state dir: under a swapped symlink its path no longer matches ignoredDirs.
+      return rel
+        .split(path.sep)
+        .some((part) => part === ".git" || part === "node_modules" || part === ".mcp-portal");
     },
   });
   watcher.on("all", (event, changed) => {

@@ -32,13 +32,12 @@ export interface GlobalSnapshot {
  * it for any global change, every resync calls it too), so a burst of user reconciles parses them once.
  */
 export class GlobalInputsStore {
-  private cached: GlobalSnapshot | undefined;
+  private cached: { root: string; snapshot: GlobalSnapshot } | undefined;
   private lastGood: GlobalInputs | undefined;
-  private loading: Promise<GlobalSnapshot> | undefined;
+  private loading: { root: string; promise: Promise<GlobalSnapshot> } | undefined;
   private generation = 0;
 
   constructor(
-    private readonly dataDir: string,
     private readonly overlays: readonly string[],
     private readonly maxFileBytes: number,
   ) {}
@@ -48,20 +47,22 @@ export class GlobalInputsStore {
     this.cached = undefined;
   }
 
-  async get(): Promise<GlobalSnapshot> {
-    if (this.cached) return this.cached;
-    if (this.loading) return this.loading;
+  /** `root` is the data dir with symlinks resolved, so a swapped checkout is read whole, never half old. */
+  async get(root: string): Promise<GlobalSnapshot> {
+    if (this.cached?.root === root) return this.cached.snapshot;
+    if (this.loading?.root === root) return this.loading.promise;
     const generation = this.generation;
-    this.loading = this.load().finally(() => {
-      this.loading = undefined;
+    const promise = this.load(root).finally(() => {
+      if (this.loading?.promise === promise) this.loading = undefined;
     });
-    const snapshot = await this.loading;
-    if (generation === this.generation) this.cached = snapshot;
+    this.loading = { root, promise };
+    const snapshot = await promise;
+    if (generation === this.generation) this.cached = { root, snapshot };
     return snapshot;
   }
 
-  private async load(): Promise<GlobalSnapshot> {
-    const files = await loadGlobalFiles(this.dataDir, this.overlays, { maxBytes: this.maxFileBytes });
+  private async load(root: string): Promise<GlobalSnapshot> {
+    const files = await loadGlobalFiles(root, this.overlays, { maxBytes: this.maxFileBytes });
     const problems = [
       ...files.listingProblems,
       ...files.base.flatMap(fileProblems),
@@ -107,17 +108,14 @@ const EMPTY_ENABLED: EnabledServersFile = { environment: {}, servers: [], suspen
 export class UserInputsStore {
   private readonly lastGood = new Map<string, UserInputs>();
 
-  constructor(
-    private readonly dataDir: string,
-    private readonly maxFileBytes: number,
-  ) {}
+  constructor(private readonly maxFileBytes: number) {}
 
-  async get(userId: string): Promise<UserSnapshot> {
-    if (!(await exists(path.join(this.dataDir, "users", userId)))) {
+  async get(userId: string, root: string): Promise<UserSnapshot> {
+    if (!(await exists(path.join(root, "users", userId)))) {
       this.lastGood.delete(userId);
       return { kind: "absent" };
     }
-    const files = await loadUserFiles(this.dataDir, userId, { maxBytes: this.maxFileBytes });
+    const files = await loadUserFiles(root, userId, { maxBytes: this.maxFileBytes });
     const problems = [...fileProblems(files.enabled), ...fileProblems(files.custom)];
     if (problems.length > 0) {
       const last = this.lastGood.get(userId);

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { realpath } from "node:fs/promises";
 import { type MergedCatalog, mergeUserCatalog } from "../catalog/merge.js";
 import type { Config } from "../config.js";
 import { computeDesiredUser } from "../desired/user-desired.js";
@@ -121,8 +122,11 @@ export class Reconciler {
     log: Logger,
     started: number,
   ): Promise<ReconcileOutcome> {
-    const global = await this.deps.global.get();
-    const user = await this.deps.users.get(userId);
+    // Resolve the data dir once: with a symlink-swapped checkout (git-sync), every file of this reconcile
+    // comes from the same revision.
+    const root = await realpath(this.deps.config.dataDir);
+    const global = await this.deps.global.get(root);
+    const user = await this.deps.users.get(userId, root);
     let actual = options.snapshot ?? (await this.listActual(userId));
 
     if (user.kind === "absent") return this.reconcileAbsent(userId, actual, options, log, started);
@@ -172,12 +176,7 @@ export class Reconciler {
       for (const entry of userInputs.enabled.servers) {
         for (const name of catalog.servers.get(entry.id)?.definition.required_secrets ?? []) needed.add(name);
       }
-      const resolveSecret = await loadUserSecrets(
-        this.deps.config.dataDir,
-        userId,
-        needed,
-        this.deps.secrets,
-      );
+      const resolveSecret = await loadUserSecrets(root, userId, needed, this.deps.secrets);
       const currentPorts = new Map<string, number>();
       for (const c of current.containers) {
         const serverId = c.labels[LABELS.serverId];
