@@ -6,6 +6,7 @@ import type {
   ActualVolume,
   ContainerRuntime,
   ContainerState,
+  EventFilter,
   NetworkSpec,
   ObjectRef,
   RuntimeEvent,
@@ -216,11 +217,15 @@ export class DockerodeRuntime implements ContainerRuntime {
     );
   }
 
-  async *events(labelFilters: readonly string[], signal: AbortSignal): AsyncIterable<RuntimeEvent> {
+  async *events(filter: EventFilter, signal: AbortSignal): AsyncIterable<RuntimeEvent> {
     let stream: NodeJS.ReadableStream;
     try {
       stream = await this.docker.getEvents({
-        filters: { label: [...labelFilters], type: ["container", "network", "volume"] },
+        filters: {
+          type: [...filter.types],
+          ...(filter.labels ? { label: [...filter.labels] } : {}),
+          ...(filter.actions ? { event: [...filter.actions] } : {}),
+        },
         abortSignal: signal,
       });
     } catch (error) {

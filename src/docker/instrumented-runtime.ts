@@ -5,6 +5,7 @@ import type {
   ActualNetwork,
   ActualVolume,
   ContainerRuntime,
+  EventFilter,
   NetworkSpec,
   ObjectRef,
   RuntimeEvent,
@@ -101,8 +102,8 @@ export class InstrumentedRuntime implements ContainerRuntime {
   renameContainer(id: string, name: string): Promise<void> {
     return this.measure("container_rename", () => this.inner.renameContainer(id, name));
   }
-  events(labelFilters: readonly string[], signal: AbortSignal): AsyncIterable<RuntimeEvent> {
+  events(filter: EventFilter, signal: AbortSignal): AsyncIterable<RuntimeEvent> {
     this.callCounts.set("events", (this.callCounts.get("events") ?? 0) + 1);
-    return this.inner.events(labelFilters, signal);
+    return this.inner.events(filter, signal);
   }
 }

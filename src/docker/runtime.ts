@@ -49,6 +49,13 @@ export interface RuntimeEvent {
   labels: Readonly<Record<string, string>>;
 }
 
+export interface EventFilter {
+  /** `key=value` labels the object must carry (the engine does not label network events: omit for those). */
+  labels?: readonly string[];
+  types: readonly RuntimeEvent["type"][];
+  actions?: readonly string[];
+}
+
 export interface ObjectRef {
   id: string;
   labels: Readonly<Record<string, string>>;
@@ -73,8 +80,8 @@ export interface ContainerRuntime {
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
   removeContainer(id: string): Promise<void>;
   renameContainer(id: string, name: string): Promise<void>;
-  /** Engine events for objects with the labels; ends (or throws) when the connection drops or `signal` aborts. */
-  events(labelFilters: readonly string[], signal: AbortSignal): AsyncIterable<RuntimeEvent>;
+  /** Engine events matching the filter; ends (or throws) when the connection drops or `signal` aborts. */
+  events(filter: EventFilter, signal: AbortSignal): AsyncIterable<RuntimeEvent>;
 }
 
 export type RuntimeErrorCode = "NotFound" | "Conflict" | "NotModified" | "Timeout" | "Unavailable" | "Failed";

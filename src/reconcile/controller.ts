@@ -1,6 +1,6 @@
 import { listUserDirs } from "../catalog/data-tree.js";
 import type { Config } from "../config.js";
-import type { ContainerRuntime } from "../docker/runtime.js";
+import type { ContainerRuntime, EventFilter, RuntimeEvent } from "../docker/runtime.js";
 import { LABELS, isOwnedBy, ownerFilters } from "../labels.js";
 import type { AuditWriter } from "../observability/audit.js";
 import type { Logger } from "../observability/logger.js";
@@ -54,6 +54,7 @@ export class Controller {
   private managedTotal = 0;
   private firstSync = false;
   private stopping = false;
+  private resyncPending = false;
 
   constructor(private readonly deps: ControllerDeps) {
     const { metrics, config } = deps;
@@ -241,23 +242,59 @@ export class Controller {
 
   /** Engine events name users to look at; on every reconnect, a full resync covers what was missed. */
   private async watchEngine(signal: AbortSignal): Promise<void> {
-    const { runtime, config, logger, metrics } = this.deps;
+    const { config } = this.deps;
+    const containers = this.followEvents(
+      "container",
+      {
+        labels: ownerFilters(config.installation),
+        types: ["container"],
+        actions: [...RELEVANT_CONTAINER_EVENTS],
+      },
+      (event) => {
+        const userId = event.labels[LABELS.userId];
+        if (userId && isValidUserId(userId)) this.queue.add(userId);
+      },
+      signal,
+    );
+    // The engine puts no labels on network events, so a removed user network is recognised by its name prefix.
+    const networks = this.followEvents(
+      "network",
+      { types: ["network"], actions: ["destroy"] },
+      (event) => {
+        if ((event.labels.name ?? "").startsWith("mcp-net-")) this.requestResync();
+      },
+      signal,
+    );
+    await Promise.all([containers, networks]);
+  }
+
+  private requestResync(): void {
+    if (this.stopping || this.resyncPending) return;
+    this.resyncPending = true;
+    this.deps.clock.setTimeout(() => {
+      this.resyncPending = false;
+      this.resync().catch((error: unknown) => this.deps.logger.warn({ err: String(error) }, "resync failed"));
+    }, this.deps.config.debounceMs);
+  }
+
+  private async followEvents(
+    name: string,
+    filter: EventFilter,
+    onEvent: (event: RuntimeEvent) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { runtime, logger, metrics } = this.deps;
     let failures = 0;
     while (!signal.aborted) {
       try {
-        for await (const event of runtime.events(ownerFilters(config.installation), signal)) {
+        for await (const event of runtime.events(filter, signal)) {
           failures = 0;
-          const userId = event.labels[LABELS.userId];
-          if (event.type === "container" && RELEVANT_CONTAINER_EVENTS.has(event.action)) {
-            if (userId && isValidUserId(userId)) this.queue.add(userId);
-          } else if (event.type === "network" && event.action === "destroy") {
-            if (userId && isValidUserId(userId)) this.queue.add(userId);
-          }
+          onEvent(event);
         }
       } catch (error) {
         if (signal.aborted) break;
         logger.warn(
-          { err: error instanceof Error ? error.message : String(error) },
+          { stream: name, err: error instanceof Error ? error.message : String(error) },
           "docker event stream failed",
         );
       }
@@ -274,9 +311,7 @@ export class Controller {
       });
       if (signal.aborted) break;
       // Events were lost while disconnected: list again (the events stream is a hint, the list is the truth).
-      await this.resync().catch((error: unknown) =>
-        logger.warn({ err: String(error) }, "resync after reconnect failed"),
-      );
+      this.requestResync();
     }
   }
 

@@ -201,6 +201,19 @@ describeDocker("reconcile loop against a real engine", () => {
     expect(restarted.Id).toBe(other.Id);
   });
 
+  it("recreates a user's network removed behind its back (network events carry no labels)", async () => {
+    // A user with nothing enabled still owns a network, and nothing else would notice it going.
+    await data.enable("frank", []);
+    const net = await waitFor("frank's network", async () => (await networksOf(installation, "frank"))[0]);
+    await docker.getNetwork(net.Id).remove();
+    const recreated = await waitFor("frank's network back", async () => {
+      const [n] = await networksOf(installation, "frank");
+      return n && n.Id !== net.Id ? n : undefined;
+    });
+    expect(recreated.Name).toBe(net.Name);
+    expect(recreated.IPAM?.Config?.[0]?.Subnet).toBe(net.IPAM?.Config?.[0]?.Subnet);
+  });
+
   it("blocks servers beyond a limit in enabled order, says which limit, and stops the excess when a limit drops", async () => {
     await data.enable("carol", ["echo", "other", "web", "big"]);
     const status = await waitFor("carol reconciled", async () => {
