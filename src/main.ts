@@ -8,8 +8,12 @@ Usage: mcp-portal <command> [options]
 Commands:
   run        watch the data dir and Docker, converge continuously (the daemon)
   validate   check the whole desired-state tree; exit 1 on any problem
+  plan       dry run against the engine: what "run" would change now; exit 2 when something would
+  status     users and servers: phase, host port, age, reason
+  import     convert a Docker MCP catalog (docker-mcp) into a base catalog file
   schema     write JSON Schemas of every file format to manifests/schemas/
   secrets    set | list | rm | rotate | gen-key per-user encrypted secrets
+  tokens     create | list | revoke per-user API tokens
   version    print the version
 
 Run "mcp-portal <command> --help" for a command's options.
@@ -19,8 +23,12 @@ Run "mcp-portal <command> --help" for a command's options.
 const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import("./commands/run.js")).runCommand,
   validate: async () => (await import("./commands/validate.js")).validateCommand,
+  plan: async () => (await import("./commands/plan.js")).planCommand,
+  status: async () => (await import("./commands/status.js")).statusCommand,
+  import: async () => (await import("./commands/import.js")).importCommand,
   schema: async () => (await import("./commands/schema.js")).schemaCommand,
   secrets: async () => (await import("./commands/secrets.js")).secretsCommand,
+  tokens: async () => (await import("./commands/tokens.js")).tokensCommand,
 };
 
 export async function main(argv: string[], io: CommandIo): Promise<number> {

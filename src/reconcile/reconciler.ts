@@ -160,9 +160,10 @@ export class Reconciler {
       global: globalInputs.catalog.inputsHash,
       custom: custom ? [custom.file, custom.hash] : null,
     });
-    const { catalog } = await this.deps.catalogs.get(userId, catalogHash, () =>
-      mergeUserCatalog(globalInputs.catalog, custom),
-    );
+    // A dry run (the `plan` command) must not even write the derived cache.
+    const { catalog } = options.dryRun
+      ? { catalog: mergeUserCatalog(globalInputs.catalog, custom) }
+      : await this.deps.catalogs.get(userId, catalogHash, () => mergeUserCatalog(globalInputs.catalog, custom));
     const generation = canonicalHash({
       catalog: catalogHash,
       user: userInputs.hash,
@@ -234,7 +235,19 @@ export class Reconciler {
       stalled = guarded.stalled;
     }
     if (options.dryRun) {
-      return { plan, summary: summarize(undefined, actual, errors) };
+      const status = await this.writeStatus(userId, {
+        generation,
+        suspended,
+        actual,
+        desired,
+        applied: undefined,
+        errors,
+        stalled: undefined,
+        mutations: 0,
+        started,
+        dryRun: true,
+      });
+      return { plan: { ...plan, steps }, status, summary: summarize(undefined, actual, errors) };
     }
     if (steps.length > 0) log.info({ steps: steps.map(describeStep) }, `applying ${steps.length} step(s)`);
     const applied = await this.deps.applier.apply(userId, steps, block.start, log, options.signal);

@@ -1,0 +1,295 @@
+import { readFile, readdir } from "node:fs/promises";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { listUserDirs } from "../catalog/data-tree.js";
+import { type Config, ConfigError, loadConfig } from "../config.js";
+import { dockerFromEnv } from "../docker/connect.js";
+import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
+import type { ActualContainer } from "../docker/runtime.js";
+import { LABELS, ownerFilters } from "../labels.js";
+import type { ServerStatus, UserStatus } from "../reconcile/status.js";
+import { isValidUserId } from "../util/ids.js";
+import { type CommandIo, UsageError } from "./io.js";
+
+const USAGE = `Usage: mcp-portal status [--data-dir DIR] [--state-dir DIR] [--installation NAME] [--user ID] [--output text|json]
+
+Users and their servers: phase and reason from the controller's status files, host port, the container's
+state and age from the engine (one label-filtered listing). Users without a status file yet show as Unknown.
+Reads only; never writes.
+
+Options:
+  --data-dir DIR         desired-state tree, for the list of users (MCP_PORTAL_DATA_DIR, default .)
+  --state-dir DIR        where the status files are (MCP_PORTAL_STATE_DIR, default <data-dir>/.mcp-portal)
+  --installation NAME    label value of the installation (MCP_PORTAL_INSTALLATION)
+  --user ID              only this user
+  --output FORMAT        text (default): aligned table; json: {"users":[{"user_id","phase","servers":[...]}]}
+
+Exit codes: 0 shown, 1 the engine cannot be reached (or a listing failed), 2 usage error.
+`;
+
+export interface ServerStatusView {
+  id: string;
+  /** From the status file; Unknown when the controller has not written one for this server. */
+  phase: ServerStatus["phase"] | "Unknown";
+  reason?: string;
+  message?: string;
+  host_port?: number;
+  container_name?: string;
+  container_id?: string;
+  /** The container's state on the engine now, or "missing". */
+  state: string;
+  created_at?: string;
+  age_seconds?: number;
+}
+
+export interface UserStatusView {
+  user_id: string;
+  phase: UserStatus["phase"] | "Unknown";
+  /** The Ready condition's reason, or why the phase is Unknown. */
+  reason?: string;
+  /** When the status file was last reconciled. */
+  last_reconcile?: string;
+  servers: ServerStatusView[];
+}
+
+interface StatusOptions {
+  config: Config;
+  user: string | undefined;
+  output: "text" | "json";
+}
+
+/** `mcp-portal status`; `args` are the arguments after "status". */
+export async function statusCommand(args: string[], io: CommandIo): Promise<number> {
+  let options: StatusOptions | "help";
+  try {
+    options = parseOptions(args, io.env);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      io.stderr.write(`error: ${error.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw error;
+  }
+  if (options === "help") {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  const { config } = options;
+  const runtime = new DockerodeRuntime(dockerFromEnv(io.env), { timeoutMs: config.dockerTimeoutMs });
+  let containers: ActualContainer[];
+  try {
+    containers = await runtime.listContainers(ownerFilters(config.installation, options.user));
+  } catch (error) {
+    const message = `cannot list containers on the Docker Engine: ${error instanceof Error ? error.message : String(error)}`;
+    if (options.output === "json") io.stdout.write(`${JSON.stringify({ error: message }, null, 2)}\n`);
+    io.stderr.write(`status: ${message}\n`);
+    return 1;
+  }
+  const users = await collectStatus(config, options.user, containers, Date.now());
+  if (options.output === "json") io.stdout.write(`${JSON.stringify({ users }, null, 2)}\n`);
+  else io.stdout.write(formatStatus(users));
+  return 0;
+}
+
+function parseOptions(args: string[], env: NodeJS.ProcessEnv): StatusOptions | "help" {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        "data-dir": { type: "string" },
+        "state-dir": { type: "string" },
+        installation: { type: "string" },
+        user: { type: "string" },
+        output: { type: "string", default: "text" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  if (values.help) return "help";
+  const output = values.output;
+  if (output !== "text" && output !== "json")
+    throw new UsageError(`--output must be text or json, not "${output}"`);
+  if (values.user !== undefined && !isValidUserId(values.user)) {
+    throw new UsageError(`--user: "${values.user}" is not a valid user id (^[a-zA-Z0-9-]{1,32}$)`);
+  }
+  const config = loadConfig(env, {
+    MCP_PORTAL_DATA_DIR: values["data-dir"],
+    MCP_PORTAL_STATE_DIR: values["state-dir"],
+    MCP_PORTAL_INSTALLATION: values.installation,
+  });
+  return { config, user: values.user, output };
+}
+
+/** Joins the status files with one container listing. Pure apart from reading files; `now` in ms. */
+export async function collectStatus(
+  config: Config,
+  onlyUser: string | undefined,
+  containers: readonly ActualContainer[],
+  now: number,
+): Promise<UserStatusView[]> {
+  const byUser = new Map<string, ActualContainer[]>();
+  for (const c of containers) {
+    const u = c.labels[LABELS.userId];
+    if (!u || !isValidUserId(u) || c.labels[LABELS.serverId] === undefined) continue;
+    byUser.set(u, [...(byUser.get(u) ?? []), c]);
+  }
+  let ids: string[];
+  if (onlyUser !== undefined) {
+    ids = [onlyUser];
+  } else {
+    const dirs = await listUserDirs(config.dataDir);
+    ids = [...new Set([...dirs.names, ...(await statusFileUsers(config.stateDir)), ...byUser.keys()])].sort();
+  }
+  const views: UserStatusView[] = [];
+  for (const userId of ids) {
+    const status = await readStatusFile(config.stateDir, userId);
+    views.push(userView(userId, status, byUser.get(userId) ?? [], now));
+  }
+  return views;
+}
+
+function userView(
+  userId: string,
+  status: UserStatus | undefined,
+  containers: readonly ActualContainer[],
+  now: number,
+): UserStatusView {
+  const remaining = [...containers];
+  const take = (s: ServerStatus): ActualContainer | undefined => {
+    const index = s.container_id !== undefined ? remaining.findIndex((c) => c.id === s.container_id) : -1;
+    const found = index >= 0 ? index : remaining.findIndex((c) => c.labels[LABELS.serverId] === s.id);
+    return found >= 0 ? remaining.splice(found, 1)[0] : undefined;
+  };
+  const servers: ServerStatusView[] = [];
+  for (const s of status?.servers ?? []) {
+    const container = take(s);
+    servers.push({
+      id: s.id,
+      phase: s.phase,
+      ...(s.reason ? { reason: s.reason } : {}),
+      ...(s.message ? { message: s.message } : {}),
+      ...hostPort(s.host_port, container),
+      ...containerFields(container, now),
+    });
+  }
+  // Containers the status does not name: no status yet, or leftovers a reconcile has not removed.
+  for (const container of remaining.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    servers.push({
+      id: container.labels[LABELS.serverId] ?? "?",
+      phase: "Unknown",
+      reason: status ? "NotInStatus" : "NoStatusYet",
+      ...hostPort(undefined, container),
+      ...containerFields(container, now),
+    });
+  }
+  const ready = status?.conditions.find((c) => c.type === "Ready");
+  const last = status?.last_reconciles[status.last_reconciles.length - 1];
+  return {
+    user_id: userId,
+    phase: status?.phase ?? "Unknown",
+    ...(status ? (ready ? { reason: ready.reason } : {}) : { reason: "NoStatusYet" }),
+    ...(last ? { last_reconcile: last.time } : {}),
+    servers,
+  };
+}
+
+function hostPort(
+  fromStatus: number | undefined,
+  container: ActualContainer | undefined,
+): { host_port?: number } {
+  if (fromStatus !== undefined) return { host_port: fromStatus };
+  const label = Number(container?.labels[LABELS.hostPort]);
+  return Number.isInteger(label) && label > 0 ? { host_port: label } : {};
+}
+
+function containerFields(
+  container: ActualContainer | undefined,
+  now: number,
+): Partial<ServerStatusView> & { state: string } {
+  if (!container) return { state: "missing" };
+  return {
+    state: container.state,
+    container_name: container.name,
+    container_id: container.id,
+    created_at: new Date(container.created * 1000).toISOString(),
+    age_seconds: Math.max(0, Math.floor(now / 1000 - container.created)),
+  };
+}
+
+async function statusFileUsers(stateDir: string): Promise<string[]> {
+  try {
+    const entries = await readdir(path.join(stateDir, "users"), { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory() && isValidUserId(e.name)).map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+async function readStatusFile(stateDir: string, userId: string): Promise<UserStatus | undefined> {
+  try {
+    const parsed = JSON.parse(
+      await readFile(path.join(stateDir, "users", userId, "status.json"), "utf8"),
+    ) as Partial<UserStatus>;
+    if (parsed.api_version !== "mcp-portal/v1" || parsed.user_id !== userId || !Array.isArray(parsed.servers))
+      return undefined;
+    return {
+      ...parsed,
+      conditions: Array.isArray(parsed.conditions) ? parsed.conditions : [],
+      last_reconciles: Array.isArray(parsed.last_reconciles) ? parsed.last_reconciles : [],
+    } as UserStatus;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `12s`, `5m`, `3h`, `2d`: the largest whole unit, as kubectl shows ages. */
+export function formatAge(seconds: number): string {
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 2 * 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 2 * 86_400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86_400)}d`;
+}
+
+/** Aligned columns: USER SERVER PHASE STATE PORT AGE REASON; a user without servers gets one row. */
+export function formatStatus(users: readonly UserStatusView[]): string {
+  const header = ["USER", "SERVER", "PHASE", "STATE", "PORT", "AGE", "REASON"];
+  const rows: string[][] = [];
+  for (const user of users) {
+    if (user.servers.length === 0 || (user.phase !== "Ready" && user.phase !== "Unknown")) {
+      // The user as a whole: when it has no servers, or when its phase says more than its servers' rows.
+      rows.push([
+        user.user_id,
+        user.servers.length === 0 ? "-" : "(user)",
+        user.phase,
+        "-",
+        "-",
+        "-",
+        user.reason ?? "",
+      ]);
+    }
+    for (const s of user.servers) {
+      rows.push([
+        user.user_id,
+        s.id,
+        s.phase,
+        s.state,
+        s.host_port !== undefined ? String(s.host_port) : "-",
+        s.age_seconds !== undefined ? formatAge(s.age_seconds) : "-",
+        s.reason ?? "",
+      ]);
+    }
+  }
+  if (rows.length === 0) return "No users.\n";
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return `${[line(header), ...rows.map(line)].join("\n")}\n`;
+}
