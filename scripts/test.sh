@@ -12,8 +12,12 @@ step "npm ci"
 npm ci --no-audit --no-fund
 step "test images"
 bash scripts/build-test-images.sh
+step "demo images (the example tree's servers)"
+bash scripts/build-demo-images.sh
 step "build"
 npm run build
+step "controller image (local base when no registry answers)"
+bash scripts/build-image.sh >/dev/null
 step "lint"
 npm run lint
 step "test"
