@@ -29,6 +29,7 @@ const RawConfig = z
     MCP_PORTAL_PORT_RANGE_END: Int(1024, 65_535).default(29_999),
     MCP_PORTAL_PORTS_PER_USER: Int(1, 10_000).default(100),
     MCP_PORTAL_PUBLISH_HOST: z.union([z.ipv4(), z.ipv6()]).default("127.0.0.1"),
+    MCP_PORTAL_GATEWAY: z.enum(["on", "off"]).default("on"),
     MCP_PORTAL_USER_MAX_CONTAINERS: Int(0, 10_000).default(10),
     MCP_PORTAL_USER_MAX_MEMORY_MB: Int(0, 10_000_000).default(2048),
     MCP_PORTAL_USER_MAX_CPU_SHARES: Int(0, 10_000_000).default(1024),
@@ -49,6 +50,7 @@ const RawConfig = z
     MCP_PORTAL_MAX_FILE_BYTES: Int(1024, 1024 * 1024 * 1024).default(5 * 1024 * 1024),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     LOG_PRETTY: Bool.default(false),
+    MCP_PORTAL_READ_ONLY_API: Bool.default(false),
   })
   .superRefine((c, ctx) => {
     if (c.MCP_PORTAL_PORT_RANGE_END < c.MCP_PORTAL_PORT_RANGE_START + c.MCP_PORTAL_PORTS_PER_USER - 1) {
@@ -84,6 +86,8 @@ export interface Config {
   portRange: { start: number; end: number };
   portsPerUser: number;
   publishHost: string;
+  /** The gateway serves users' host ports (containers publish nothing); off: HTTP servers publish directly. */
+  gateway: boolean;
   defaultLimits: Limits;
   subnetPool: { base: string; prefixLength: number };
   resyncSeconds: number;
@@ -96,6 +100,8 @@ export interface Config {
   maxFileBytes: number;
   logLevel: string;
   logPretty: boolean;
+  /** GitOps setups where git is the only writer: the API refuses every write (403 READ_ONLY). */
+  readOnlyApi: boolean;
 }
 
 export class ConfigError extends Error {
@@ -134,6 +140,7 @@ export function loadConfig(
     portRange: { start: c.MCP_PORTAL_PORT_RANGE_START, end: c.MCP_PORTAL_PORT_RANGE_END },
     portsPerUser,
     publishHost: c.MCP_PORTAL_PUBLISH_HOST,
+    gateway: c.MCP_PORTAL_GATEWAY === "on",
     defaultLimits: {
       max_containers: c.MCP_PORTAL_USER_MAX_CONTAINERS,
       max_memory_mb: c.MCP_PORTAL_USER_MAX_MEMORY_MB,
@@ -158,5 +165,6 @@ export function loadConfig(
     maxFileBytes: c.MCP_PORTAL_MAX_FILE_BYTES,
     logLevel: c.LOG_LEVEL,
     logPretty: c.LOG_PRETTY,
+    readOnlyApi: c.MCP_PORTAL_READ_ONLY_API,
   };
 }

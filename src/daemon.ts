@@ -1,4 +1,5 @@
 import { Registry } from "prom-client";
+import { registerApi } from "./api/api.js";
 import { createHttpServer, type HttpServer, parseListen } from "./api/http-server.js";
 import { MergedCatalogCache } from "./catalog/merged-cache.js";
 import type { Config } from "./config.js";
@@ -14,6 +15,7 @@ import { PlanApplier } from "./reconcile/apply.js";
 import { type Clock, systemClock } from "./reconcile/clock.js";
 import { Controller } from "./reconcile/controller.js";
 import { GlobalInputsStore, UserInputsStore } from "./reconcile/desired-inputs.js";
+import { GatewayHealthReader } from "./reconcile/gateway-health.js";
 import { ImagePuller } from "./reconcile/image-puller.js";
 import { PruneGuard } from "./reconcile/prune-guard.js";
 import { Reconciler } from "./reconcile/reconciler.js";
@@ -95,6 +97,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   const global = new GlobalInputsStore(config.overlays, config.maxFileBytes);
   const statuses = new StatusStore(config.stateDir);
+  const health = config.gateway ? new GatewayHealthReader(config.stateDir) : undefined;
   const events = new EventBus();
   const applier = new PlanApplier({
     runtime,
@@ -133,6 +136,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     logger,
     clock,
     managedTotal: () => managed.total(),
+    ...(health ? { health } : {}),
     onStatus: (previous, next) => publishStatusChange(events, previous, next, new Date(clock.now())),
   });
   const ctl = new Controller({
@@ -146,6 +150,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     audit,
     clock,
     watch: options.watch ?? true,
+    ...(health ? { health } : {}),
   });
   managed.total = () => ctl.managedContainers;
   let dockerCheck: { at: number; ok: boolean } | undefined;
@@ -170,6 +175,22 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
             },
           },
         });
+
+  if (http) {
+    // REST API, live events and OpenAPI under /api/v1 (before listen); throws on a bad admin token.
+    await registerApi(http, {
+      config,
+      env: options.env,
+      events,
+      global,
+      statuses,
+      secrets,
+      audit,
+      controller: ctl,
+      logger,
+      readOnly: config.readOnlyApi,
+    });
+  }
 
   return {
     config,

@@ -14,6 +14,10 @@ export const LABELS = {
   volumeArea: "mcp.portal.volume_area",
   volumePath: "mcp.portal.volume_path",
   transport: "mcp.portal.transport",
+  /** The port an HTTP server listens on inside its container (the gateway proxies to it). */
+  containerPort: "mcp.portal.container_port",
+  /** JSON {interval_seconds, timeout_seconds, retries, start_period_seconds} for the gateway's MCP probe. */
+  healthCheck: "mcp.portal.health_check",
 } as const;
 
 export const MANAGED_BY = "mcp-portal";

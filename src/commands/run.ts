@@ -10,6 +10,7 @@ const USAGE = `Usage: mcp-portal run [options]
   --installation NAME    label value separating installations on one engine (MCP_PORTAL_INSTALLATION)
   --listen HOST:PORT     metrics, probes and API (MCP_PORTAL_LISTEN, default 127.0.0.1:8080)
   --allow-mass-prune     let one pass remove more than the safe share of managed containers
+  --read-only-api        the API refuses every write (git is the only writer) (MCP_PORTAL_READ_ONLY_API)
   --once                 converge every user once, then exit (0 when everything applied)
   --log-level LEVEL      fatal|error|warn|info|debug|trace (LOG_LEVEL)
   --pretty               human-readable logs
@@ -26,6 +27,7 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
         installation: { type: "string" },
         listen: { type: "string" },
         "allow-mass-prune": { type: "boolean" },
+        "read-only-api": { type: "boolean" },
         once: { type: "boolean" },
         "log-level": { type: "string" },
         pretty: { type: "boolean" },
@@ -49,6 +51,7 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
       MCP_PORTAL_INSTALLATION: values.installation,
       MCP_PORTAL_LISTEN: values.listen,
       MCP_PORTAL_ALLOW_MASS_PRUNE: values["allow-mass-prune"],
+      MCP_PORTAL_READ_ONLY_API: values["read-only-api"],
       LOG_LEVEL: values["log-level"],
       LOG_PRETTY: values.pretty,
     });

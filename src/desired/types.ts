@@ -42,6 +42,12 @@ export interface ContainerSpec {
   readOnlyRootfs: boolean;
   tmpfs: Record<string, string>;
   openStdin: boolean;
+  healthCheck: {
+    interval_seconds: number;
+    timeout_seconds: number;
+    retries: number;
+    start_period_seconds: number;
+  };
 }
 
 export const BLOCK_REASONS = [

@@ -24,6 +24,13 @@ import { type UserArea, resolveUserVolumePath } from "./volume-paths.js";
 export const SPEC_SCHEMA_VERSION = 1;
 
 export const SERVER_DEFAULTS = { memoryMb: 128, cpuShares: 64, pidsLimit: 128 } as const;
+/** MCP-level probe settings when the catalog gives none (the gateway probes through its own path). */
+export const HEALTH_DEFAULTS = {
+  interval_seconds: 10,
+  timeout_seconds: 5,
+  retries: 3,
+  start_period_seconds: 0,
+} as const;
 const DEFAULT_MOUNTS: readonly { area: UserArea; target: string }[] = [
   { area: "data", target: "/data" },
   { area: "cache", target: "/cache" },
@@ -45,6 +52,11 @@ export interface DesiredUserInput {
   currentPorts: ReadonlyMap<string, number>;
   resolveSecret: (name: string) => SecretResolution;
   publishHost: string;
+  /**
+   * False when the gateway serves users' ports: a published port is reachable from other users' networks
+   * through the host address, so containers then publish nothing themselves.
+   */
+  publishPorts: boolean;
   containerUser: string;
   portalVersion: string;
 }
@@ -311,7 +323,7 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
     user: security.user ?? input.containerUser,
     network: ctx.network,
     hostPort: ctx.hostPort,
-    ...(isHttp && declared
+    ...(isHttp && declared && input.publishPorts
       ? {
           publish: {
             containerPort: declared.container_port,
@@ -331,6 +343,13 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
     readOnlyRootfs: security.read_only_rootfs ?? false,
     tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" },
     openStdin: !isHttp,
+    healthCheck: {
+      interval_seconds: definition.health_check?.interval_seconds ?? HEALTH_DEFAULTS.interval_seconds,
+      timeout_seconds: definition.health_check?.timeout_seconds ?? HEALTH_DEFAULTS.timeout_seconds,
+      retries: definition.health_check?.retries ?? HEALTH_DEFAULTS.retries,
+      start_period_seconds:
+        definition.health_check?.start_period_seconds ?? HEALTH_DEFAULTS.start_period_seconds,
+    },
   };
   const specFields: Record<string, string> = {};
   const hashed = { ...spec, env: hashable };
@@ -345,6 +364,8 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
     [LABELS.hostPort]: String(ctx.hostPort),
     [LABELS.transport]: definition.transport,
     [LABELS.specFields]: canonicalJson(specFields),
+    [LABELS.healthCheck]: canonicalJson(spec.healthCheck),
+    ...(isHttp && declared ? { [LABELS.containerPort]: String(declared.container_port) } : {}),
   };
   return {
     serverId: definition.id,

@@ -62,7 +62,7 @@ export const USER_PHASES = ["Ready", "NotReady", "Suspended"] as const;
 export type UserPhase = (typeof USER_PHASES)[number];
 
 /** Why a desired server is not running. Bounded: the status carries the detail, the metric only the reason. */
-export const BLOCKED_REASONS = [...BLOCK_REASONS, "CreateFailed", "StartFailed"] as const;
+export const BLOCKED_REASONS = [...BLOCK_REASONS, "CreateFailed", "StartFailed", "Unhealthy"] as const;
 export type BlockedReason = (typeof BLOCKED_REASONS)[number];
 
 /** Docker API calls take from a few ms (list, inspect) to a minute (pull, stop with grace period). */

@@ -1,3 +1,6 @@
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { type FSWatcher, watch } from "chokidar";
 import { listUserDirs } from "../catalog/data-tree.js";
 import type { Config } from "../config.js";
 import type { ContainerRuntime, EventFilter, RuntimeEvent } from "../docker/runtime.js";
@@ -15,6 +18,7 @@ import type { NetworkAllocator } from "./allocator.js";
 import { backoffDelay } from "./backoff.js";
 import type { Clock } from "./clock.js";
 import { type DataChange, type DataWatcher, watchDataDir } from "./data-watcher.js";
+import { type GatewayHealthReader, gatewayHealthPath } from "./gateway-health.js";
 import { Debouncer } from "./debouncer.js";
 import type { GlobalInputsStore } from "./desired-inputs.js";
 import type { ActualUser } from "./plan.js";
@@ -35,6 +39,8 @@ export interface ControllerDeps {
   clock: Clock;
   /** Watch the data dir (off in some tests and the `plan` command). */
   watch?: boolean;
+  /** The gateway's health file; a change there re-evaluates the users whose servers' health changed. */
+  health?: GatewayHealthReader;
 }
 
 /**
@@ -48,6 +54,7 @@ export class Controller {
   private readonly summaries = new Map<string, UserSummary>();
   private readonly eventsAbort = new AbortController();
   private watcher: DataWatcher | undefined;
+  private healthWatcher: FSWatcher | undefined;
   private resyncTimer: unknown;
   private eventsLoop: Promise<void> | undefined;
   private knownUsers = new Set<string>();
@@ -110,6 +117,7 @@ export class Controller {
         onError: (error) => logger.warn({ err: String(error) }, "file watcher error"),
       });
     }
+    if (this.deps.health && this.deps.watch !== false) await this.watchHealth(this.deps.health);
     this.eventsLoop = this.watchEngine(this.eventsAbort.signal);
     await this.resync();
     await this.queue.idle();
@@ -124,6 +132,7 @@ export class Controller {
     if (this.resyncTimer !== undefined) this.deps.clock.clearTimeout(this.resyncTimer);
     this.eventsAbort.abort();
     await this.watcher?.close();
+    await this.healthWatcher?.close();
     await this.queue.shutdown();
     await this.eventsLoop;
   }
@@ -266,6 +275,24 @@ export class Controller {
       signal,
     );
     await Promise.all([containers, networks]);
+  }
+
+  private async watchHealth(reader: GatewayHealthReader): Promise<void> {
+    const file = gatewayHealthPath(this.deps.config.stateDir);
+    await mkdir(path.dirname(file), { recursive: true });
+    let known = new Map(await reader.read());
+    this.healthWatcher = watch(path.dirname(file), { ignoreInitial: true, depth: 0 });
+    this.healthWatcher.on("all", (_event, changed) => {
+      if (path.resolve(changed) !== file) return;
+      void reader.read().then((next) => {
+        const users = new Set<string>();
+        for (const key of new Set([...known.keys(), ...next.keys()])) {
+          if (JSON.stringify(known.get(key)) !== JSON.stringify(next.get(key))) users.add(key.split("/")[0]!);
+        }
+        known = new Map(next);
+        for (const userId of users) if (isValidUserId(userId)) this.queue.add(userId);
+      });
+    });
   }
 
   private requestResync(): void {

@@ -14,6 +14,7 @@ import { canonicalHash } from "../util/canonical-json.js";
 import type { Problem } from "../validate/problem.js";
 import { PORTAL_VERSION } from "../version.js";
 import type { NetworkAllocator } from "./allocator.js";
+import { GatewayHealthReader, type ServerHealth } from "./gateway-health.js";
 import type { ApplyResult, PlanApplier } from "./apply.js";
 import type { Clock } from "./clock.js";
 import type { GlobalInputsStore, UserInputsStore } from "./desired-inputs.js";
@@ -56,6 +57,8 @@ export interface ReconcilerDeps {
   /** How many containers this installation manages in all, for mass-prune safety. */
   managedTotal: () => number;
   onStatus?: (previous: UserStatus | undefined, next: UserStatus) => void;
+  /** The gateway's MCP probes; set when the gateway serves users' ports. */
+  health?: GatewayHealthReader;
 }
 
 /** What the last reconcile of a user saw, for the controller's gauges. */
@@ -163,7 +166,9 @@ export class Reconciler {
     // A dry run (the `plan` command) must not even write the derived cache.
     const { catalog } = options.dryRun
       ? { catalog: mergeUserCatalog(globalInputs.catalog, custom) }
-      : await this.deps.catalogs.get(userId, catalogHash, () => mergeUserCatalog(globalInputs.catalog, custom));
+      : await this.deps.catalogs.get(userId, catalogHash, () =>
+          mergeUserCatalog(globalInputs.catalog, custom),
+        );
     const generation = canonicalHash({
       catalog: catalogHash,
       user: userInputs.hash,
@@ -196,6 +201,7 @@ export class Reconciler {
         currentPorts,
         resolveSecret,
         publishHost: this.deps.config.publishHost,
+        publishPorts: !this.deps.config.gateway,
         containerUser: this.deps.config.containerUser,
         portalVersion: PORTAL_VERSION,
       });
@@ -387,6 +393,7 @@ export class Reconciler {
     const previous = await this.deps.statuses.previous(userId);
     const now = new Date(this.deps.clock.now());
     const servers = serverStatuses(input.actual, input.desired, input.applied, previous);
+    if (this.deps.health) applyGatewayHealth(userId, servers, await this.deps.health.read());
     const network = input.applied?.network ?? networkOf(input.actual, input.desired);
     const block = this.deps.allocator.blockOf(userId);
     const summaryParts = [`${input.mutations} mutation(s)`];
@@ -429,6 +436,31 @@ export class Reconciler {
       this.deps.onStatus?.(previous, status);
     }
     return status;
+  }
+}
+
+/**
+ * Running is not Ready: with the gateway on, a server counts once its MCP probe (initialize, initialized, ping)
+ * passed through the gateway, for this very container.
+ */
+export function applyGatewayHealth(
+  userId: string,
+  servers: ServerStatus[],
+  health: ReadonlyMap<string, ServerHealth>,
+): void {
+  for (const server of servers) {
+    if (server.phase !== "Running" || !server.container_id) continue;
+    const probe = health.get(GatewayHealthReader.key(userId, server.id));
+    if (!probe || probe.container_id !== server.container_id) {
+      server.health = "Starting";
+      continue;
+    }
+    server.health = probe.state;
+    if (probe.state === "Unhealthy") {
+      server.phase = "Unhealthy";
+      server.reason = "Unhealthy";
+      server.message = probe.message;
+    }
   }
 }
 
@@ -527,7 +559,8 @@ function summarize(status: UserStatus | undefined, actual: ActualUser, errors: P
   }
   const blocked: Record<string, number> = {};
   for (const s of status?.servers ?? []) {
-    if ((s.phase === "Blocked" || s.phase === "Failed" || s.reason === "ImagePullBackOff") && s.reason) {
+    const notServing = s.phase === "Blocked" || s.phase === "Failed" || s.phase === "Unhealthy";
+    if ((notServing || s.reason === "ImagePullBackOff") && s.reason) {
       blocked[s.reason] = (blocked[s.reason] ?? 0) + 1;
     }
   }

@@ -5,7 +5,7 @@ import type { ResourceUsage } from "../desired/types.js";
 import { writeJsonAtomic } from "../util/atomic-write.js";
 import type { Problem } from "../validate/problem.js";
 
-export type ServerPhase = "Running" | "Pending" | "Blocked" | "Failed";
+export type ServerPhase = "Running" | "Unhealthy" | "Pending" | "Blocked" | "Failed";
 export type UserPhase = "Ready" | "Progressing" | "Degraded" | "Stalled" | "Suspended";
 
 export interface ServerStatus {
@@ -18,6 +18,8 @@ export interface ServerStatus {
   host_port?: number;
   spec_hash?: string;
   image?: string;
+  /** MCP-level health from the gateway's probes (absent when the gateway is off). */
+  health?: "Starting" | "Ready" | "Unhealthy";
 }
 
 export interface Condition {
@@ -70,10 +72,16 @@ const HISTORY = 5;
 
 /** Pure: the next status from the previous one, keeping condition transition times unless a status flips. */
 export function nextStatus(previous: UserStatus | undefined, o: Observation, now: Date): UserStatus {
-  const notRunning = o.servers.filter((s) => s.phase !== "Running");
+  const notRunning = o.servers.filter(
+    (s) => s.phase !== "Running" || (s.health !== undefined && s.health !== "Ready"),
+  );
   const ready = !o.stalled && o.errors.length === 0 && notRunning.length === 0;
   const degraded = o.servers.find(
-    (s) => s.phase === "Blocked" || s.phase === "Failed" || s.reason === "ImagePullBackOff",
+    (s) =>
+      s.phase === "Blocked" ||
+      s.phase === "Failed" ||
+      s.phase === "Unhealthy" ||
+      s.reason === "ImagePullBackOff",
   );
   const conditions: Condition[] = [
     condition(previous, "Ready", ready, now, {
@@ -85,7 +93,7 @@ export function nextStatus(previous: UserStatus | undefined, o: Observation, now
         : (o.stalled?.message ??
           (o.errors.length > 0
             ? `${o.errors.length} problem(s) in the desired state; the last good state is kept`
-            : `${notRunning.map((s) => `${s.id}: ${s.phase}${s.reason ? ` (${s.reason})` : ""}`).join(", ")}`)),
+            : `${notRunning.map((s) => `${s.id}: ${s.phase}${s.reason ? ` (${s.reason})` : s.health ? ` (${s.health})` : ""}`).join(", ")}`)),
     }),
     condition(previous, "Degraded", degraded !== undefined, now, {
       reason: degraded?.reason ?? "AsExpected",

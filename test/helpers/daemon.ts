@@ -32,6 +32,9 @@ export function testEnv(
     MCP_PORTAL_STOP_TIMEOUT_SECONDS: "1",
     MCP_PORTAL_RESYNC_SECONDS: "600",
     MCP_PORTAL_LISTEN: "127.0.0.1:0",
+    // Most tests exercise the controller alone: HTTP servers publish their ports themselves. The gateway's own
+    // tests turn it on (then containers publish nothing and readiness comes from MCP probes).
+    MCP_PORTAL_GATEWAY: "off",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     ...extra,
   };

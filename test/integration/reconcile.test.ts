@@ -19,18 +19,30 @@ async function networksOf(installation: string, userId?: string) {
   return docker.listNetworks({ filters: { label } });
 }
 
-async function execIn(containerId: string, cmd: string[]): Promise<{ code: number; output: string }> {
+async function execIn(
+  containerId: string,
+  cmd: string[],
+  timeoutMs = 20_000,
+): Promise<{ code: number; output: string }> {
   const exec = await docker
     .getContainer(containerId)
     .exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
   const stream = await exec.start({});
   const output = await new Promise<string>((resolve) => {
     let data = "";
+    // Bounded: a probe that never ends must not eat the whole test timeout.
+    const timer = setTimeout(() => {
+      stream.destroy();
+      resolve(data);
+    }, timeoutMs);
     stream.on("data", (d: Buffer) => (data += d.toString("utf8")));
-    stream.on("end", () => resolve(data));
+    stream.on("end", () => {
+      clearTimeout(timer);
+      resolve(data);
+    });
   });
   const info = await exec.inspect();
-  return { code: info.ExitCode ?? -1, output };
+  return { code: info.Running ? -1 : (info.ExitCode ?? -1), output };
 }
 
 function serverOf(c: Docker.ContainerInfo): string | undefined {

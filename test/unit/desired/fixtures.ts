@@ -71,6 +71,7 @@ export interface InputOptions {
   undecryptable?: string[];
   resolveSecret?: DesiredUserInput["resolveSecret"];
   publishHost?: string;
+  publishPorts?: boolean;
   containerUser?: string;
   portalVersion?: string;
 }
@@ -91,6 +92,7 @@ export function desiredInput(options: InputOptions = {}): DesiredUserInput {
     resolveSecret:
       options.resolveSecret ?? secretsResolver(userId, options.secrets ?? {}, options.undecryptable ?? []),
     publishHost: options.publishHost ?? "127.0.0.1",
+    publishPorts: options.publishPorts ?? true,
     containerUser: options.containerUser ?? "1000:1000",
     portalVersion: options.portalVersion ?? "1.0.0",
   };

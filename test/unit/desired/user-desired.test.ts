@@ -47,6 +47,8 @@ describe("computeDesiredUser: the basics", () => {
       [LABELS.hostPort]: "20000",
       [LABELS.transport]: "stdio",
       [LABELS.specFields]: expect.any(String) as string,
+      [LABELS.healthCheck]:
+        '{"interval_seconds":10,"retries":3,"start_period_seconds":0,"timeout_seconds":5}',
     });
     const recorded = JSON.parse(run.spec.labels[LABELS.specFields]!) as Record<string, string>;
     expect(recorded).toEqual(run.specFields);
@@ -774,5 +776,33 @@ describe("computeDesiredUser: kept containers", () => {
     );
     expect(blockedOf(desired, "web")).toMatchObject({ reason: "SecretDecryptFailed", keepExisting: true });
     expect(runOf(desired, "new").spec.hostPort).not.toBe(20000);
+  });
+});
+
+describe("ports when the gateway serves them", () => {
+  it("publishes nothing but still labels the host port, the container port and the health check", () => {
+    const desired = computeDesiredUser(
+      desiredInput({
+        servers: [
+          server("web", {
+            transport: "streamable-http",
+            ports: [{ container_port: 8080 }],
+            health_check: { interval_seconds: 7 },
+          }),
+        ],
+        publishPorts: false,
+      }),
+    );
+    const web = desired.servers[0]!;
+    if (web.kind !== "run") throw new Error("expected run");
+    expect(web.spec.publish).toBeUndefined();
+    expect(web.spec.labels["mcp.portal.host_port"]).toBe("20000");
+    expect(web.spec.labels["mcp.portal.container_port"]).toBe("8080");
+    expect(JSON.parse(web.spec.labels["mcp.portal.health_check"]!)).toEqual({
+      interval_seconds: 7,
+      timeout_seconds: 5,
+      retries: 3,
+      start_period_seconds: 0,
+    });
   });
 });

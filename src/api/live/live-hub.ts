@@ -1,0 +1,125 @@
+import type { EventBus, PortalEvent } from "../../events/event-bus.js";
+import type { Logger } from "../../observability/logger.js";
+
+/** One live-event connection (server-sent events or WebSocket). */
+export interface EventSink {
+  readonly kind: "sse" | "ws";
+  /** Who is listening, for log lines (`admin`, `token:<id>`). */
+  readonly actor: string;
+  send(event: PortalEvent): void;
+  heartbeat(): void;
+  /** Bytes written but not yet taken by the client (kernel buffers aside). */
+  buffered(): number;
+  /** Ends the connection; `slow` when it is dropped for not reading. */
+  close(reason: "slow" | "shutdown"): void;
+}
+
+export interface LiveHubOptions {
+  maxBufferedBytes: number;
+  heartbeatMs: number;
+}
+
+interface Connection {
+  sink: EventSink;
+  accepts: (event: PortalEvent) => boolean;
+}
+
+/**
+ * Fans daemon events out to live connections. A connection whose client does not keep up (more than
+ * `maxBufferedBytes` pending) is closed rather than allowed to grow memory; drops are logged and counted.
+ */
+export class LiveHub {
+  private readonly connections = new Set<Connection>();
+  private unsubscribe: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private droppedTotal = 0;
+
+  constructor(
+    private readonly bus: Pick<EventBus, "subscribe">,
+    private readonly logger: Logger,
+    private readonly options: LiveHubOptions,
+  ) {}
+
+  /** Registers a connection; the returned function forgets it (call it when the client goes away). */
+  open(sink: EventSink, accepts: (event: PortalEvent) => boolean): () => void {
+    const connection: Connection = { sink, accepts };
+    this.connections.add(connection);
+    if (this.connections.size === 1) this.start();
+    return () => this.forget(connection);
+  }
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  get dropped(): number {
+    return this.droppedTotal;
+  }
+
+  /** Closes every connection (server shutdown). */
+  closeAll(): void {
+    for (const connection of [...this.connections]) {
+      this.forget(connection);
+      connection.sink.close("shutdown");
+    }
+  }
+
+  private start(): void {
+    this.unsubscribe = this.bus.subscribe((event) => this.dispatch(event));
+    this.timer = setInterval(() => this.beat(), this.options.heartbeatMs);
+    this.timer.unref();
+  }
+
+  private forget(connection: Connection): void {
+    if (!this.connections.delete(connection)) return;
+    if (this.connections.size > 0) return;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private dispatch(event: PortalEvent): void {
+    for (const connection of [...this.connections]) {
+      if (!connection.accepts(event)) continue;
+      if (this.dropIfSlow(connection)) continue;
+      this.attempt(connection, () => connection.sink.send(event));
+    }
+  }
+
+  private beat(): void {
+    for (const connection of [...this.connections]) {
+      if (!this.dropIfSlow(connection)) this.attempt(connection, () => connection.sink.heartbeat());
+    }
+  }
+
+  /** A connection that fails to take a write is closed; the others still get theirs. */
+  private attempt(connection: Connection, write: () => void): void {
+    try {
+      write();
+    } catch (error) {
+      this.forget(connection);
+      this.logger.debug({ transport: connection.sink.kind, err: String(error) }, "live-event write failed");
+      connection.sink.close("slow");
+    }
+  }
+
+  private dropIfSlow(connection: Connection): boolean {
+    const buffered = connection.sink.buffered();
+    if (buffered <= this.options.maxBufferedBytes) return false;
+    this.droppedTotal++;
+    this.forget(connection);
+    this.logger.warn(
+      {
+        transport: connection.sink.kind,
+        actor: connection.sink.actor,
+        buffered_bytes: buffered,
+        limit_bytes: this.options.maxBufferedBytes,
+        dropped_total: this.droppedTotal,
+      },
+      "live-event client too slow: connection dropped",
+    );
+    connection.sink.close("slow");
+    return true;
+  }
+}

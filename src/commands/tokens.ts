@@ -1,0 +1,114 @@
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { TOKEN_ID_PATTERN } from "../auth/token-format.js";
+import {
+  TokenStoreError,
+  createToken,
+  readTokens,
+  revokeToken,
+  tokensFilePath,
+} from "../auth/token-store.js";
+import { isValidUserId } from "../util/ids.js";
+import type { CommandIo } from "./io.js";
+
+const USAGE = `Usage: mcp-portal tokens <command> [--state-dir DIR] [--data-dir DIR]
+
+Commands:
+  create <user>   create an API token for a user and print it once (only its sha256 is stored)
+  list            list tokens: id, user, created_at (never the tokens)
+  revoke <id>     delete a token; the API refuses it from the next request on
+
+Tokens live in <state-dir>/tokens.json (mode 0600). A user token reaches only that user's API paths and
+events; the admin token comes from MCP_PORTAL_ADMIN_TOKEN or MCP_PORTAL_ADMIN_TOKEN_FILE.
+State dir: --state-dir, else MCP_PORTAL_STATE_DIR, else <data-dir>/.mcp-portal (data dir: --data-dir, else
+MCP_PORTAL_DATA_DIR, else the current directory).
+`;
+
+class UsageError extends Error {}
+
+/** `mcp-portal tokens ...`. Exit codes: 0 ok, 1 error, 2 usage. */
+export async function tokensCommand(args: string[], io: CommandIo): Promise<number> {
+  try {
+    return await run(args, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(`error: ${error.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (error instanceof TokenStoreError) {
+      io.stderr.write(`error: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+async function run(args: string[], io: CommandIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        "state-dir": { type: "string" },
+        "data-dir": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (values.help === true || command === "help") {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  const dataDir = path.resolve(values["data-dir"] ?? nonEmpty(io.env.MCP_PORTAL_DATA_DIR) ?? process.cwd());
+  const stateDir = path.resolve(
+    values["state-dir"] ?? nonEmpty(io.env.MCP_PORTAL_STATE_DIR) ?? path.join(dataDir, ".mcp-portal"),
+  );
+  const expect = (count: number, shape: string): string[] => {
+    if (rest.length !== count) throw new UsageError(`expected: tokens ${command} ${shape}`);
+    return rest;
+  };
+  switch (command) {
+    case "create": {
+      const [user = ""] = expect(1, "<user>");
+      if (!isValidUserId(user)) throw new UsageError("user id must match ^[a-zA-Z0-9-]{1,32}$");
+      const { record, token } = await createToken(stateDir, user);
+      io.stdout.write(`${token}\n`);
+      io.stderr.write(
+        `created token ${record.id} for user ${user} in ${tokensFilePath(stateDir)}; it is shown only this once\n`,
+      );
+      return 0;
+    }
+    case "list": {
+      expect(0, "");
+      for (const token of await readTokens(stateDir)) {
+        io.stdout.write(`${token.id}\t${token.user_id}\t${token.created_at}\n`);
+      }
+      return 0;
+    }
+    case "revoke": {
+      const [id = ""] = expect(1, "<id>");
+      if (!TOKEN_ID_PATTERN.test(id))
+        throw new UsageError("a token id is 16 hex characters (see tokens list)");
+      if (!(await revokeToken(stateDir, id))) {
+        io.stderr.write(`error: no token ${id}\n`);
+        return 1;
+      }
+      io.stdout.write(`revoked token ${id}\n`);
+      return 0;
+    }
+    case undefined:
+      throw new UsageError("missing command");
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}

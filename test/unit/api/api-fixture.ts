@@ -1,0 +1,121 @@
+// An API on a fresh fastify instance over a temp data dir, with fakes for the controller and audit log.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Registry } from "prom-client";
+import { type ApiDeps, type ApiHandle, registerApi } from "../../../src/api/api.js";
+import { type HttpServer, createHttpServer } from "../../../src/api/http-server.js";
+import { createToken } from "../../../src/auth/token-store.js";
+import { EventBus } from "../../../src/events/event-bus.js";
+import type { AuditEventInput } from "../../../src/observability/audit.js";
+import { createLogger } from "../../../src/observability/logger.js";
+import { GlobalInputsStore } from "../../../src/reconcile/desired-inputs.js";
+import { StatusStore } from "../../../src/reconcile/status.js";
+import { loadDigestKey } from "../../../src/secrets/digest.js";
+import { generateKey, parseKeyList } from "../../../src/secrets/key-ring.js";
+
+/** A JSON answer's fields, typed loosely for assertions. */
+export type Answer = Record<string, unknown> & { problems: string[]; message: string };
+
+export const answer = (response: { json: <T>() => T }): Answer => response.json<Answer>();
+
+export const ADMIN_TOKEN = "admin-token-for-tests-0123456789";
+
+export function server(id: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { id, name: id, image: "mcp/test", tag: "1", ...extra };
+}
+
+export interface FixtureOptions {
+  adminToken?: string | undefined;
+  readOnly?: boolean;
+  secretKeys?: boolean;
+  limits?: ApiDeps["limits"];
+  logLines?: string[];
+}
+
+export interface ApiFixture {
+  http: HttpServer;
+  api: ApiHandle;
+  /** Every route fastify registered after the fixture's hook (method, url). */
+  routes: { method: string; url: string }[];
+  dataDir: string;
+  stateDir: string;
+  bus: EventBus;
+  enqueued: string[];
+  audits: AuditEventInput[];
+  admin: Record<string, string>;
+  tokenFor(userId: string): Promise<Record<string, string>>;
+  write(rel: string, content: unknown): Promise<void>;
+  read(rel: string): Promise<string | undefined>;
+  dispose(): Promise<void>;
+}
+
+export async function apiFixture(options: FixtureOptions = {}): Promise<ApiFixture> {
+  const root = await mkdtemp(path.join(tmpdir(), "mcp-portal-api-"));
+  const dataDir = path.join(root, "data");
+  const stateDir = path.join(root, "state");
+  await mkdir(dataDir, { recursive: true });
+  const write = async (rel: string, content: unknown) => {
+    const file = path.join(dataDir, rel);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, typeof content === "string" ? content : `${JSON.stringify(content, null, 2)}\n`);
+  };
+  const lines = options.logLines ?? [];
+  const logger = createLogger({
+    level: "info",
+    destination: { write: (line: string) => void lines.push(line) },
+  });
+  const http = createHttpServer({
+    registry: new Registry(),
+    logger,
+    health: { isShuttingDown: () => false, dockerReachable: () => true, firstSyncDone: () => true },
+  });
+  const keyRing = parseKeyList(generateKey("k1"));
+  const enqueued: string[] = [];
+  const audits: AuditEventInput[] = [];
+  const bus = new EventBus();
+  const adminToken = "adminToken" in options ? options.adminToken : ADMIN_TOKEN;
+  const routes: { method: string; url: string }[] = [];
+  http.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
+  const api = await registerApi(http, {
+    config: { dataDir, stateDir, overlays: [], maxFileBytes: 5 * 1024 * 1024 },
+    env: adminToken === undefined ? {} : { MCP_PORTAL_ADMIN_TOKEN: adminToken },
+    events: bus,
+    global: new GlobalInputsStore([], 5 * 1024 * 1024),
+    statuses: new StatusStore(stateDir),
+    secrets:
+      options.secretKeys === false
+        ? undefined
+        : { keyRing, digestKey: await loadDigestKey(stateDir, keyRing) },
+    audit: {
+      write: (event) => {
+        audits.push(event);
+        return Promise.resolve(true);
+      },
+    },
+    controller: { enqueue: (userId) => void enqueued.push(userId) },
+    logger,
+    readOnly: options.readOnly === true,
+    ...(options.limits ? { limits: options.limits } : {}),
+  });
+  return {
+    http,
+    api,
+    routes,
+    dataDir,
+    stateDir,
+    bus,
+    enqueued,
+    audits,
+    admin: { authorization: `Bearer ${adminToken ?? ""}` },
+    tokenFor: async (userId) => ({ authorization: `Bearer ${(await createToken(stateDir, userId)).token}` }),
+    write,
+    read: async (rel) => readFile(path.join(dataDir, rel), "utf8").catch(() => undefined),
+    dispose: async () => {
+      await http.close();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}

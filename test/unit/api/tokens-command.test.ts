@@ -1,0 +1,58 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Readable, Writable } from "node:stream";
+import { afterEach, describe, expect, it } from "vitest";
+import { tokensFilePath } from "../../../src/auth/token-store.js";
+import { main } from "../../../src/main.js";
+
+class Sink extends Writable {
+  text = "";
+  override _write(chunk: Buffer | string, _e: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.text += chunk.toString();
+    done();
+  }
+}
+
+const dirs: string[] = [];
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const stdout = new Sink();
+  const stderr = new Sink();
+  const code = await main(["tokens", ...args], { stdin: Readable.from([]), stdout, stderr, env });
+  return { code, stdout: stdout.text, stderr: stderr.text };
+}
+
+describe("mcp-portal tokens", () => {
+  it("creates (printing the token once), lists and revokes", async () => {
+    const stateDir = await mkdtemp(path.join(tmpdir(), "mcp-portal-tokens-"));
+    dirs.push(stateDir);
+    const created = await cli(["create", "alice", "--state-dir", stateDir]);
+    expect(created.code).toBe(0);
+    const token = created.stdout.trim();
+    expect(token).toMatch(/^mcp_[0-9a-f]{16}_/);
+    expect(created.stderr).toMatch(/shown only this once/);
+    expect(await readFile(tokensFilePath(stateDir), "utf8")).not.toContain(token);
+    const id = token.slice(4, 20);
+
+    const list = await cli(["list"], { MCP_PORTAL_STATE_DIR: stateDir });
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(new RegExp(`^${id}\\talice\\t\\d{4}-`));
+    expect(list.stdout).not.toContain(token);
+
+    expect((await cli(["revoke", id, "--state-dir", stateDir])).code).toBe(0);
+    expect((await cli(["revoke", id, "--state-dir", stateDir])).code).toBe(1);
+    expect((await cli(["list", "--state-dir", stateDir])).stdout).toBe("");
+  });
+
+  it("answers usage errors with 2", async () => {
+    expect((await cli([])).code).toBe(2);
+    expect((await cli(["create", "not/valid"])).code).toBe(2);
+    expect((await cli(["revoke", "xyz"])).code).toBe(2);
+    expect((await cli(["frobnicate"])).code).toBe(2);
+    expect((await cli(["--help"])).code).toBe(0);
+  });
+});
