@@ -20,25 +20,14 @@ die() {
 # shellcheck source=lib/busybox-rootfs.sh
 source "$LIB"
 
-command -v docker >/dev/null 2>&1 || die "docker CLI not found (run scripts/ensure-docker.sh)"
-require_static_busybox
-
-exec 9>/tmp/mcp-portal-build-demo-images.lock
-flock -w 300 9 || die "timed out waiting for another build-demo-images run"
-
-WORK="$(mktemp -d /tmp/mcp-portal-demo-images.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
+start_image_build build-demo-images
 
 build_stdio_echo() {
   local hash root="$WORK/stdio-echo"
   hash="$(hash_files "$SCRIPT_PATH" "$LIB" "$BUSYBOX_BIN")"
-  if image_is_current "$STDIO_IMAGE" "$hash"; then
-    log "$STDIO_IMAGE is current"
-    return 0
-  fi
+  image_needs_build "$STDIO_IMAGE" "$hash" || return 0
   log "building $STDIO_IMAGE"
-  add_busybox "$root"
-  add_base "$root" mcp
+  busybox_rootfs "$root" mcp
   import_rootfs "$root" "$STDIO_IMAGE" "$hash" \
     '["sh","-c","while read -r line; do echo \"$line\"; done"]' "USER 1000:1000" "WORKDIR /home/mcp"
 }
@@ -46,13 +35,9 @@ build_stdio_echo() {
 build_http_echo() {
   local hash root="$WORK/http-echo"
   hash="$(hash_files "$SCRIPT_PATH" "$LIB" "$BUSYBOX_BIN")"
-  if image_is_current "$HTTP_IMAGE" "$hash"; then
-    log "$HTTP_IMAGE is current"
-    return 0
-  fi
+  image_needs_build "$HTTP_IMAGE" "$hash" || return 0
   log "building $HTTP_IMAGE"
-  add_busybox "$root"
-  add_base "$root" mcp
+  busybox_rootfs "$root" mcp
   mkdir -p "$root/www"
   printf '<!doctype html><title>mcp-portal demo</title><p>mcp-portal-demo/http-echo is running.</p>\n' >"$root/www/index.html"
   printf '{"name":"mcp-portal-demo/http-echo","transport":"streamable-http","note":"demo endpoint, not a real MCP server"}\n' >"$root/www/mcp"

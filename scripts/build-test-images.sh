@@ -7,10 +7,9 @@ set -euo pipefail
 
 BUSYBOX_IMAGE="${TEST_BUSYBOX_IMAGE:-mcp-portal-test/busybox:1}"
 NODE_IMAGE="${TEST_NODE_IMAGE:-mcp-portal-test/node:20}"
-BUSYBOX_BIN="${BUSYBOX_BIN:-/bin/busybox}"
-CONTENT_LABEL="mcp-portal-test.content-sha256"
 SCRIPT_PATH="$(readlink -f "${BASH_SOURCE[0]}")"
-PATH_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+LIB="$(dirname "$SCRIPT_PATH")/lib/busybox-rootfs.sh"
+CONTENT_LABEL="mcp-portal-test.content-sha256"
 
 log() { printf 'build-test-images: %s\n' "$*" >&2; }
 die() {
@@ -18,74 +17,17 @@ die() {
   exit 1
 }
 
-command -v docker >/dev/null 2>&1 || die "docker CLI not found (run scripts/ensure-docker.sh)"
-[ -x "$BUSYBOX_BIN" ] || die "$BUSYBOX_BIN not found (apt-get install busybox-static)"
-bb_ldd="$(ldd "$BUSYBOX_BIN" 2>&1 || true)"
-[[ "$bb_ldd" == *"not a dynamic executable"* || "$bb_ldd" == *"statically linked"* ]] ||
-  die "$BUSYBOX_BIN is not statically linked (apt-get install busybox-static)"
+# shellcheck source=lib/busybox-rootfs.sh
+source "$LIB"
 
-# Two test runs on one host must not import the same image at once.
-exec 9>/tmp/mcp-portal-build-test-images.lock
-flock -w 300 9 || die "timed out waiting for another build-test-images run"
-
-WORK="$(mktemp -d /tmp/mcp-portal-images.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
-
-# hash_inputs FILE...: one hash over this script and the named files' contents and paths.
-hash_inputs() {
-  { sha256sum "$SCRIPT_PATH" | cut -d' ' -f1; sha256sum "$@"; } | sha256sum | cut -d' ' -f1
-}
-
-image_is_current() { # NAME HASH
-  local have
-  have="$(docker image inspect --format "{{ index .Config.Labels \"$CONTENT_LABEL\" }}" "$1" 2>/dev/null || true)"
-  [ "$have" = "$2" ]
-}
-
-# add_busybox ROOT: /bin/busybox plus a symlink for every applet not already present.
-add_busybox() {
-  local root="$1" applet
-  mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin"
-  cp "$BUSYBOX_BIN" "$root/bin/busybox"
-  while IFS= read -r applet; do
-    [ -n "$applet" ] && [ ! -e "$root/$applet" ] && [ ! -L "$root/$applet" ] || continue
-    mkdir -p "$root/$(dirname "$applet")"
-    ln -s /bin/busybox "$root/$applet"
-  done < <("$BUSYBOX_BIN" --list-full)
-}
-
-# add_base ROOT USER: /etc/passwd and /etc/group with root and USER (1000:1000), /tmp, home directories.
-add_base() {
-  local root="$1" user="$2"
-  mkdir -p "$root/etc" "$root/root" "$root/home/$user" "$root/tmp" "$root/proc" "$root/sys" "$root/dev"
-  chmod 1777 "$root/tmp"
-  chmod 700 "$root/root"
-  printf 'root:x:0:0:root:/root:/bin/sh\n%s:x:1000:1000:%s:/home/%s:/bin/sh\n' "$user" "$user" "$user" >"$root/etc/passwd"
-  printf 'root:x:0:\n%s:x:1000:\n' "$user" >"$root/etc/group"
-  printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
-  chown 1000:1000 "$root/home/$user"
-}
-
-import_rootfs() { # ROOT NAME HASH CMD_JSON
-  local root="$1" name="$2" hash="$3" cmd="$4"
-  tar -C "$root" --numeric-owner -c . |
-    docker import \
-      -c "CMD $cmd" \
-      -c "ENV $PATH_ENV" \
-      -c "LABEL $CONTENT_LABEL=$hash" \
-      - "$name" >/dev/null
-}
+start_image_build build-test-images
 
 build_busybox() {
   local hash root="$WORK/busybox"
-  hash="$(hash_inputs "$BUSYBOX_BIN")"
-  if image_is_current "$BUSYBOX_IMAGE" "$hash"; then
-    log "$BUSYBOX_IMAGE is current"
-    return 0
-  fi
+  hash="$(hash_files "$SCRIPT_PATH" "$LIB" "$BUSYBOX_BIN")"
+  image_needs_build "$BUSYBOX_IMAGE" "$hash" || return 0
   log "building $BUSYBOX_IMAGE"
-  add_busybox "$root"
-  add_base "$root" mcp
+  busybox_rootfs "$root" mcp
   import_rootfs "$root" "$BUSYBOX_IMAGE" "$hash" '["/bin/sh"]'
 }
 
@@ -104,11 +46,8 @@ build_node() {
   ((${#libs[@]} > 0)) || die "ldd found no libraries for $NODE_BIN"
   local inputs=("$NODE_BIN" "$BUSYBOX_BIN" "${libs[@]}")
   [ -f "$NPM_DIR/package.json" ] && inputs+=("$NPM_DIR/package.json")
-  hash="$(hash_inputs "${inputs[@]}")"
-  if image_is_current "$NODE_IMAGE" "$hash"; then
-    log "$NODE_IMAGE is current"
-    return 0
-  fi
+  hash="$(hash_files "$SCRIPT_PATH" "$LIB" "${inputs[@]}")"
+  image_needs_build "$NODE_IMAGE" "$hash" || return 0
   log "building $NODE_IMAGE from $NODE_BIN ($(node --version))"
   mkdir -p "$root/usr/local/bin" "$root/usr/local/lib"
   cp "$NODE_BIN" "$root/usr/local/bin/node"
@@ -124,11 +63,10 @@ build_node() {
     ln -s ../lib/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
     ln -s ../lib/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
   fi
-  add_busybox "$root"
-  add_base "$root" node
+  busybox_rootfs "$root" node
   import_rootfs "$root" "$NODE_IMAGE" "$hash" '["node"]'
   local version
-  version="$(docker run --rm "$NODE_IMAGE" node -e 'console.log(process.version)')" ||
+  version="$(docker run --rm --network none "$NODE_IMAGE" node -e 'console.log(process.version)')" ||
     die "$NODE_IMAGE does not run node"
   [ "$version" = "$(node --version)" ] || die "$NODE_IMAGE runs node $version, host has $(node --version)"
   log "$NODE_IMAGE runs node $version"

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared helpers for building small images without a registry: a rootfs folder with static busybox,
-# imported with `docker import`. Source this file; it defines functions only.
+# imported with `docker import`. Source this file after defining log and die; it defines functions only.
 #   BUSYBOX_BIN    static busybox to copy (default /bin/busybox)
 #   CONTENT_LABEL  label that records the hash of an image's inputs (default mcp-portal.content-sha256)
 
@@ -17,6 +17,18 @@ require_static_busybox() {
     die "$BUSYBOX_BIN is not statically linked (apt-get install busybox-static)"
 }
 
+# start_image_build NAME: for the build script NAME, checks the docker CLI and $BUSYBOX_BIN, waits for any other
+# run of NAME (two runs must not import the same image at once) and sets WORK to a temp dir removed on exit.
+start_image_build() {
+  local name="$1"
+  command -v docker >/dev/null 2>&1 || die "docker CLI not found (run scripts/ensure-docker.sh)"
+  require_static_busybox
+  exec 9>"/tmp/mcp-portal-$name.lock"
+  flock -w 300 9 || die "timed out waiting for another $name run"
+  WORK="$(mktemp -d "/tmp/mcp-portal-$name.XXXXXX")"
+  trap 'rm -rf "$WORK"' EXIT
+}
+
 # hash_files FILE...: one hash over the named files' contents and paths.
 hash_files() {
   sha256sum "$@" | sha256sum | cut -d' ' -f1
@@ -27,6 +39,15 @@ image_is_current() {
   local have
   have="$(docker image inspect --format "{{ index .Config.Labels \"$CONTENT_LABEL\" }}" "$1" 2>/dev/null || true)"
   [ "$have" = "$2" ]
+}
+
+# image_needs_build NAME HASH: false (saying so) when NAME is current, true when it has to be built.
+image_needs_build() {
+  if image_is_current "$1" "$2"; then
+    log "$1 is current"
+    return 1
+  fi
+  return 0
 }
 
 # add_busybox ROOT: /bin/busybox plus a symlink for every applet not already present.
@@ -51,6 +72,12 @@ add_base() {
   printf 'root:x:0:\n%s:x:1000:\n' "$user" >"$root/etc/group"
   printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
   chown 1000:1000 "$root/home/$user"
+}
+
+# busybox_rootfs ROOT USER: add_busybox and add_base.
+busybox_rootfs() {
+  add_busybox "$1"
+  add_base "$1" "$2"
 }
 
 # import_rootfs ROOT NAME HASH CMD_JSON [EXTRA_CHANGE...]: imports ROOT as image NAME with CMD, PATH and the hash label.

@@ -8,17 +8,11 @@ import { encryptSecret } from "../secrets/cipher.js";
 import { SecretsFileError } from "../secrets/errors.js";
 import { readSecretsFile, writeSecretsFile } from "../secrets/store.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
+import { type EntryContext, checkEnabledEntries, checkEnabledEntry } from "../validate/cross-checks.js";
 import { type Problem, problemsFromZod } from "../validate/problem.js";
 import { type ApiContext, dataRoot } from "./deps.js";
 import { ApiError, invalidDesiredState } from "./errors.js";
-import {
-  type EntryContext,
-  checkEnabledEntries,
-  checkEnabledEntry,
-  introduced,
-  secretNames,
-  sourced,
-} from "./write-checks.js";
+import { introduced, secretNames, sourced } from "./write-checks.js";
 
 /*
  * Writes to one user's desired-state files: read, change, validate, write atomically, all under the user's lock,

@@ -1,9 +1,8 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { DATA_PATHS, listJsonFiles } from "../catalog/data-tree.js";
 import { readCappedFile, readJsonFile } from "../catalog/read-json-file.js";
-import { ConfigError, loadConfig } from "../config.js";
+import { loadConfig } from "../config.js";
 import {
   type BuildResult,
   ImportError,
@@ -15,6 +14,14 @@ import {
 import { PolicyFile } from "../schema/policy.js";
 import { writeJsonAtomic } from "../util/atomic-write.js";
 import { formatProblem } from "../validate/problem.js";
+import {
+  type OutputFormat,
+  commandOptions,
+  outputFormat,
+  parseCommandArgs,
+  usageFailure,
+  writeJson,
+} from "./common.js";
 import { type CommandIo, UsageError } from "./io.js";
 
 const USAGE = `Usage: mcp-portal import docker-mcp <file-or-dir> --out catalogs/base/<name>.json [options]
@@ -44,7 +51,7 @@ interface ImportOptions {
   name: string | undefined;
   force: boolean;
   dryRun: boolean;
-  output: "text" | "json";
+  output: OutputFormat;
   maxFileBytes: number;
 }
 
@@ -56,31 +63,17 @@ export async function importCommand(args: string[], io: CommandIo): Promise<numb
     return 0;
   }
   if (kind !== "docker-mcp") {
-    io.stderr.write(
-      `error: ${kind === undefined ? "missing source kind" : `unknown source kind "${kind}"`} (supported: docker-mcp)\n\n${USAGE}`,
-    );
-    return 2;
+    const problem = kind === undefined ? "missing source kind" : `unknown source kind "${kind}"`;
+    return usageFailure(io, USAGE, `${problem} (supported: docker-mcp)`);
   }
-  let options: ImportOptions | "help";
-  try {
-    options = parseOptions(rest, io.env);
-  } catch (error) {
-    if (error instanceof UsageError || error instanceof ConfigError) {
-      io.stderr.write(`error: ${error.message}\n\n${USAGE}`);
-      return 2;
-    }
-    throw error;
-  }
-  if (options === "help") {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  const options = await commandOptions(io, USAGE, () => parseOptions(rest, io.env));
+  if (typeof options === "number") return options;
   try {
     return await runImport(options, io);
   } catch (error) {
     if (!(error instanceof ImportError)) throw error;
     if (options.output === "json") {
-      io.stdout.write(`${JSON.stringify({ ok: false, error: error.message }, null, 2)}\n`);
+      writeJson(io, { ok: false, error: error.message });
     } else {
       io.stderr.write(`import docker-mcp: ${error.message}\n`);
     }
@@ -89,33 +82,25 @@ export async function importCommand(args: string[], io: CommandIo): Promise<numb
 }
 
 function parseOptions(args: string[], env: NodeJS.ProcessEnv): ImportOptions | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        out: { type: "string" },
-        "data-dir": { type: "string" },
-        name: { type: "string" },
-        force: { type: "boolean", default: false },
-        "dry-run": { type: "boolean", default: false },
-        output: { type: "string", default: "text" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      out: { type: "string" },
+      "data-dir": { type: "string" },
+      name: { type: "string" },
+      force: { type: "boolean", default: false },
+      "dry-run": { type: "boolean", default: false },
+      output: { type: "string", default: "text" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
   if (values.help) return "help";
   if (positionals.length !== 1) throw new UsageError("give exactly one input file or directory");
   if (values.out === undefined || values.out === "") throw new UsageError("--out is required");
   if (!values.out.endsWith(".json")) throw new UsageError("--out must name a .json file");
-  const output = values.output;
-  if (output !== "text" && output !== "json")
-    throw new UsageError(`--output must be text or json, not "${output}"`);
+  const output = outputFormat(values.output);
   if (values.name !== undefined && values.name.trim() === "")
     throw new UsageError("--name must not be empty");
   const config = loadConfig(env, { MCP_PORTAL_DATA_DIR: values["data-dir"] });
@@ -160,22 +145,16 @@ async function runImport(options: ImportOptions, io: CommandIo): Promise<number>
   if (write) await writeJsonAtomic(options.out, result.catalog);
 
   if (options.output === "json") {
-    io.stdout.write(
-      `${JSON.stringify(
-        {
-          ok,
-          written: write,
-          out: options.out,
-          format: source.format,
-          imported,
-          skipped: result.reports.length - imported,
-          warnings,
-          servers: result.reports,
-        },
-        null,
-        2,
-      )}\n`,
-    );
+    writeJson(io, {
+      ok,
+      written: write,
+      out: options.out,
+      format: source.format,
+      imported,
+      skipped: result.reports.length - imported,
+      warnings,
+      servers: result.reports,
+    });
   } else {
     io.stdout.write(formatReport(options, source.format, result.reports));
     for (const warning of warnings) io.stderr.write(`warning: ${warning}\n`);

@@ -2,10 +2,9 @@ import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
-import { parseArgs } from "node:util";
 import { DATA_PATHS, listUserDirs } from "../catalog/data-tree.js";
 import { readJsonFile } from "../catalog/read-json-file.js";
-import { type Config, ConfigError, loadConfig } from "../config.js";
+import type { Config } from "../config.js";
 import { createDaemon } from "../daemon.js";
 import { dockerFromEnv } from "../docker/connect.js";
 import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
@@ -13,11 +12,19 @@ import type { ContainerRuntime } from "../docker/runtime.js";
 import { LABELS, ownerFilters } from "../labels.js";
 import { createLogger, type LogLevel } from "../observability/logger.js";
 import { type ActualUser, type PlanStep, changedFields, describeStep } from "../reconcile/plan.js";
+import { sliceByUser } from "../reconcile/user-slices.js";
 import { EnabledServersFile } from "../schema/enabled-servers.js";
 import { digestKeyPath } from "../secrets/digest.js";
-import { isValidUserId } from "../util/ids.js";
 import { type Problem, formatProblem } from "../validate/problem.js";
-import { type CommandIo, UsageError } from "./io.js";
+import {
+  type InstallationViewOptions,
+  commandFailure,
+  commandOptions,
+  errorMessage,
+  parseInstallationViewOptions,
+  writeJson,
+} from "./common.js";
+import type { CommandIo } from "./io.js";
 
 const USAGE = `Usage: mcp-portal plan [--data-dir DIR] [--state-dir DIR] [--installation NAME] [--user ID] [--output text|json]
 
@@ -76,38 +83,19 @@ export interface PlanView {
   warnings: string[];
 }
 
-interface PlanOptions {
-  config: Config;
-  user: string | undefined;
-  output: "text" | "json";
-}
+type PlanOptions = InstallationViewOptions;
 
 /** `mcp-portal plan`; `args` are the arguments after "plan". */
 export async function planCommand(args: string[], io: CommandIo): Promise<number> {
-  let options: PlanOptions | "help";
-  try {
-    options = parseOptions(args, io.env);
-  } catch (error) {
-    if (error instanceof UsageError || error instanceof ConfigError) {
-      io.stderr.write(`error: ${error.message}\n\n${USAGE}`);
-      return 2;
-    }
-    throw error;
-  }
-  if (options === "help") {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  const options = await commandOptions(io, USAGE, () => parseInstallationViewOptions(args, io.env));
+  if (typeof options === "number") return options;
   let view: PlanView;
   try {
     view = await computePlan(options, io);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    if (options.output === "json") io.stdout.write(`${JSON.stringify({ error: message }, null, 2)}\n`);
-    io.stderr.write(`plan: ${message}\n`);
-    return 1;
+    return commandFailure(io, options.output, "plan", errorMessage(error));
   }
-  if (options.output === "json") io.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+  if (options.output === "json") writeJson(io, view);
   else io.stdout.write(formatPlan(view));
   return planExitCode(view);
 }
@@ -115,40 +103,6 @@ export async function planCommand(args: string[], io: CommandIo): Promise<number
 export function planExitCode(view: PlanView): number {
   if (view.problems.length > 0 || view.users.some((u) => u.problems.length > 0 || u.blocked_reason)) return 1;
   return view.in_sync ? 0 : 2;
-}
-
-function parseOptions(args: string[], env: NodeJS.ProcessEnv): PlanOptions | "help" {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        "data-dir": { type: "string" },
-        "state-dir": { type: "string" },
-        installation: { type: "string" },
-        user: { type: "string" },
-        output: { type: "string", default: "text" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
-  if (values.help) return "help";
-  const output = values.output;
-  if (output !== "text" && output !== "json")
-    throw new UsageError(`--output must be text or json, not "${output}"`);
-  if (values.user !== undefined && !isValidUserId(values.user)) {
-    throw new UsageError(`--user: "${values.user}" is not a valid user id (^[a-zA-Z0-9-]{1,32}$)`);
-  }
-  const config = loadConfig(env, {
-    MCP_PORTAL_DATA_DIR: values["data-dir"],
-    MCP_PORTAL_STATE_DIR: values["state-dir"],
-    MCP_PORTAL_INSTALLATION: values.installation,
-  });
-  return { config, user: values.user, output };
 }
 
 /**
@@ -194,9 +148,7 @@ async function planUsers(options: PlanOptions, daemon: Daemon, config: Config): 
   try {
     await runtime.ping();
   } catch (error) {
-    throw new Error(
-      `cannot reach the Docker Engine: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    throw new Error(`cannot reach the Docker Engine: ${errorMessage(error)}`);
   }
   // One listing per resource kind (the whole installation, for the mass-prune check), sliced per user, as the
   // controller's resync does.
@@ -206,24 +158,7 @@ async function planUsers(options: PlanOptions, daemon: Daemon, config: Config): 
     runtime.listNetworks(filters),
     runtime.listVolumes(filters),
   ]);
-  const slices = new Map<string, ActualUser>();
-  const slice = (userId: string) => {
-    let s = slices.get(userId);
-    if (!s) slices.set(userId, (s = { containers: [], networks: [], volumes: [] }));
-    return s;
-  };
-  for (const c of containers) {
-    const u = c.labels[LABELS.userId];
-    if (u && isValidUserId(u)) slice(u).containers.push(c);
-  }
-  for (const n of networks) {
-    const u = n.labels[LABELS.userId];
-    if (u && isValidUserId(u)) slice(u).networks.push(n);
-  }
-  for (const v of volumes) {
-    const u = v.labels[LABELS.userId];
-    if (u && isValidUserId(u)) slice(u).volumes.push(v);
-  }
+  const slices = sliceByUser({ containers, networks, volumes });
   const dirs = await listUserDirs(config.dataDir);
   const globalProblems: Problem[] = options.user === undefined ? [...dirs.problems] : [];
   const userIds =
@@ -280,7 +215,7 @@ async function planUser(
       in_sync: false,
       steps: [],
       problems: [],
-      blocked_reason: `ReconcileFailed: ${error instanceof Error ? error.message : String(error)}`,
+      blocked_reason: `ReconcileFailed: ${errorMessage(error)}`,
     };
   }
   if (!outcome.plan) {

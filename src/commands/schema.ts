@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { DEFAULT_SCHEMA_DIR, generateJsonSchemas } from "../schema/json-schema.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
+import { commandOptions, parseCommandArgs } from "./common.js";
 import type { CommandIo } from "./io.js";
 
 const USAGE = `Usage: mcp-portal schema [--out DIR] [--check]
@@ -18,9 +18,8 @@ Exit codes: 0 ok, 1 files out of date (--check), 2 usage error.
 
 /** `mcp-portal schema`; `args` are the arguments after "schema". */
 export async function schemaCommand(args: string[], io: CommandIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const values = await commandOptions(io, USAGE, () => {
+    const { values } = parseCommandArgs({
       args,
       strict: true,
       allowPositionals: false,
@@ -29,15 +28,10 @@ export async function schemaCommand(args: string[], io: CommandIo): Promise<numb
         check: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
-    }));
-  } catch (error) {
-    io.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+    });
+    return values.help ? "help" : values;
+  });
+  if (typeof values === "number") return values;
   const outDir = path.resolve(values.out);
   const files = generateJsonSchemas();
   if (values.check) {

@@ -1,16 +1,9 @@
-import * as path from "node:path";
-import { parseArgs } from "node:util";
 import { SecretUsageError } from "../secrets/errors.js";
 import { generateKey, loadKeyRing } from "../secrets/key-ring.js";
 import { rotateSecrets, type RotationReport } from "../secrets/rotate.js";
 import { listSecrets, MAX_SECRET_VALUE_BYTES, removeSecret, setSecret } from "../secrets/store.js";
-
-export interface SecretsCommandIo {
-  stdin: NodeJS.ReadableStream;
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-  env: NodeJS.ProcessEnv;
-}
+import { parseSubcommand, unknownSubcommand, usageFailure } from "./common.js";
+import { type CommandIo, UsageError } from "./io.js";
 
 const USAGE = `Usage: mcp-portal secrets <command> [--data-dir DIR] [--state-dir DIR]
 
@@ -26,16 +19,13 @@ Data dir: --data-dir, else MCP_PORTAL_DATA_DIR, else the current directory.
 State dir (rotate): --state-dir, else MCP_PORTAL_STATE_DIR, else <data-dir>/.mcp-portal.
 `;
 
-class UsageError extends Error {}
-
 /** `mcp-portal secrets ...`; `args` are the arguments after "secrets". Exit codes: 0 ok, 1 error, 2 usage. */
-export async function secretsCommand(args: string[], io: SecretsCommandIo): Promise<number> {
+export async function secretsCommand(args: string[], io: CommandIo): Promise<number> {
   try {
     return await run(args, io);
   } catch (error) {
     if (error instanceof UsageError) {
-      io.stderr.write(`error: ${error.message}\n\n${USAGE}`);
-      return 2;
+      return usageFailure(io, USAGE, error.message);
     }
     if (error instanceof SecretUsageError && error.code !== "SECRET_INVALID_VALUE") {
       io.stderr.write(`error: ${error.message}\n`);
@@ -46,34 +36,13 @@ export async function secretsCommand(args: string[], io: SecretsCommandIo): Prom
   }
 }
 
-async function run(args: string[], io: SecretsCommandIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        "data-dir": { type: "string" },
-        "state-dir": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
-  const { values, positionals } = parsed;
-  const [command, ...rest] = positionals;
-  if (values.help === true || command === "help") {
+async function run(args: string[], io: CommandIo): Promise<number> {
+  const parsed = parseSubcommand("secrets", args, io.env);
+  if (parsed === "help") {
     io.stdout.write(USAGE);
     return 0;
   }
-  const dataDir = path.resolve(values["data-dir"] ?? nonEmpty(io.env.MCP_PORTAL_DATA_DIR) ?? process.cwd());
-  const expect = (count: number, shape: string): string[] => {
-    if (rest.length !== count) throw new UsageError(`expected: secrets ${command} ${shape}`);
-    return rest;
-  };
-
+  const { subcommand: command, dataDir, stateDir, expect } = parsed;
   switch (command) {
     case "set": {
       const [user = "", name = ""] = expect(2, "<user> <NAME>");
@@ -100,9 +69,6 @@ async function run(args: string[], io: SecretsCommandIo): Promise<number> {
     case "rotate": {
       expect(0, "");
       const keyRing = await loadKeyRing(io.env);
-      const stateDir = path.resolve(
-        values["state-dir"] ?? nonEmpty(io.env.MCP_PORTAL_STATE_DIR) ?? path.join(dataDir, ".mcp-portal"),
-      );
       const report = await rotateSecrets({ dataDir, stateDir, keyRing });
       printRotation(report, keyRing.primaryKeyId, io);
       return report.ok ? 0 : 1;
@@ -112,19 +78,13 @@ async function run(args: string[], io: SecretsCommandIo): Promise<number> {
       io.stdout.write(`${generateKey(id)}\n`);
       return 0;
     }
-    case undefined:
-      throw new UsageError("missing command");
     default:
-      throw new UsageError(`unknown command "${command}"`);
+      throw unknownSubcommand(command);
   }
 }
 
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === "" ? undefined : value;
-}
-
 /** Reads the whole of stdin as UTF-8, bounded, and strips one trailing newline. */
-async function readValue(io: SecretsCommandIo): Promise<string> {
+async function readValue(io: CommandIo): Promise<string> {
   if ((io.stdin as { isTTY?: boolean }).isTTY === true) {
     io.stderr.write("reading the secret value from stdin; end it with Ctrl-D\n");
   }
@@ -150,7 +110,7 @@ async function readValue(io: SecretsCommandIo): Promise<string> {
   return value;
 }
 
-function printRotation(report: RotationReport, primaryKeyId: string, io: SecretsCommandIo): void {
+function printRotation(report: RotationReport, primaryKeyId: string, io: CommandIo): void {
   for (const skipped of report.skipped) {
     io.stderr.write(`skipped users/${JSON.stringify(skipped.entry)}: ${skipped.reason}\n`);
   }

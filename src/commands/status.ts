@@ -1,15 +1,21 @@
 import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { listUserDirs } from "../catalog/data-tree.js";
-import { type Config, ConfigError, loadConfig } from "../config.js";
+import type { Config } from "../config.js";
 import { dockerFromEnv } from "../docker/connect.js";
 import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
 import type { ActualContainer } from "../docker/runtime.js";
 import { LABELS, ownerFilters } from "../labels.js";
 import type { ServerStatus, UserStatus } from "../reconcile/status.js";
 import { isValidUserId } from "../util/ids.js";
-import { type CommandIo, UsageError } from "./io.js";
+import {
+  commandFailure,
+  commandOptions,
+  errorMessage,
+  parseInstallationViewOptions,
+  writeJson,
+} from "./common.js";
+import type { CommandIo } from "./io.js";
 
 const USAGE = `Usage: mcp-portal status [--data-dir DIR] [--state-dir DIR] [--installation NAME] [--user ID] [--output text|json]
 
@@ -52,77 +58,23 @@ export interface UserStatusView {
   servers: ServerStatusView[];
 }
 
-interface StatusOptions {
-  config: Config;
-  user: string | undefined;
-  output: "text" | "json";
-}
-
 /** `mcp-portal status`; `args` are the arguments after "status". */
 export async function statusCommand(args: string[], io: CommandIo): Promise<number> {
-  let options: StatusOptions | "help";
-  try {
-    options = parseOptions(args, io.env);
-  } catch (error) {
-    if (error instanceof UsageError || error instanceof ConfigError) {
-      io.stderr.write(`error: ${error.message}\n\n${USAGE}`);
-      return 2;
-    }
-    throw error;
-  }
-  if (options === "help") {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  const options = await commandOptions(io, USAGE, () => parseInstallationViewOptions(args, io.env));
+  if (typeof options === "number") return options;
   const { config } = options;
   const runtime = new DockerodeRuntime(dockerFromEnv(io.env), { timeoutMs: config.dockerTimeoutMs });
   let containers: ActualContainer[];
   try {
     containers = await runtime.listContainers(ownerFilters(config.installation, options.user));
   } catch (error) {
-    const message = `cannot list containers on the Docker Engine: ${error instanceof Error ? error.message : String(error)}`;
-    if (options.output === "json") io.stdout.write(`${JSON.stringify({ error: message }, null, 2)}\n`);
-    io.stderr.write(`status: ${message}\n`);
-    return 1;
+    const message = `cannot list containers on the Docker Engine: ${errorMessage(error)}`;
+    return commandFailure(io, options.output, "status", message);
   }
   const users = await collectStatus(config, options.user, containers, Date.now());
-  if (options.output === "json") io.stdout.write(`${JSON.stringify({ users }, null, 2)}\n`);
+  if (options.output === "json") writeJson(io, { users });
   else io.stdout.write(formatStatus(users));
   return 0;
-}
-
-function parseOptions(args: string[], env: NodeJS.ProcessEnv): StatusOptions | "help" {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        "data-dir": { type: "string" },
-        "state-dir": { type: "string" },
-        installation: { type: "string" },
-        user: { type: "string" },
-        output: { type: "string", default: "text" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
-  if (values.help) return "help";
-  const output = values.output;
-  if (output !== "text" && output !== "json")
-    throw new UsageError(`--output must be text or json, not "${output}"`);
-  if (values.user !== undefined && !isValidUserId(values.user)) {
-    throw new UsageError(`--user: "${values.user}" is not a valid user id (^[a-zA-Z0-9-]{1,32}$)`);
-  }
-  const config = loadConfig(env, {
-    MCP_PORTAL_DATA_DIR: values["data-dir"],
-    MCP_PORTAL_STATE_DIR: values["state-dir"],
-    MCP_PORTAL_INSTALLATION: values.installation,
-  });
-  return { config, user: values.user, output };
 }
 
 /** Joins the status files with one container listing. Pure apart from reading files; `now` in ms. */

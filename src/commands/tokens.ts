@@ -1,5 +1,3 @@
-import path from "node:path";
-import { parseArgs } from "node:util";
 import { TOKEN_ID_PATTERN } from "../auth/token-format.js";
 import {
   TokenStoreError,
@@ -9,7 +7,8 @@ import {
   tokensFilePath,
 } from "../auth/token-store.js";
 import { isValidUserId } from "../util/ids.js";
-import type { CommandIo } from "./io.js";
+import { parseSubcommand, unknownSubcommand, usageFailure } from "./common.js";
+import { type CommandIo, UsageError } from "./io.js";
 
 const USAGE = `Usage: mcp-portal tokens <command> [--state-dir DIR] [--data-dir DIR]
 
@@ -24,16 +23,13 @@ State dir: --state-dir, else MCP_PORTAL_STATE_DIR, else <data-dir>/.mcp-portal (
 MCP_PORTAL_DATA_DIR, else the current directory).
 `;
 
-class UsageError extends Error {}
-
 /** `mcp-portal tokens ...`. Exit codes: 0 ok, 1 error, 2 usage. */
 export async function tokensCommand(args: string[], io: CommandIo): Promise<number> {
   try {
     return await run(args, io);
   } catch (error) {
     if (error instanceof UsageError) {
-      io.stderr.write(`error: ${error.message}\n\n${USAGE}`);
-      return 2;
+      return usageFailure(io, USAGE, error.message);
     }
     if (error instanceof TokenStoreError) {
       io.stderr.write(`error: ${error.message}\n`);
@@ -44,35 +40,12 @@ export async function tokensCommand(args: string[], io: CommandIo): Promise<numb
 }
 
 async function run(args: string[], io: CommandIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        "state-dir": { type: "string" },
-        "data-dir": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
-  const { values, positionals } = parsed;
-  const [command, ...rest] = positionals;
-  if (values.help === true || command === "help") {
+  const parsed = parseSubcommand("tokens", args, io.env);
+  if (parsed === "help") {
     io.stdout.write(USAGE);
     return 0;
   }
-  const dataDir = path.resolve(values["data-dir"] ?? nonEmpty(io.env.MCP_PORTAL_DATA_DIR) ?? process.cwd());
-  const stateDir = path.resolve(
-    values["state-dir"] ?? nonEmpty(io.env.MCP_PORTAL_STATE_DIR) ?? path.join(dataDir, ".mcp-portal"),
-  );
-  const expect = (count: number, shape: string): string[] => {
-    if (rest.length !== count) throw new UsageError(`expected: tokens ${command} ${shape}`);
-    return rest;
-  };
+  const { subcommand: command, stateDir, expect } = parsed;
   switch (command) {
     case "create": {
       const [user = ""] = expect(1, "<user>");
@@ -102,13 +75,7 @@ async function run(args: string[], io: CommandIo): Promise<number> {
       io.stdout.write(`revoked token ${id}\n`);
       return 0;
     }
-    case undefined:
-      throw new UsageError("missing command");
     default:
-      throw new UsageError(`unknown command "${command}"`);
+      throw unknownSubcommand(command);
   }
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === "" ? undefined : value;
 }

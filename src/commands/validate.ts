@@ -1,9 +1,9 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../config.js";
+import { loadConfig } from "../config.js";
 import { formatProblem } from "../validate/problem.js";
 import { validateTree } from "../validate/validate-tree.js";
+import { type OutputFormat, commandOptions, outputFormat, parseCommandArgs, writeJson } from "./common.js";
 import { type CommandIo, UsageError } from "./io.js";
 
 const USAGE = `Usage: mcp-portal validate [--data-dir DIR] [--output text|json] [--overlays A,B | --all-overlays]
@@ -22,26 +22,14 @@ Exit codes: 0 no problems, 1 problems found, 2 usage error.
 
 /** `mcp-portal validate`; `args` are the arguments after "validate". */
 export async function validateCommand(args: string[], io: CommandIo): Promise<number> {
-  let options: ValidateOptions;
-  try {
-    options = await parseOptions(args, io.env);
-  } catch (error) {
-    if (error instanceof UsageError || error instanceof ConfigError) {
-      io.stderr.write(`error: ${error.message}\n\n${USAGE}`);
-      return 2;
-    }
-    throw error;
-  }
-  if (options.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  const options = await commandOptions(io, USAGE, () => parseOptions(args, io.env));
+  if (typeof options === "number") return options;
   const problems = await validateTree(options.dataDir, {
     overlays: options.overlays,
     maxFileBytes: options.maxFileBytes,
   });
   if (options.output === "json") {
-    io.stdout.write(`${JSON.stringify({ ok: problems.length === 0, problems }, null, 2)}\n`);
+    writeJson(io, { ok: problems.length === 0, problems });
   } else {
     for (const problem of problems) io.stdout.write(`${formatProblem(problem)}\n`);
     const files = new Set(problems.map((p) => p.file)).size;
@@ -55,37 +43,28 @@ export async function validateCommand(args: string[], io: CommandIo): Promise<nu
 }
 
 interface ValidateOptions {
-  help: boolean;
   dataDir: string;
   /** The data dir as the summary line shows it (relative to the working directory when inside it). */
   display: string;
-  output: "text" | "json";
+  output: OutputFormat;
   overlays: readonly string[] | "all";
   maxFileBytes: number;
 }
 
-async function parseOptions(args: string[], env: NodeJS.ProcessEnv): Promise<ValidateOptions> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        "data-dir": { type: "string" },
-        output: { type: "string", default: "text" },
-        overlays: { type: "string" },
-        "all-overlays": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
-  const output = values.output;
-  if (output !== "text" && output !== "json") {
-    throw new UsageError(`--output must be text or json, not "${output}"`);
-  }
+async function parseOptions(args: string[], env: NodeJS.ProcessEnv): Promise<ValidateOptions | "help"> {
+  const { values } = parseCommandArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      "data-dir": { type: "string" },
+      output: { type: "string", default: "text" },
+      overlays: { type: "string" },
+      "all-overlays": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  const output = outputFormat(values.output);
   if (values["all-overlays"] && values.overlays !== undefined) {
     throw new UsageError("--overlays and --all-overlays exclude each other");
   }
@@ -93,11 +72,11 @@ async function parseOptions(args: string[], env: NodeJS.ProcessEnv): Promise<Val
     MCP_PORTAL_DATA_DIR: values["data-dir"],
     MCP_PORTAL_OVERLAYS: values.overlays,
   });
-  if (!values.help && !(await isDirectory(config.dataDir))) {
+  if (values.help) return "help";
+  if (!(await isDirectory(config.dataDir))) {
     throw new UsageError(`data dir ${config.dataDir} does not exist or is not a directory`);
   }
   return {
-    help: values.help,
     dataDir: config.dataDir,
     display: displayPath(config.dataDir),
     output,

@@ -23,6 +23,7 @@ import { Debouncer } from "./debouncer.js";
 import type { GlobalInputsStore } from "./desired-inputs.js";
 import type { ActualUser } from "./plan.js";
 import type { Reconciler, UserSummary } from "./reconciler.js";
+import { sliceByUser } from "./user-slices.js";
 import { WorkQueue } from "./work-queue.js";
 
 const RELEVANT_CONTAINER_EVENTS = new Set(["die", "stop", "destroy", "oom", "kill", "pause", "rename"]);
@@ -159,27 +160,7 @@ export class Controller {
     const owned = (labels: Readonly<Record<string, string>>) => isOwnedBy(labels, config.installation);
     allocator.rebuild(networks, (n) => (owned(n.labels) ? n.labels[LABELS.userId] : undefined), containers);
     this.managedTotal = containers.filter((c) => c.labels[LABELS.serverId] !== undefined).length;
-    const slices = new Map<string, ActualUser>();
-    const slice = (userId: string) => {
-      let s = slices.get(userId);
-      if (!s) {
-        s = { containers: [], networks: [], volumes: [] };
-        slices.set(userId, s);
-      }
-      return s;
-    };
-    for (const c of containers) {
-      const u = c.labels[LABELS.userId];
-      if (u && isValidUserId(u)) slice(u).containers.push(c);
-    }
-    for (const n of networks) {
-      const u = n.labels[LABELS.userId];
-      if (owned(n.labels) && u && isValidUserId(u)) slice(u).networks.push(n);
-    }
-    for (const v of volumes) {
-      const u = v.labels[LABELS.userId];
-      if (u && isValidUserId(u)) slice(u).volumes.push(v);
-    }
+    const slices = sliceByUser({ containers, networks: networks.filter((n) => owned(n.labels)), volumes });
     const dirs = await listUserDirs(config.dataDir);
     const users = new Set([...dirs.names, ...slices.keys()]);
     this.knownUsers = users;

@@ -14,14 +14,16 @@ import {
   readCappedFile,
   readJsonFile,
 } from "../catalog/read-json-file.js";
-import { isImageAllowed } from "../desired/image-policy.js";
-import { resolveUserVolumePath } from "../desired/volume-paths.js";
 import { BaseCatalogFile, OverlayCatalogFile, type UserCatalogFile } from "../schema/catalog.js";
-import type { EnabledServersFile } from "../schema/enabled-servers.js";
-import type { VolumeMount } from "../schema/common.js";
-import { DEFAULT_POLICY, PolicyFile } from "../schema/policy.js";
+import { PolicyFile } from "../schema/policy.js";
 import { parseSecretsFile } from "../secrets/secrets-file.js";
-import { type Problem, jsonPath, sortProblems } from "./problem.js";
+import {
+  PLACEHOLDER_USER_ID,
+  allowedImagesOf,
+  checkCatalogServers,
+  checkEnabledEntries,
+} from "./cross-checks.js";
+import { type Problem, sortProblems } from "./problem.js";
 
 export interface ValidateTreeOptions {
   /** Overlays to merge, in order (MCP_PORTAL_OVERLAYS), or every file of catalogs/overlays by name. */
@@ -29,9 +31,6 @@ export interface ValidateTreeOptions {
   /** Size cap per file; 5 MiB by default. */
   maxFileBytes?: number;
 }
-
-/** Stands in for `{USER_ID}` when checking catalog volumes that every user shares. */
-export const PLACEHOLDER_USER_ID = "user";
 
 interface GlobalState {
   catalog: MergedCatalog;
@@ -120,19 +119,18 @@ async function checkGlobalFiles(
 
   const policy = await readJsonFile(dataDir, DATA_PATHS.policy, PolicyFile, read);
   problems.push(...fileProblems(policy));
-  const allowedImages =
-    policy.status === "ok"
-      ? policy.value.allowed_images
-      : policy.status === "missing"
-        ? DEFAULT_POLICY.allowed_images
-        : undefined;
+  const allowedImages = allowedImagesOf(policy);
 
   for (const file of okBase) {
-    problems.push(...checkServers(file.file, file.catalog.servers, PLACEHOLDER_USER_ID, allowedImages));
+    problems.push(
+      ...checkCatalogServers(file.file, file.catalog.servers, PLACEHOLDER_USER_ID, allowedImages),
+    );
   }
   for (const loaded of overlays.values()) {
     if (loaded.status !== "ok") continue;
-    problems.push(...checkServers(loaded.file, loaded.value.servers, PLACEHOLDER_USER_ID, allowedImages));
+    problems.push(
+      ...checkCatalogServers(loaded.file, loaded.value.servers, PLACEHOLDER_USER_ID, allowedImages),
+    );
   }
   return { catalog: merged.catalog, complete, allowedImages, overlayNames: selectedNames };
 }
@@ -155,7 +153,7 @@ async function checkUser(
   const catalog = mergeUserCatalog(global.catalog, custom.status === "ok" ? sourced(custom) : undefined);
   const catalogComplete = global.complete && custom.status !== "invalid";
   problems.push(
-    ...checkEnabledServers(enabled.file, enabled.value, {
+    ...checkEnabledEntries(enabled.file, enabled.value.servers, {
       userId,
       catalog,
       catalogComplete,
@@ -166,61 +164,13 @@ async function checkUser(
   return problems;
 }
 
-interface EnabledContext {
-  userId: string;
-  catalog: MergedCatalog;
-  catalogComplete: boolean;
-  /** Undefined when secrets.env is invalid (its own problem). */
-  secretNames: ReadonlySet<string> | undefined;
-  overlayNames: readonly string[];
-}
-
-function checkEnabledServers(file: string, enabled: EnabledServersFile, ctx: EnabledContext): Problem[] {
-  const problems: Problem[] = [];
-  const secretsFile = DATA_PATHS.secrets(ctx.userId);
-  enabled.servers.forEach((entry, i) => {
-    entry.config?.volumes?.forEach((volume, j) => {
-      const problem = volumeProblem(file, ["servers", i, "config", "volumes", j], volume, ctx.userId);
-      if (problem) problems.push(problem);
-    });
-    const server = ctx.catalog.servers.get(entry.id);
-    if (server === undefined) {
-      if (!ctx.catalogComplete) return;
-      const overlays = ctx.overlayNames.length > 0 ? `, the overlays ${ctx.overlayNames.join(", ")}` : "";
-      problems.push({
-        file,
-        path: jsonPath(["servers", i, "id"]),
-        message: `unknown server "${entry.id}": not in the base catalogs${overlays} or ${DATA_PATHS.customServers(ctx.userId)}`,
-      });
-      return;
-    }
-    if (entry.config !== undefined && !server.definition.user_configurable) {
-      problems.push({
-        file,
-        path: jsonPath(["servers", i, "config"]),
-        message: `server "${entry.id}" is not user_configurable (${server.origin.file}); remove its config`,
-      });
-    }
-    if (ctx.secretNames === undefined) return;
-    for (const name of server.definition.required_secrets) {
-      if (ctx.secretNames.has(name)) continue;
-      problems.push({
-        file,
-        path: jsonPath(["servers", i]),
-        message: `server "${entry.id}" requires secret ${name}, which ${secretsFile} does not declare (mcp-portal secrets set ${ctx.userId} ${name})`,
-      });
-    }
-  });
-  return problems;
-}
-
 function checkCustomFile(
   file: string,
   custom: UserCatalogFile,
   userId: string,
   allowedImages: readonly string[] | undefined,
 ): Problem[] {
-  const problems = checkServers(file, custom.servers, userId, allowedImages);
+  const problems = checkCatalogServers(file, custom.servers, userId, allowedImages);
   if (custom.user_id !== undefined && custom.user_id !== userId) {
     problems.push({
       file,
@@ -229,54 +179,6 @@ function checkCustomFile(
     });
   }
   return problems;
-}
-
-interface ServerFields {
-  image?: string | undefined;
-  volumes?: readonly VolumeMount[] | undefined;
-}
-
-/** Checks that do not need the merged catalog: the image against policy and every volume's host path. */
-function checkServers(
-  file: string,
-  servers: readonly ServerFields[],
-  userId: string,
-  allowedImages: readonly string[] | undefined,
-): Problem[] {
-  const problems: Problem[] = [];
-  servers.forEach((server, i) => {
-    if (
-      server.image !== undefined &&
-      allowedImages !== undefined &&
-      !isImageAllowed(server.image, allowedImages)
-    ) {
-      problems.push({
-        file,
-        path: jsonPath(["servers", i, "image"]),
-        message: `image "${server.image}" is not allowed by ${DATA_PATHS.policy} allowed_images`,
-      });
-    }
-    server.volumes?.forEach((volume, j) => {
-      const problem = volumeProblem(file, ["servers", i, "volumes", j], volume, userId);
-      if (problem) problems.push(problem);
-    });
-  });
-  return problems;
-}
-
-function volumeProblem(
-  file: string,
-  at: readonly (string | number)[],
-  volume: VolumeMount,
-  userId: string,
-): Problem | undefined {
-  const resolved = resolveUserVolumePath(volume.host_path, userId);
-  if (resolved.ok) return undefined;
-  return {
-    file,
-    path: jsonPath([...at, "host_path"]),
-    message: `${JSON.stringify(volume.host_path.slice(0, 128))} is not inside the user's area: ${resolved.reason}`,
-  };
 }
 
 /** Names declared in users/<id>/secrets.env (values stay encrypted; no key is needed). */

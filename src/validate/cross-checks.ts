@@ -1,0 +1,133 @@
+import { DATA_PATHS } from "../catalog/data-tree.js";
+import type { MergedCatalog } from "../catalog/merge.js";
+import type { LoadedFile } from "../catalog/read-json-file.js";
+import { isImageAllowed } from "../desired/image-policy.js";
+import { resolveUserVolumePath } from "../desired/volume-paths.js";
+import type { VolumeMount } from "../schema/common.js";
+import type { EnabledServer } from "../schema/enabled-servers.js";
+import { DEFAULT_POLICY, type PolicyFile } from "../schema/policy.js";
+import { type Problem, jsonPath } from "./problem.js";
+
+/*
+ * The checks across files: an enabled server against the merged catalog and the user's secrets, a catalog
+ * server's image against policy and its volumes against the user's area. `mcp-portal validate` makes them over
+ * the whole tree and the API over a candidate write, so a user sees one wording for one problem.
+ */
+
+/** Stands in for `{USER_ID}` when checking catalog volumes that every user shares. */
+export const PLACEHOLDER_USER_ID = "user";
+
+export interface EntryContext {
+  userId: string;
+  catalog: MergedCatalog;
+  /** False when a catalog input is invalid: an id missing from `catalog` proves nothing then. */
+  catalogComplete: boolean;
+  /** Undefined when secrets.env cannot be read (its own problem). */
+  secretNames: ReadonlySet<string> | undefined;
+  overlayNames: readonly string[];
+}
+
+/** One entry of users/<id>/enabled-servers.json at `$.servers[index]`. */
+export function checkEnabledEntry(
+  file: string,
+  index: number,
+  entry: EnabledServer,
+  ctx: EntryContext,
+): Problem[] {
+  const problems: Problem[] = [];
+  entry.config?.volumes?.forEach((volume, j) => {
+    const problem = volumeProblem(file, ["servers", index, "config", "volumes", j], volume, ctx.userId);
+    if (problem) problems.push(problem);
+  });
+  const server = ctx.catalog.servers.get(entry.id);
+  if (server === undefined) {
+    if (!ctx.catalogComplete) return problems;
+    const overlays = ctx.overlayNames.length > 0 ? `, the overlays ${ctx.overlayNames.join(", ")}` : "";
+    problems.push({
+      file,
+      path: jsonPath(["servers", index, "id"]),
+      message: `unknown server "${entry.id}": not in the base catalogs${overlays} or ${DATA_PATHS.customServers(ctx.userId)}`,
+    });
+    return problems;
+  }
+  if (entry.config !== undefined && !server.definition.user_configurable) {
+    problems.push({
+      file,
+      path: jsonPath(["servers", index, "config"]),
+      message: `server "${entry.id}" is not user_configurable (${server.origin.file}); remove its config`,
+    });
+  }
+  if (ctx.secretNames === undefined) return problems;
+  for (const name of server.definition.required_secrets) {
+    if (ctx.secretNames.has(name)) continue;
+    problems.push({
+      file,
+      path: jsonPath(["servers", index]),
+      message: `server "${entry.id}" requires secret ${name}, which ${DATA_PATHS.secrets(ctx.userId)} does not declare (mcp-portal secrets set ${ctx.userId} ${name})`,
+    });
+  }
+  return problems;
+}
+
+/** Every entry of an enabled-servers.json. */
+export function checkEnabledEntries(
+  file: string,
+  entries: readonly EnabledServer[],
+  ctx: EntryContext,
+): Problem[] {
+  return entries.flatMap((entry, i) => checkEnabledEntry(file, i, entry, ctx));
+}
+
+export interface ServerFields {
+  image?: string | undefined;
+  volumes?: readonly VolumeMount[] | undefined;
+}
+
+/** Checks that do not need the merged catalog: the image against policy and every volume's host path. */
+export function checkCatalogServers(
+  file: string,
+  servers: readonly ServerFields[],
+  userId: string,
+  allowedImages: readonly string[] | undefined,
+): Problem[] {
+  const problems: Problem[] = [];
+  servers.forEach((server, i) => {
+    if (
+      server.image !== undefined &&
+      allowedImages !== undefined &&
+      !isImageAllowed(server.image, allowedImages)
+    ) {
+      problems.push({
+        file,
+        path: jsonPath(["servers", i, "image"]),
+        message: `image "${server.image}" is not allowed by ${DATA_PATHS.policy} allowed_images`,
+      });
+    }
+    server.volumes?.forEach((volume, j) => {
+      const problem = volumeProblem(file, ["servers", i, "volumes", j], volume, userId);
+      if (problem) problems.push(problem);
+    });
+  });
+  return problems;
+}
+
+/** policy.json's allowed_images; the default policy's without the file; undefined when it is invalid. */
+export function allowedImagesOf(policy: LoadedFile<PolicyFile>): readonly string[] | undefined {
+  if (policy.status === "ok") return policy.value.allowed_images;
+  return policy.status === "missing" ? DEFAULT_POLICY.allowed_images : undefined;
+}
+
+function volumeProblem(
+  file: string,
+  at: readonly (string | number)[],
+  volume: VolumeMount,
+  userId: string,
+): Problem | undefined {
+  const resolved = resolveUserVolumePath(volume.host_path, userId);
+  if (resolved.ok) return undefined;
+  return {
+    file,
+    path: jsonPath([...at, "host_path"]),
+    message: `${JSON.stringify(volume.host_path.slice(0, 128))} is not inside the user's area: ${resolved.reason}`,
+  };
+}
