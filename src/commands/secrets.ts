@@ -1,3 +1,4 @@
+import { AuditLog } from "../observability/audit.js";
 import { SecretUsageError } from "../secrets/errors.js";
 import { generateKey, loadKeyRing } from "../secrets/key-ring.js";
 import { rotateSecrets, type RotationReport } from "../secrets/rotate.js";
@@ -49,6 +50,9 @@ async function run(args: string[], io: CommandIo): Promise<number> {
       const keyRing = await loadKeyRing(io.env);
       const value = await readValue(io);
       const { created, keyId } = await setSecret(dataDir, user, name, value, keyRing);
+      await auditSecretChange(stateDir, user, created ? "create_secret" : "update_secret", name, {
+        key_id: keyId,
+      });
       io.stdout.write(`${created ? "created" : "updated"} secret ${name} for user ${user} (key ${keyId})\n`);
       return 0;
     }
@@ -63,6 +67,7 @@ async function run(args: string[], io: CommandIo): Promise<number> {
         io.stderr.write(`error: user ${user} has no secret ${name}\n`);
         return 1;
       }
+      await auditSecretChange(stateDir, user, "remove_secret", name, {});
       io.stdout.write(`removed secret ${name} for user ${user}\n`);
       return 0;
     }
@@ -70,6 +75,11 @@ async function run(args: string[], io: CommandIo): Promise<number> {
       expect(0, "");
       const keyRing = await loadKeyRing(io.env);
       const report = await rotateSecrets({ dataDir, stateDir, keyRing });
+      await auditSecretChange(stateDir, null, "rotate_secrets", "secrets.env", {
+        primary_key_id: keyRing.primaryKeyId,
+        files: report.files.length,
+        failed: report.files.filter((f) => f.status === "failed").length,
+      });
       printRotation(report, keyRing.primaryKeyId, io);
       return report.ok ? 0 : 1;
     }
@@ -81,6 +91,26 @@ async function run(args: string[], io: CommandIo): Promise<number> {
     default:
       throw unknownSubcommand(command);
   }
+}
+
+/** The same audit trail the daemon and the API write: names and key ids only, never values. */
+async function auditSecretChange(
+  stateDir: string,
+  userId: string | null,
+  action: string,
+  resource: string,
+  details: Record<string, unknown>,
+): Promise<void> {
+  const audit = new AuditLog({ stateDir, fsyncIntervalMs: 0 });
+  await audit.write({
+    event_type: "SECRET_CHANGE",
+    user_id: userId,
+    action,
+    resource,
+    result: "success",
+    details: { ...details, via: "cli" },
+  });
+  await audit.close();
 }
 
 /** Reads the whole of stdin as UTF-8, bounded, and strips one trailing newline. */

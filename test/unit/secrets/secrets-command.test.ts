@@ -56,6 +56,20 @@ describe("secrets command", () => {
     expect(rm.code).toBe(0);
     expect((await cli(["rm", "alice", "OTHER", "--data-dir", dataDir], {})).code).toBe(1);
     expect((await cli(["list", "alice", "--data-dir", dataDir], {})).stdout).toBe("GITHUB_TOKEN\tk1\n");
+
+    // Every change is in the audit trail, by name only.
+    const audit = (await readFile(`${dataDir}/.mcp-portal/audit.log`, "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(audit.map((e) => [e.event_type, e.user_id, e.action, e.resource])).toEqual([
+      ["SECRET_CHANGE", "alice", "create_secret", "GITHUB_TOKEN"],
+      ["SECRET_CHANGE", "alice", "create_secret", "OTHER"],
+      ["SECRET_CHANGE", "alice", "remove_secret", "OTHER"],
+    ]);
+    const auditText = await readFile(`${dataDir}/.mcp-portal/audit.log`, "utf8");
+    expect(auditText).not.toContain("ghp_value_123");
+    expect(auditText).not.toContain("other");
   });
 
   it("strips exactly one trailing newline from the value", async () => {
