@@ -1,0 +1,395 @@
+/**
+ * Reconcile loop: cold converge, no-op resync and memory (issue "reconcile loop", Measure section).
+ *
+ *  1. Cold converge: 50 users x 4 stdio busybox servers (200 containers, 50 networks, 100 data/cache volumes) from
+ *     an empty engine by the in-process controller: createDaemon, then start(), which returns once the first full
+ *     sync has reconciled every user. Concurrency is the config default (MCP_PORTAL_CONCURRENCY, 4).
+ *  2. No-op resync with the 200 containers converged: controller.resync() + idle(), 10 times: median wall time,
+ *     split into the listing part (resync(): 3 list calls + reading users/) and the per-user reconciles (idle()),
+ *     and the Docker API calls per resync (delta of the instrumented runtime's callCounts).
+ *  3. Controller process RSS (and heap) after converge and after the 10 resyncs.
+ *  4. Engine baseline: everything removed, then the very requests the controller sent (network create body of
+ *     DockerodeRuntime.createNetwork, volume creates, container create bodies from containerCreateOptions, starts)
+ *     straight through dockerode, per user in the controller's order (network, volumes, then create + start per
+ *     server), with the same concurrency across users. controller / baseline is the controller's overhead.
+ *
+ * With BENCH_ROUNDS=2 the second round runs the baseline first (order C B B C), to cancel order effects.
+ * Every object carries a unique `mcp.portal.installation` and is removed at the end, also on failure or Ctrl-C.
+ * Run: npm run bench:converge   (BENCH_USERS, BENCH_SERVERS_PER_USER, BENCH_ROUNDS override the defaults)
+ */
+import { cpus, loadavg } from "node:os";
+import { performance } from "node:perf_hooks";
+import Docker from "dockerode";
+import { loadConfig } from "../src/config.js";
+import { containerCreateOptions } from "../src/docker/dockerode-runtime.js";
+import type { ContainerSpec } from "../src/desired/types.js";
+import type { NetworkSpec, VolumeSpec } from "../src/docker/runtime.js";
+import { LABELS } from "../src/labels.js";
+import { TestDataDir } from "../test/helpers/data-dir.js";
+import { LABEL_INSTALLATION } from "../test/helpers/docker-objects.js";
+import { benchEnv, requireEngine, startBenchDaemon, writeFleet } from "./lib/fleet.js";
+import {
+  benchInstallation,
+  checkInterrupted,
+  countRunning,
+  countsDelta,
+  fmtMb,
+  fmtMs,
+  median,
+  type OpStats,
+  onCleanup,
+  out,
+  pool,
+  removeInstallation,
+  removeVolumesByName,
+  runBench,
+  sleep,
+  statsTable,
+  timeOp,
+} from "./lib/harness.js";
+
+const USERS = Number(process.env.BENCH_USERS ?? 50);
+const SERVERS_PER_USER = Number(process.env.BENCH_SERVERS_PER_USER ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const RESYNCS = 10;
+const TARGET_RATIO = 1.2;
+const TARGET_RESYNC_MS = 100;
+const TARGET_RESYNC_CALLS = 3;
+/** After a mass removal the engine keeps working (shim exits, overlay unmounts, veth teardown) for a moment. */
+const SETTLE_MS = 3_000;
+/** Users' networks come from a pool no test uses (see benchEnv). */
+const SUBNET_POOL = "10.231.0.0/16";
+
+interface Memory {
+  rss: number;
+  heapUsed: number;
+  /** After a forced GC (run with --expose-gc, as the npm script does). */
+  rssAfterGc?: number;
+  heapAfterGc?: number;
+}
+
+function memory(): Memory {
+  const before = process.memoryUsage();
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return { rss: before.rss, heapUsed: before.heapUsed };
+  gc();
+  const after = process.memoryUsage();
+  return { rss: before.rss, heapUsed: before.heapUsed, rssAfterGc: after.rss, heapAfterGc: after.heapUsed };
+}
+
+const fmtMem = (m: Memory): string =>
+  `RSS ${fmtMb(m.rss)}, heap used ${fmtMb(m.heapUsed)}` +
+  (m.rssAfterGc !== undefined && m.heapAfterGc !== undefined
+    ? `; after GC: RSS ${fmtMb(m.rssAfterGc)}, heap used ${fmtMb(m.heapAfterGc)}`
+    : "");
+
+interface Requests {
+  networks: NetworkSpec[];
+  volumes: VolumeSpec[];
+  containers: { spec: ContainerSpec; name: string }[];
+}
+
+/** One converge, by the controller or by the baseline. */
+interface Phase {
+  ms: number;
+  /** CPU time of this process (user + system) meanwhile. */
+  cpuMs: number;
+  stats: Map<string, OpStats>;
+}
+
+const cpuMs = (since: NodeJS.CpuUsage): number => {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+};
+
+const meanOf = (stats: ReadonlyMap<string, OpStats>, op: string): string => {
+  const s = stats.get(op);
+  return s ? fmtMs(s.totalMs / s.count) : "-";
+};
+
+/** The engine's speed during a phase: mean client-side time of the calls both phases make. */
+const engineLine = (p: Phase): string =>
+  `mean start ${meanOf(p.stats, "startContainer")}, create ${meanOf(p.stats, "createContainer")}, ` +
+  `network ${meanOf(p.stats, "createNetwork")}; this process's CPU ${fmtMs(p.cpuMs)}`;
+
+interface ControllerRun {
+  phase: Phase;
+  convergeMs: number;
+  createDaemonMs: number;
+  calls: Record<string, number>;
+  profile: string;
+  memBefore: Memory;
+  memConverged: Memory;
+  memResynced: Memory;
+  resyncMs: number[];
+  resyncListMs: number[];
+  resyncReconcileMs: number[];
+  resyncCpuMs: number[];
+  resyncCalls: Record<string, number>[];
+  requests: Requests;
+}
+
+async function controllerPhase(
+  docker: Docker,
+  env: Record<string, string>,
+  installation: string,
+  withResyncs: boolean,
+): Promise<ControllerRun> {
+  const memBefore = memory();
+  const cpu = process.cpuUsage();
+  const bench = await startBenchDaemon(env);
+  const cpuConverge = cpuMs(cpu);
+  const { daemon, timed } = bench;
+  const running = await countRunning(docker, installation);
+  const expected = USERS * SERVERS_PER_USER;
+  if (running !== expected)
+    throw new Error(`controller converged to ${running} running containers, expected ${expected}`);
+  const calls = Object.fromEntries(daemon.runtime.callCounts);
+  const profile = timed.table();
+  const memConverged = memory();
+
+  const resyncMs: number[] = [];
+  const resyncListMs: number[] = [];
+  const resyncReconcileMs: number[] = [];
+  const resyncCpuMs: number[] = [];
+  const resyncCalls: Record<string, number>[] = [];
+  if (withResyncs) {
+    for (let i = 0; i < RESYNCS; i++) {
+      const before = new Map(daemon.runtime.callCounts);
+      const cpuBefore = process.cpuUsage();
+      const t0 = performance.now();
+      await daemon.controller.resync();
+      const t1 = performance.now();
+      await daemon.controller.idle();
+      const t2 = performance.now();
+      resyncMs.push(t2 - t0);
+      resyncListMs.push(t1 - t0);
+      resyncReconcileMs.push(t2 - t1);
+      resyncCpuMs.push(cpuMs(cpuBefore));
+      resyncCalls.push(countsDelta(before, daemon.runtime.callCounts));
+    }
+  }
+  const memResynced = memory();
+  await bench.stop();
+  return {
+    phase: { ms: bench.startMs, cpuMs: cpuConverge, stats: new Map(timed.stats) },
+    convergeMs: bench.startMs,
+    createDaemonMs: bench.createMs,
+    calls,
+    profile,
+    memBefore,
+    memConverged,
+    memResynced,
+    resyncMs,
+    resyncListMs,
+    resyncReconcileMs,
+    resyncCpuMs,
+    resyncCalls,
+    requests: {
+      networks: [...timed.networks],
+      volumes: [...timed.volumes],
+      containers: [...timed.containers],
+    },
+  };
+}
+
+/** The engine's own limit: the same requests, straight through dockerode, per user in order, N users at a time. */
+async function baselinePhase(docker: Docker, requests: Requests, concurrency: number): Promise<Phase> {
+  const stats = new Map<string, OpStats>();
+  interface UserRequests {
+    network?: NetworkSpec;
+    volumes: VolumeSpec[];
+    containers: { spec: ContainerSpec; name: string }[];
+  }
+  const byUser = new Map<string, UserRequests>();
+  const entry = (labels: Record<string, string>): UserRequests => {
+    const user = labels[LABELS.userId] as string;
+    let e = byUser.get(user);
+    if (!e) byUser.set(user, (e = { volumes: [], containers: [] }));
+    return e;
+  };
+  for (const n of requests.networks) entry(n.labels).network = n;
+  for (const v of requests.volumes) entry(v.labels).volumes.push(v);
+  for (const c of requests.containers) entry(c.spec.labels).containers.push(c);
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  await pool([...byUser.values()], concurrency, async (u) => {
+    if (u.network) {
+      const spec = u.network;
+      // The body DockerodeRuntime.createNetwork sends.
+      await timeOp(stats, "createNetwork", () =>
+        docker.createNetwork({
+          Name: spec.name,
+          Driver: "bridge",
+          CheckDuplicate: true,
+          Internal: false,
+          Attachable: false,
+          Labels: spec.labels,
+          IPAM: { Driver: "default", Config: [{ Subnet: spec.subnet, Gateway: spec.gateway }] },
+          Options: {
+            "com.docker.network.bridge.name": spec.bridgeName,
+            "com.docker.network.bridge.enable_icc": "true",
+            "com.docker.network.bridge.enable_ip_masquerade": "true",
+          },
+        }),
+      );
+    }
+    // The controller creates the user's labelled volumes before the containers that mount them.
+    for (const v of u.volumes)
+      await timeOp(stats, "createVolume", () =>
+        docker.createVolume({ Name: v.name, Driver: "local", Labels: v.labels }),
+      );
+    for (const c of u.containers) {
+      const container = await timeOp(stats, "createContainer", () =>
+        docker.createContainer(containerCreateOptions(c.spec, c.name)),
+      );
+      await timeOp(stats, "startContainer", () => container.start() as Promise<unknown>);
+    }
+  });
+  return { ms: performance.now() - start, cpuMs: cpuMs(cpu), stats };
+}
+
+async function foreignContainers(docker: Docker, installation: string): Promise<number> {
+  const list = await docker.listContainers({});
+  return list.filter((c) => c.Labels?.[LABEL_INSTALLATION] !== installation).length;
+}
+
+async function main(): Promise<void> {
+  const docker = new Docker();
+  await requireEngine(docker);
+  const installation = benchInstallation("conv");
+  onCleanup(() => removeInstallation(docker, installation));
+  const data = await TestDataDir.create();
+  onCleanup(() => data.dispose());
+  await writeFleet(data, USERS, SERVERS_PER_USER);
+  const env = benchEnv(data.root, installation, SUBNET_POOL);
+  const concurrency = loadConfig(env).concurrency;
+  const total = USERS * SERVERS_PER_USER;
+  const foreignAtStart = await foreignContainers(docker, installation);
+  out(
+    `reconcile converge: ${USERS} users x ${SERVERS_PER_USER} stdio servers = ${total} containers + ${USERS} networks, ` +
+      `concurrency ${concurrency}, installation ${installation}, ${ROUNDS} round(s)`,
+  );
+  out(`  other running containers on the engine at start: ${foreignAtStart}`);
+
+  const controllerMs: number[] = [];
+  const baselineMs: number[] = [];
+  let first: ControllerRun | undefined;
+  let requests: Requests | undefined;
+  let baselineStats: Map<string, OpStats> | undefined;
+  const load = () =>
+    loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ");
+  const loadAtStart = load();
+  const clean = async () => {
+    const removed = await removeInstallation(docker, installation);
+    out(
+      `    removed ${removed.containers} containers, ${removed.networks} networks, ${removed.volumes} volumes in ${fmtMs(removed.ms)}`,
+    );
+    await sleep(SETTLE_MS);
+  };
+  const runController = async (round: number) => {
+    checkInterrupted();
+    const run = await controllerPhase(docker, env, installation, first === undefined);
+    first ??= run;
+    requests ??= run.requests;
+    // A baseline interrupted mid-way could leave volumes the engine created without labels.
+    const volumeNames = [
+      ...new Set(run.requests.containers.flatMap((c) => c.spec.mounts.map((m) => m.volumeName))),
+    ];
+    onCleanup(() => removeVolumesByName(docker, volumeNames));
+    controllerMs.push(run.convergeMs);
+    out(`  round ${round}: controller converge ${fmtMs(run.convergeMs)}  (${engineLine(run.phase)})`);
+    await clean();
+  };
+  const runBaseline = async (round: number) => {
+    checkInterrupted();
+    const phase = await baselinePhase(docker, requests as Requests, concurrency);
+    const ms = phase.ms;
+    baselineStats ??= phase.stats;
+    const running = await countRunning(docker, installation);
+    if (running !== total) throw new Error(`baseline left ${running} running containers, expected ${total}`);
+    baselineMs.push(ms);
+    out(`  round ${round}: dockerode baseline   ${fmtMs(ms)}  (${engineLine(phase)})`);
+    await clean();
+  };
+  for (let round = 1; round <= ROUNDS; round++) {
+    if (round === 1 || round % 2 === 1) {
+      await runController(round);
+      await runBaseline(round);
+    } else {
+      await runBaseline(round);
+      await runController(round);
+    }
+  }
+  const foreignAtEnd = await foreignContainers(docker, installation);
+  const loadAtEnd = load();
+
+  const r = first as ControllerRun;
+  const ctl = median(controllerMs);
+  const base = median(baselineMs);
+  const ratio = ctl / base;
+  const convergeCalls = Object.values(r.calls).reduce((a, b) => a + b, 0);
+  const resyncMed = median(r.resyncMs);
+  const resyncTotals = r.resyncCalls.map((c) => Object.values(c).reduce((a, b) => a + b, 0));
+  const callShapes = [...new Set(r.resyncCalls.map((c) => JSON.stringify(c)))];
+  const many = (values: number[]) =>
+    values.length > 1 ? ` (median of ${values.length}: ${values.map(fmtMs).join(", ")})` : "";
+
+  out("");
+  out(
+    `cold converge, ${total} containers (other running containers on the engine: ${foreignAtStart} at start, ` +
+      `${foreignAtEnd} at end; load average ${loadAtStart} at start, ${loadAtEnd} at end, ${cpus().length} CPUs)`,
+  );
+  out(
+    `  controller, start() until the first sync is done: ${fmtMs(ctl)}${many(controllerMs)} = ${fmtMs(ctl / total)} per container` +
+      ` (createDaemon ${fmtMs(r.createDaemonMs)} not counted)`,
+  );
+  out(
+    `  dockerode baseline, same network/volume/container create + start requests, concurrency ${concurrency}: ` +
+      `${fmtMs(base)}${many(baselineMs)} = ${fmtMs(base / total)} per container`,
+  );
+  out(
+    `  ratio controller / baseline: ${ratio.toFixed(2)}  (target <= ${TARGET_RATIO}: ${ratio <= TARGET_RATIO ? "met" : "NOT met"})`,
+  );
+  out(
+    `  Docker API calls by the controller during converge: ${convergeCalls} (` +
+      Object.entries(r.calls)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ") +
+      ")",
+  );
+  out(
+    `  controller's engine calls by client-side time (summed over concurrent calls), first controller run:`,
+  );
+  out(r.profile);
+  out(`  baseline's engine calls, first baseline run:`);
+  out(statsTable(baselineStats ?? new Map()));
+  out("");
+  out(`no-op resync, ${total} containers converged, ${RESYNCS} runs of controller.resync() + idle()`);
+  out(
+    `  wall time median ${fmtMs(resyncMed)}, min ${fmtMs(Math.min(...r.resyncMs))}, max ${fmtMs(Math.max(...r.resyncMs))}` +
+      `  (target < ${TARGET_RESYNC_MS} ms: ${resyncMed < TARGET_RESYNC_MS ? "met" : "NOT met"})`,
+  );
+  out(
+    `    listing (resync(): 3 list calls + users/ directory): median ${fmtMs(median(r.resyncListMs))}; ` +
+      `${USERS} no-op reconciles (idle()): median ${fmtMs(median(r.resyncReconcileMs))}`,
+  );
+  out(
+    `    CPU time of this process per resync: median ${fmtMs(median(r.resyncCpuMs))} ` +
+      `(wall time above it is waiting for the engine's answers or for a CPU on a busy host)`,
+  );
+  out(
+    `  Docker API calls per resync: ${[...new Set(resyncTotals)].join(" / ")} ${callShapes.join(" | ")}` +
+      `  (target ${TARGET_RESYNC_CALLS} list calls: ${resyncTotals.every((n) => n === TARGET_RESYNC_CALLS) ? "met" : "NOT met"})`,
+  );
+  out("");
+  out("memory of the process running the controller (tsx + controller in-process)");
+  out(`  before createDaemon:                    ${fmtMem(r.memBefore)}`);
+  out(`  after converge (${total} managed):       ${fmtMem(r.memConverged)}`);
+  out(`  after ${RESYNCS} no-op resyncs:               ${fmtMem(r.memResynced)}`);
+}
+
+await runBench(main);
