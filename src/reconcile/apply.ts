@@ -289,7 +289,9 @@ export class PlanApplier {
     mutate: Mutator,
     result: ApplyResult,
   ): Promise<void> {
-    const key = `${userId}/${serverId}`;
+    // Keyed by container: a container that keeps exiting backs off; a new one (after `docker rm -f`, or a
+    // replace) starts at once.
+    const key = id;
     const wait = this.deps.starts.waitMs(key);
     if (wait > 0) {
       result.servers.set(serverId, {
@@ -321,6 +323,7 @@ export class PlanApplier {
     mutate: Mutator,
   ): Promise<void> {
     const { runtime, stopTimeoutSeconds } = this.deps;
+    this.deps.starts.forget(id);
     await mutate("CONTAINER_OPERATION", "stop_container", name, { server_id: serverId, cause }, async () => {
       try {
         await runtime.stopContainer(id, stopTimeoutSeconds);

@@ -60,6 +60,10 @@ export class Controller {
   private eventsLoop: Promise<void> | undefined;
   private knownUsers = new Set<string>();
   private managedTotal = 0;
+  private summedContainers = 0;
+  private gaugesScheduled = false;
+  /** Ids of our user networks (from listings and statuses): only their removal is worth a resync. */
+  private readonly ownNetworkIds = new Set<string>();
   private firstSync = false;
   private stopping = false;
   private resyncPending = false;
@@ -104,7 +108,8 @@ export class Controller {
   }
 
   get managedContainers(): number {
-    return this.managedTotal;
+    // The last listing may predate a cold start's creates: never let the prune guard see fewer than exist.
+    return Math.max(this.managedTotal, this.summedContainers);
   }
 
   /** List, then watch: a full sync first, then events and the file watcher, then the periodic resync. */
@@ -122,6 +127,7 @@ export class Controller {
     this.eventsLoop = this.watchEngine(this.eventsAbort.signal);
     await this.resync();
     await this.queue.idle();
+    this.updateGauges();
     this.firstSync = true;
     logger.info({ users: this.knownUsers.size, managed_containers: this.managedTotal }, "initial sync done");
     this.scheduleResync();
@@ -160,7 +166,10 @@ export class Controller {
     const owned = (labels: Readonly<Record<string, string>>) => isOwnedBy(labels, config.installation);
     allocator.rebuild(networks, (n) => (owned(n.labels) ? n.labels[LABELS.userId] : undefined), containers);
     this.managedTotal = containers.filter((c) => c.labels[LABELS.serverId] !== undefined).length;
-    const slices = sliceByUser({ containers, networks: networks.filter((n) => owned(n.labels)), volumes });
+    const ownNetworks = networks.filter((n) => owned(n.labels));
+    this.ownNetworkIds.clear();
+    for (const n of ownNetworks) this.ownNetworkIds.add(n.id);
+    const slices = sliceByUser({ containers, networks: ownNetworks, volumes });
     const dirs = await listUserDirs(config.dataDir);
     const users = new Set([...dirs.names, ...slices.keys()]);
     this.knownUsers = users;
@@ -169,6 +178,7 @@ export class Controller {
       this.queue.add(userId);
     }
     for (const userId of [...this.summaries.keys()]) if (!users.has(userId)) this.summaries.delete(userId);
+    this.summedContainers = this.managedTotal;
     metrics.lastResyncTimestampSeconds.set(this.deps.clock.now() / 1000);
     this.updateGauges();
   }
@@ -180,14 +190,19 @@ export class Controller {
       signal,
       ...(snapshot ? { snapshot } : {}),
     });
+    const count = (summary: UserSummary | undefined) =>
+      Object.values(summary?.containers ?? {}).reduce((a, b) => a + b, 0);
+    this.summedContainers += count(outcome.summary) - count(this.summaries.get(userId));
     if (outcome.summary.phase === "Deleted") {
       this.summaries.delete(userId);
       this.knownUsers.delete(userId);
     } else {
       this.summaries.set(userId, outcome.summary);
       this.knownUsers.add(userId);
+      const networkId = outcome.status?.network?.id;
+      if (networkId) this.ownNetworkIds.add(networkId);
     }
-    this.updateGauges();
+    this.scheduleGauges();
     return outcome.requeueAfterMs !== undefined ? { requeueAfterMs: outcome.requeueAfterMs } : {};
   }
 
@@ -246,12 +261,12 @@ export class Controller {
       },
       signal,
     );
-    // The engine puts no labels on network events, so a removed user network is recognised by its name prefix.
+    // The engine puts no labels on network events, so a removed user network is recognised by its id.
     const networks = this.followEvents(
       "network",
       { types: ["network"], actions: ["destroy"] },
       (event) => {
-        if ((event.labels.name ?? "").startsWith("mcp-net-")) this.requestResync();
+        if (this.ownNetworkIds.has(event.id)) this.requestResync();
       },
       signal,
     );
@@ -321,6 +336,16 @@ export class Controller {
       // Events were lost while disconnected: list again (the events stream is a hint, the list is the truth).
       this.requestResync();
     }
+  }
+
+  /** Gauges sum over all users: recompute once per burst of reconciles, not once per user (O(users²)). */
+  private scheduleGauges(): void {
+    if (this.gaugesScheduled) return;
+    this.gaugesScheduled = true;
+    this.deps.clock.setTimeout(() => {
+      this.gaugesScheduled = false;
+      this.updateGauges();
+    }, 50);
   }
 
   private updateGauges(): void {

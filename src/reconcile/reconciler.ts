@@ -10,7 +10,7 @@ import { LABELS, ownerFilters } from "../labels.js";
 import type { AuditWriter } from "../observability/audit.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { canonicalHash } from "../util/canonical-json.js";
+import { canonicalHash, canonicalJson } from "../util/canonical-json.js";
 import type { Problem } from "../validate/problem.js";
 import { PORTAL_VERSION } from "../version.js";
 import type { NetworkAllocator } from "./allocator.js";
@@ -89,6 +89,8 @@ export interface ReconcileOutcome extends ProcessResult {
  * converge, record what was observed. Safe to run at any time, any number of times.
  */
 export class Reconciler {
+  private readonly desiredCache = new Map<string, { key: string; desired: DesiredUser }>();
+
   constructor(private readonly deps: ReconcilerDeps) {}
 
   async listActual(userId: string): Promise<ActualUser> {
@@ -190,21 +192,37 @@ export class Reconciler {
         if (serverId !== undefined && Number.isInteger(port) && !currentPorts.has(serverId))
           currentPorts.set(serverId, port);
       }
-      const desired = computeDesiredUser({
-        installation: this.deps.config.installation,
-        userId,
-        catalog,
-        enabled: userInputs.enabled,
-        policy: globalInputs.policy,
-        defaultLimits: this.deps.config.defaultLimits,
-        portBlock: block,
-        currentPorts,
-        resolveSecret,
-        publishHost: this.deps.config.publishHost,
-        publishPorts: !this.deps.config.gateway,
-        containerUser: this.deps.config.containerUser,
-        portalVersion: PORTAL_VERSION,
+      // Everything computeDesiredUser depends on besides constant config: an unchanged key means an unchanged
+      // result, which spares a no-op resync all the hashing of specs.
+      const desiredKey = canonicalJson({
+        generation,
+        block,
+        ports: [...currentPorts].sort(),
+        secrets: [...needed].sort().map((name) => {
+          const r = resolveSecret(name);
+          return r.ok ? [name, r.digest] : [name, r.reason, r.message];
+        }),
       });
+      const cached = this.desiredCache.get(userId);
+      const desired =
+        cached?.key === desiredKey
+          ? cached.desired
+          : computeDesiredUser({
+              installation: this.deps.config.installation,
+              userId,
+              catalog,
+              enabled: userInputs.enabled,
+              policy: globalInputs.policy,
+              defaultLimits: this.deps.config.defaultLimits,
+              portBlock: block,
+              currentPorts,
+              resolveSecret,
+              publishHost: this.deps.config.publishHost,
+              publishPorts: !this.deps.config.gateway,
+              containerUser: this.deps.config.containerUser,
+              portalVersion: PORTAL_VERSION,
+            });
+      this.desiredCache.set(userId, { key: desiredKey, desired });
       return { block, desired, plan: planUser(userId, desired, current) };
     };
 
@@ -293,6 +311,7 @@ export class Reconciler {
     log: Logger,
     started: number,
   ): Promise<ReconcileOutcome> {
+    this.desiredCache.delete(userId);
     const plan = planUser(userId, undefined, actual);
     const deleted: UserSummary = {
       phase: "Deleted",

@@ -205,6 +205,18 @@ describeDocker("reconcile loop against a real engine", () => {
     );
     expect(recreated.Id).not.toBe(echo.Id);
     expect(recreated.Labels[LABELS.hostPort]).toBe(echo.Labels[LABELS.hostPort]);
+    // Removing the new container right away is not a crash loop: it comes back at once, not after a backoff.
+    await docker.getContainer(recreated.Id).remove({ force: true });
+    const started = Date.now();
+    await waitFor(
+      "alice's echo recreated again",
+      async () =>
+        (await managed(installation, "alice")).find(
+          (c) => serverOf(c) === "echo" && c.State === "running" && c.Id !== recreated.Id,
+        ),
+      8_000,
+    );
+    expect(Date.now() - started).toBeLessThan(8_000);
     const other = (await managed(installation, "alice")).find((c) => serverOf(c) === "other")!;
     await docker.getContainer(other.Id).stop({ t: 0 });
     const restarted = await waitFor("alice's other restarted", async () =>
