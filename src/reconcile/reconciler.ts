@@ -289,6 +289,16 @@ export class Reconciler {
       dryRun: false,
     });
     this.auditBlocked(userId, status);
+    const done = {
+      duration_ms: this.deps.clock.now() - started,
+      mutations: applied.mutations,
+      steps: steps.length,
+      phase: status.phase,
+      servers: status.servers.length,
+    };
+    // A no-op reconcile (every resync, for every user) is debug noise; one that changed something is news.
+    if (applied.mutations > 0 || applied.retryable.length > 0) log.info(done, "reconciled");
+    else log.debug(done, "reconciled");
     if (applied.retryable.length > 0) {
       throw new AggregateError(
         applied.retryable,

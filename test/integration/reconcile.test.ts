@@ -297,6 +297,29 @@ describeDocker("reconcile loop against a real engine", () => {
     );
   });
 
+  it("shows ImagePullBackOff for an image that cannot be pulled, without holding up the user's other servers", async () => {
+    // A registry on a closed loopback port: the pull fails fast and no traffic leaves the machine.
+    await data.write("users/gina/custom-servers.json", {
+      version: "1",
+      source: "user",
+      metadata: { name: "gina" },
+      servers: [stdioServer("ghost", { image: "127.0.0.1:1/mcp-portal-test/absent", tag: "1" })],
+    });
+    await data.enable("gina", ["ghost", "echo"]);
+    const status = await waitFor("gina's pull failure reported", async () => {
+      const s = await readStatus(started.daemon.config.stateDir, "gina");
+      const ghost = s?.servers.find((x) => x.id === "ghost");
+      return ghost?.reason === "ImagePullBackOff" &&
+        s?.servers.find((x) => x.id === "echo")?.phase === "Running"
+        ? s
+        : undefined;
+    });
+    expect(status.servers.find((x) => x.id === "ghost")?.phase).toBe("Pending");
+    expect(status.servers.find((x) => x.id === "ghost")?.message).toMatch(/next try in \d+ s/);
+    expect(status.conditions.find((c) => c.type === "Degraded")?.status).toBe("True");
+    await data.removeUser("gina");
+  });
+
   it("leaves an unmanaged container with a colliding name alone and reports the conflict", async () => {
     const { containerName } = await import("../../src/desired/names.js");
     const name = containerName(installation, "dave", "echo");
