@@ -12,6 +12,8 @@ step "npm ci"
 npm ci --no-audit --no-fund
 step "test images"
 bash scripts/build-test-images.sh
+step "MCP test images (the gateway's test servers)"
+bash scripts/build-mcp-test-images.sh
 step "demo images (the example tree's servers)"
 bash scripts/build-demo-images.sh
 step "build"

@@ -7,6 +7,7 @@ Usage: mcp-portal <command> [options]
 
 Commands:
   run        watch the data dir and Docker, converge continuously (the daemon)
+  gateway    serve every running server over MCP on its user's port, behind auth, with MCP-level health
   validate   check the whole desired-state tree; exit 1 on any problem
   plan       dry run against the engine: what "run" would change now; exit 2 when something would
   status     users and servers: phase, host port, age, reason
@@ -22,6 +23,7 @@ Run "mcp-portal <command> --help" for a command's options.
 /** Commands load lazily so `validate` never pays for the daemon's imports. */
 const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import("./commands/run.js")).runCommand,
+  gateway: async () => (await import("./commands/gateway.js")).gatewayCommand,
   validate: async () => (await import("./commands/validate.js")).validateCommand,
   plan: async () => (await import("./commands/plan.js")).planCommand,
   status: async () => (await import("./commands/status.js")).statusCommand,

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config.js";
 import { createDaemon } from "../daemon.js";
+import { ensureGateway } from "./gateway-launcher.js";
 import type { CommandIo } from "./io.js";
 
 const USAGE = `Usage: mcp-portal run [options]
@@ -11,6 +12,7 @@ const USAGE = `Usage: mcp-portal run [options]
   --listen HOST:PORT     metrics, probes and API (MCP_PORTAL_LISTEN, default 127.0.0.1:8080)
   --allow-mass-prune     let one pass remove more than the safe share of managed containers
   --read-only-api        the API refuses every write (git is the only writer) (MCP_PORTAL_READ_ONLY_API)
+  --no-gateway           do not start the gateway process (run it yourself: mcp-portal gateway)
   --once                 converge every user once, then exit (0 when everything applied)
   --log-level LEVEL      fatal|error|warn|info|debug|trace (LOG_LEVEL)
   --pretty               human-readable logs
@@ -28,6 +30,7 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
         listen: { type: "string" },
         "allow-mass-prune": { type: "boolean" },
         "read-only-api": { type: "boolean" },
+        "no-gateway": { type: "boolean" },
         once: { type: "boolean" },
         "log-level": { type: "string" },
         pretty: { type: "boolean" },
@@ -107,6 +110,8 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
       { listen: config.listen, data_dir: config.dataDir, installation: config.installation },
       "controller running",
     );
+    // The gateway serves users' ports in its own process, so restarting the controller drops no client.
+    if (config.gateway && !values["no-gateway"]) await ensureGateway(config, io.env, logger);
   } catch (error) {
     logger.error({ err: error instanceof Error ? error.message : String(error) }, "start failed");
     await daemon.stop().catch(() => undefined);

@@ -257,7 +257,11 @@ export class Controller {
       },
       (event) => {
         const userId = event.labels[LABELS.userId];
-        if (userId && isValidUserId(userId)) this.queue.add(userId);
+        if (!userId || !isValidUserId(userId)) return;
+        this.queue.add(userId);
+        // The engine sends `die` (and `kill`, `oom`) before its listing shows the container exited: look once
+        // more shortly after, or a killed container would wait for the next resync.
+        if (event.action !== "destroy" && event.action !== "rename") this.queue.addAfter(userId, 1000);
       },
       signal,
     );

@@ -223,6 +223,15 @@ describeDocker("reconcile loop against a real engine", () => {
       (await managed(installation, "alice")).find((c) => serverOf(c) === "other" && c.State === "running"),
     );
     expect(restarted.Id).toBe(other.Id);
+    // `docker kill`: the engine announces `die` before its listing shows the container exited.
+    const web = (await managed(installation, "alice")).find((c) => serverOf(c) === "web")!;
+    const startedBefore = (await docker.getContainer(web.Id).inspect()).State.StartedAt;
+    await docker.getContainer(web.Id).kill();
+    const revived = await waitFor("alice's web restarted after kill", async () => {
+      const info = await docker.getContainer(web.Id).inspect();
+      return info.State.Running && info.State.StartedAt !== startedBefore ? info : undefined;
+    });
+    expect(revived.Id).toBe(web.Id);
   });
 
   it("recreates a user's network removed behind its back (network events carry no labels)", async () => {

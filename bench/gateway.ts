@@ -1,0 +1,274 @@
+// npm run bench:gateway: what the gateway costs.
+//
+// 1. Latency it adds per request: the streamable-HTTP test server (test/fixtures/mcp-servers/http-server.ts) runs
+//    as a local process on 127.0.0.1; one MCP client (official SDK) calls it directly, another through a gateway
+//    endpoint (token check, origin check, reverse proxy) in front of it. 500 tools/call each, interleaved, after a
+//    warm-up; p50/p99 and the ratio, in one run.
+// 2. Requests/s through one bridged stdio server: the stdio test server runs in a container
+//    (mcp-portal-test/mcp-stdio:1, no network) the gateway attaches to; 1, 4 and 16 concurrent MCP clients (one
+//    session each, same request ids) call tools/call in closed loops of a fixed count.
+//
+// Everything talks over loopback (and the engine's socket); loops are bounded in count and time.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { promisify } from "node:util";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import Docker from "dockerode";
+import { Registry } from "prom-client";
+import { Authenticator } from "../src/auth/authenticate.js";
+import { TokenCache } from "../src/auth/token-store.js";
+import { DockerodeAttacher } from "../src/docker/attach.js";
+import { Endpoint, type ServerTarget, type Upstream } from "../src/gateway/endpoint.js";
+import { GATEWAY_CLIENT_INFO } from "../src/gateway/gateway.js";
+import { DEFAULT_HEALTH_POLICY } from "../src/gateway/health.js";
+import { HttpServerUpstream } from "../src/gateway/http-server.js";
+import { createGatewayMetrics } from "../src/gateway/metrics.js";
+import { parseAllowedOrigins } from "../src/gateway/origin.js";
+import { StdioServerUpstream } from "../src/gateway/stdio-server.js";
+import { LABELS, MANAGED_BY } from "../src/labels.js";
+import { systemClock } from "../src/reconcile/clock.js";
+import { cleanupInstallation } from "../test/helpers/docker-objects.js";
+import {
+  benchInstallation,
+  benchLogger,
+  fmtMs,
+  onCleanup,
+  out,
+  percentile,
+  runBench,
+  sleep,
+} from "./lib/harness.js";
+
+const REPO = path.resolve(import.meta.dirname, "..");
+const ADMIN = "bench-gateway-admin-token-0123456789";
+const LATENCY_CALLS = Number(process.env.BENCH_GATEWAY_CALLS ?? 500);
+const WARMUP_CALLS = 50;
+const THROUGHPUT_CALLS = Number(process.env.BENCH_GATEWAY_THROUGHPUT_CALLS ?? 3000);
+const CONCURRENCY = [1, 4, 16];
+const TIME_CAP_MS = 60_000;
+const STDIO_IMAGE = "mcp-portal-test/mcp-stdio:1";
+
+const logger = benchLogger();
+
+// undici adds an abort listener to the SDK transport's one AbortSignal per request and drops it only when the
+// Request is garbage-collected: thousands of calls on one client trip Node's leak warning (at undici's own limit
+// of 1500) without a leak. That one warning is dropped; others are printed.
+process.removeAllListeners("warning");
+process.on("warning", (warning) => {
+  if (warning.name !== "MaxListenersExceededWarning")
+    process.stderr.write(`${warning.name}: ${warning.message}\n`);
+});
+
+async function freePort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function startHttpServer(port: number): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", path.join(REPO, "test/fixtures/mcp-servers/http-server.ts")],
+    {
+      cwd: REPO,
+      env: { ...process.env, HOST: "127.0.0.1", PORT: String(port) },
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  onCleanup(async () => {
+    child.kill("SIGTERM");
+    await sleep(100);
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error("the HTTP test server did not start within 20 s")),
+      20_000,
+    );
+    child.stderr?.on("data", (d: Buffer) => {
+      if (d.toString().includes("listening")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`the HTTP test server exited (${code})`)));
+  });
+  return child;
+}
+
+async function openEndpoint(target: ServerTarget, upstream: Upstream, stateDir: string): Promise<Endpoint> {
+  const authenticator = new Authenticator(ADMIN, new TokenCache(stateDir));
+  const endpoint = new Endpoint(target, {
+    upstream,
+    listenHost: "127.0.0.1",
+    authenticate: (header) => authenticator.authenticate(header),
+    origins: { allowed: parseAllowedOrigins(""), publishHost: "127.0.0.1" },
+    clock: systemClock,
+    logger,
+    metrics: createGatewayMetrics(new Registry(), { defaultMetrics: false }),
+    onHealth: () => undefined,
+  });
+  onCleanup(() => endpoint.close());
+  endpoint.open();
+  for (let i = 0; i < 100 && !endpoint.isListening; i++) await sleep(20);
+  if (!endpoint.isListening) throw new Error(`cannot listen on 127.0.0.1:${target.hostPort}`);
+  return endpoint;
+}
+
+async function connect(url: string, token?: string): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: token ? { headers: { Authorization: `Bearer ${token}` } } : {},
+  });
+  const client = new Client({ name: "bench", version: "1.0.0" });
+  await client.connect(transport);
+  onCleanup(() => client.close());
+  return client;
+}
+
+async function echo(client: Client, text: string): Promise<void> {
+  const result = (await client.callTool({ name: "echo", arguments: { text } })) as {
+    content: { text: string }[];
+  };
+  if (result.content[0]?.text !== text) throw new Error(`echo answered ${JSON.stringify(result)}`);
+}
+
+function target(hostPort: number, transport: ServerTarget["transport"], containerId: string): ServerTarget {
+  return {
+    key: `bench/${transport}`,
+    userId: "bench",
+    serverId: transport.replace(/[^a-z]/g, ""),
+    hostPort,
+    transport,
+    containerId,
+    state: "running",
+    // Probes at the default interval stay out of the measurement's way.
+    policy: { ...DEFAULT_HEALTH_POLICY, intervalMs: 600_000 },
+    containerPort: undefined,
+  };
+}
+
+async function latency(stateDir: string): Promise<void> {
+  const serverPort = await freePort();
+  await startHttpServer(serverPort);
+  const gatewayPort = await freePort();
+  const httpTarget = target(gatewayPort, "streamable-http", "local-process");
+  await openEndpoint(
+    httpTarget,
+    new HttpServerUpstream(httpTarget, {
+      resolve: () => Promise.resolve({ host: "127.0.0.1", port: serverPort }),
+      logger,
+      metrics: createGatewayMetrics(new Registry(), { defaultMetrics: false }),
+      clientInfo: GATEWAY_CLIENT_INFO,
+    }),
+    stateDir,
+  );
+  const direct = await connect(`http://127.0.0.1:${serverPort}/mcp`);
+  const gateway = await connect(`http://127.0.0.1:${gatewayPort}/mcp`, ADMIN);
+  for (let i = 0; i < WARMUP_CALLS; i++) {
+    await echo(direct, `w${i}`);
+    await echo(gateway, `w${i}`);
+  }
+  const times = { direct: [] as number[], gateway: [] as number[] };
+  const deadline = performance.now() + TIME_CAP_MS;
+  for (let i = 0; i < LATENCY_CALLS && performance.now() < deadline; i++) {
+    // Interleaved, alternating who goes first, so both see the same machine.
+    const order = i % 2 === 0 ? (["direct", "gateway"] as const) : (["gateway", "direct"] as const);
+    for (const path of order) {
+      const client = path === "direct" ? direct : gateway;
+      const start = performance.now();
+      await echo(client, `m${i}`);
+      times[path].push(performance.now() - start);
+    }
+  }
+  const d50 = percentile(times.direct, 50);
+  const d99 = percentile(times.direct, 99);
+  const g50 = percentile(times.gateway, 50);
+  const g99 = percentile(times.gateway, 99);
+  out(`HTTP server, tools/call echo, ${times.direct.length} sequential calls per path (SSE responses):`);
+  out(`  direct          p50 ${fmtMs(d50)}  p99 ${fmtMs(d99)}`);
+  out(`  via gateway     p50 ${fmtMs(g50)}  p99 ${fmtMs(g99)}`);
+  out(
+    `  gateway adds    p50 +${fmtMs(g50 - d50)}  p99 +${fmtMs(g99 - d99)}` +
+      `   ratio p50 ${(g50 / d50).toFixed(2)}x  p99 ${(g99 / d99).toFixed(2)}x`,
+  );
+}
+
+async function startStdioContainer(docker: Docker, installation: string): Promise<string> {
+  onCleanup(() => cleanupInstallation(docker, installation));
+  const container = await docker.createContainer({
+    Image: STDIO_IMAGE,
+    name: `${installation}-stdio`,
+    Labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.installation]: installation },
+    User: "1000:1000",
+    OpenStdin: true,
+    StdinOnce: false,
+    AttachStdin: false,
+    Tty: false,
+    HostConfig: { NetworkMode: "none", Memory: 256 * 1024 * 1024, CapDrop: ["ALL"] },
+  });
+  await container.start();
+  return container.id;
+}
+
+async function throughput(stateDir: string): Promise<void> {
+  const docker = new Docker();
+  await docker.ping();
+  await promisify(execFile)("bash", [path.join(REPO, "scripts/build-mcp-test-images.sh")], { cwd: REPO });
+  const containerId = await startStdioContainer(docker, benchInstallation("gateway"));
+  const port = await freePort();
+  const stdioTarget = target(port, "stdio", containerId);
+  const attacher = new DockerodeAttacher(docker, { timeoutMs: 10_000 });
+  const upstream = new StdioServerUpstream({
+    attach: (id) => attacher.attachStdio(id),
+    clock: systemClock,
+    logger,
+    metrics: createGatewayMetrics(new Registry(), { defaultMetrics: false }),
+    clientInfo: GATEWAY_CLIENT_INFO,
+  });
+  await openEndpoint(stdioTarget, upstream, stateDir);
+  await upstream.mux.whenReady(20_000);
+  const url = `http://127.0.0.1:${port}/mcp`;
+  out();
+  out(
+    `stdio server in a container, bridged (attach + multiplexer), tools/call echo, ${THROUGHPUT_CALLS} calls per run:`,
+  );
+  for (const concurrency of CONCURRENCY) {
+    const clients = await Promise.all(Array.from({ length: concurrency }, () => connect(url, ADMIN)));
+    for (const client of clients) await echo(client, "warm-up");
+    const perClient = Math.ceil(THROUGHPUT_CALLS / concurrency);
+    const latencies: number[] = [];
+    const deadline = performance.now() + TIME_CAP_MS;
+    const start = performance.now();
+    await Promise.all(
+      clients.map(async (client, c) => {
+        for (let i = 0; i < perClient && performance.now() < deadline; i++) {
+          const t = performance.now();
+          await echo(client, `c${c}-${i}`);
+          latencies.push(performance.now() - t);
+        }
+      }),
+    );
+    const elapsed = (performance.now() - start) / 1000;
+    out(
+      `  ${String(concurrency).padStart(2)} client(s): ${(latencies.length / elapsed).toFixed(0).padStart(5)} req/s` +
+        `   latency p50 ${fmtMs(percentile(latencies, 50))}  p99 ${fmtMs(percentile(latencies, 99))}` +
+        `   (${latencies.length} calls in ${elapsed.toFixed(2)} s)`,
+    );
+    await Promise.all(clients.map((client) => client.close()));
+  }
+}
+
+await runBench(async () => {
+  const stateDir = await mkdtemp(path.join(tmpdir(), "bench-gateway-"));
+  onCleanup(() => rm(stateDir, { recursive: true, force: true }));
+  out(`node ${process.version}, ${String(await import("node:os").then((os) => os.cpus().length))} cpus`);
+  await latency(stateDir);
+  await throughput(stateDir);
+});

@@ -1,0 +1,203 @@
+import type { AuthResult } from "../auth/authenticate.js";
+import type { ContainerAttacher } from "../docker/attach.js";
+import type { ContainerRuntime } from "../docker/runtime.js";
+import type { Logger } from "../observability/logger.js";
+import type { Clock } from "../reconcile/clock.js";
+import { PORTAL_VERSION } from "../version.js";
+import type { GatewayConfig } from "./config.js";
+import { Discovery } from "./discovery.js";
+import { Endpoint, type ServerTarget, type Upstream } from "./endpoint.js";
+import { type HealthState, markUnavailable } from "./health.js";
+import { HealthFile, healthFilePath } from "./health-file.js";
+import { HttpServerUpstream } from "./http-server.js";
+import { type GatewayMetrics, HEALTH_STATES } from "./metrics.js";
+import { StdioServerUpstream } from "./stdio-server.js";
+import type { StdioMuxOptions } from "./stdio-mux.js";
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  runtime: ContainerRuntime;
+  attacher: ContainerAttacher;
+  authenticate: (authorization: string | undefined) => Promise<AuthResult>;
+  clock: Clock;
+  logger: Logger;
+  metrics: GatewayMetrics;
+  /** Tuning for tests: request waits, bind retries, multiplexer timeouts. */
+  tuning?: {
+    readyWaitMs?: number;
+    bindRetryMs?: number;
+    mux?: Partial<Omit<StdioMuxOptions, "clock" | "clientInfo" | "onEvent">>;
+  };
+}
+
+export const GATEWAY_CLIENT_INFO = { name: "mcp-portal-gateway", version: PORTAL_VERSION };
+
+/**
+ * Serves every server container of the installation on its user's host port: discovery (list, watch, re-list)
+ * decides which containers to serve; one Endpoint per `<user>/<server>` listens, authorizes, relays and probes;
+ * the health of all of them goes to `<state-dir>/gateway/health.json`.
+ */
+export class Gateway {
+  readonly endpoints = new Map<string, Endpoint>();
+  readonly health: HealthFile;
+  private readonly discovery: Discovery;
+  private stopping = false;
+  private applying: Promise<void> = Promise.resolve();
+
+  constructor(private readonly deps: GatewayDeps) {
+    const { clock, logger, config, metrics } = deps;
+    this.health = new HealthFile(
+      healthFilePath(config.stateDir),
+      () => clock.now(),
+      (error) =>
+        logger.error(
+          { err: error instanceof Error ? error.message : String(error) },
+          "cannot write health file",
+        ),
+    );
+    this.discovery = new Discovery({
+      runtime: deps.runtime,
+      installation: config.installation,
+      clock,
+      logger,
+      resyncMs: config.resyncMs,
+      onTargets: (targets) => this.apply(targets),
+      onEventsReconnect: () => metrics.dockerEventsReconnectsTotal.inc(),
+    });
+  }
+
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+
+  get firstSyncDone(): boolean {
+    return this.discovery.firstSyncDone;
+  }
+
+  async start(): Promise<void> {
+    await this.discovery.start();
+    this.health.sync();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.discovery.stop();
+    await this.applying;
+    const now = this.deps.clock.now();
+    await Promise.all(
+      [...this.endpoints.values()].map(async (endpoint) => {
+        await endpoint.close();
+        // Nobody serves the port any more: say so, rather than leave the last state standing.
+        const { userId, serverId, hostPort } = endpoint.currentTarget;
+        this.health.set(endpoint.key, {
+          userId,
+          serverId,
+          hostPort,
+          health: markUnavailable(endpoint.currentHealth, now, "gateway stopped: the port is not served"),
+        });
+      }),
+    );
+    this.endpoints.clear();
+    this.updateStateGauge();
+    await this.health.flush();
+  }
+
+  /** Re-lists now (tests; the periodic resync and events do this on their own). */
+  resync(): Promise<void> {
+    return this.discovery.list();
+  }
+
+  private apply(targets: Map<string, ServerTarget>): Promise<void> {
+    this.applying = this.applying.then(() => this.applyNow(targets));
+    return this.applying;
+  }
+
+  private async applyNow(targets: Map<string, ServerTarget>): Promise<void> {
+    if (this.stopping) return;
+    for (const [key, endpoint] of [...this.endpoints]) {
+      const target = targets.get(key);
+      if (target && target.transport === endpoint.currentTarget.transport) continue;
+      this.endpoints.delete(key);
+      await endpoint.close();
+      this.health.delete(key);
+      this.deps.logger.info(
+        { user_id: endpoint.currentTarget.userId, server_id: endpoint.currentTarget.serverId },
+        "server no longer served",
+      );
+    }
+    for (const [key, target] of targets) {
+      const endpoint = this.endpoints.get(key);
+      if (endpoint) {
+        endpoint.update(target);
+        continue;
+      }
+      const created = this.createEndpoint(target);
+      this.endpoints.set(key, created);
+      created.open();
+    }
+    this.updateStateGauge();
+  }
+
+  private createEndpoint(target: ServerTarget): Endpoint {
+    const { attacher, clock, metrics, config, tuning } = this.deps;
+    const logger = this.deps.logger.child({ user_id: target.userId, server_id: target.serverId });
+    const upstream: Upstream =
+      target.transport === "stdio"
+        ? new StdioServerUpstream({
+            attach: (containerId) => attacher.attachStdio(containerId),
+            clock,
+            logger,
+            metrics,
+            clientInfo: GATEWAY_CLIENT_INFO,
+            ...(tuning?.mux ? { mux: tuning.mux } : {}),
+          })
+        : new HttpServerUpstream(target, {
+            inspect: (containerId) => attacher.inspectEndpoint(containerId),
+            logger,
+            metrics,
+            clientInfo: GATEWAY_CLIENT_INFO,
+          });
+    return new Endpoint(target, {
+      upstream,
+      listenHost: config.publishHost,
+      authenticate: this.deps.authenticate,
+      origins: { allowed: config.allowedOrigins, publishHost: config.publishHost },
+      clock,
+      logger,
+      metrics,
+      onHealth: (t, health, previous) => this.onHealth(t, health, previous, logger),
+      ...(tuning?.readyWaitMs !== undefined ? { readyWaitMs: tuning.readyWaitMs } : {}),
+      ...(tuning?.bindRetryMs !== undefined ? { bindRetryMs: tuning.bindRetryMs } : {}),
+    });
+  }
+
+  private onHealth(target: ServerTarget, health: HealthState, previous: HealthState, logger: Logger): void {
+    if (
+      previous.state !== health.state ||
+      previous.containerId !== health.containerId ||
+      previous === health
+    ) {
+      const level = health.state === "Unhealthy" ? "warn" : "info";
+      logger[level](
+        { state: health.state, container_id: health.containerId.slice(0, 12), message: health.message },
+        "server health",
+      );
+    }
+    this.health.set(target.key, {
+      userId: target.userId,
+      serverId: target.serverId,
+      hostPort: target.hostPort,
+      health,
+    });
+    queueMicrotask(() => this.updateStateGauge());
+  }
+
+  private updateStateGauge(): void {
+    const counts: Record<string, number> = {};
+    for (const endpoint of this.endpoints.values()) {
+      const state = endpoint.currentHealth.state;
+      counts[state] = (counts[state] ?? 0) + 1;
+    }
+    for (const state of HEALTH_STATES) this.deps.metrics.servers.set({ state }, counts[state] ?? 0);
+  }
+}

@@ -1,0 +1,89 @@
+import http from "node:http";
+import type { ContainerEndpoint } from "../docker/attach.js";
+import type { Logger } from "../observability/logger.js";
+import type { ServerTarget, Upstream } from "./endpoint.js";
+import { type McpProbe, SseTransportProbe, StreamableHttpProbe } from "./http-probe.js";
+import { HttpProxyHandler, type HttpTarget } from "./http-proxy.js";
+import type { GatewayMetrics } from "./metrics.js";
+
+export interface HttpServerDeps {
+  /** Where the container's server listens; the default resolves it by inspecting the container. */
+  resolve?: (target: ServerTarget) => Promise<HttpTarget>;
+  inspect?: (containerId: string) => Promise<ContainerEndpoint>;
+  logger: Logger;
+  metrics: GatewayMetrics;
+  clientInfo: { name: string; version: string };
+}
+
+/**
+ * A streamable-http or sse server behind the gateway: requests are proxied to the container's address on its
+ * user network and declared port; probes speak MCP to the same address.
+ */
+export class HttpServerUpstream implements Upstream {
+  readonly handler: HttpProxyHandler;
+  private readonly prober: McpProbe;
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 16 });
+  private resolved: Promise<HttpTarget> | undefined;
+
+  constructor(
+    private target: ServerTarget,
+    private readonly deps: HttpServerDeps,
+  ) {
+    const transport = target.transport;
+    this.handler = new HttpProxyHandler({
+      target: () => this.resolve(),
+      invalidate: () => {
+        this.resolved = undefined;
+      },
+      agent: this.agent,
+      onBytes: (direction, bytes) =>
+        deps.metrics.bytesTotal.inc(
+          { transport, direction: direction === "in" ? "client_to_server" : "server_to_client" },
+          bytes,
+        ),
+      onStream: (delta) => deps.metrics.openStreams.inc({ transport }, delta),
+    });
+    const probeOptions = { target: () => this.resolve(), clientInfo: deps.clientInfo };
+    this.prober =
+      transport === "sse" ? new SseTransportProbe(probeOptions) : new StreamableHttpProbe(probeOptions);
+  }
+
+  update(target: ServerTarget): void {
+    if (target.containerId !== this.target.containerId || target.state !== this.target.state) {
+      this.resolved = undefined;
+      this.prober.reset();
+    }
+    this.target = target;
+  }
+
+  probe(timeoutMs: number): Promise<void> {
+    return this.prober.probe(timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    await this.prober.close();
+    this.agent.destroy();
+  }
+
+  private resolve(): Promise<HttpTarget> {
+    if (!this.resolved) {
+      const attempt = this.lookup(this.target);
+      this.resolved = attempt;
+      attempt.catch(() => {
+        if (this.resolved === attempt) this.resolved = undefined;
+      });
+    }
+    return this.resolved;
+  }
+
+  private async lookup(target: ServerTarget): Promise<HttpTarget> {
+    if (this.deps.resolve) return this.deps.resolve(target);
+    if (!this.deps.inspect) throw new Error("no way to find the server's address");
+    const endpoint = await this.deps.inspect(target.containerId);
+    if (!endpoint.running) throw new Error("container is not running");
+    if (!endpoint.ipAddress) throw new Error("container has no IP address on its network");
+    const port = target.containerPort ?? endpoint.serverPortEnv ?? endpoint.exposedTcpPorts[0];
+    if (port === undefined) throw new Error("container declares no port (label mcp.portal.container_port)");
+    return { host: endpoint.ipAddress, port };
+  }
+}

@@ -1,0 +1,77 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { type JsonRpcId, errorResponse } from "./jsonrpc.js";
+
+export class BodyTooLargeError extends Error {
+  readonly code = "BODY_TOO_LARGE";
+}
+
+/** The request body, refusing more than `maxBytes` (the rest is not read). */
+export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > maxBytes)
+    throw new BodyTooLargeError(`body over ${maxBytes} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > maxBytes) throw new BodyTooLargeError(`body over ${maxBytes} bytes`);
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): number {
+  if (res.headersSent) {
+    res.end();
+    return 0;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(text)),
+    "cache-control": "no-store",
+    ...headers,
+  });
+  res.end(text);
+  return Buffer.byteLength(text);
+}
+
+/** An HTTP error with a JSON-RPC error body, as MCP servers answer transport-level failures. */
+export function sendRpcError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  headers: Record<string, string> = {},
+  id: JsonRpcId | null = null,
+): void {
+  sendJson(res, status, errorResponse(id, code, message), headers);
+}
+
+/** Whether the Accept header admits `type` (exact type, `type/*` or `*\/*`; no header admits everything). */
+export function accepts(req: IncomingMessage, type: string): boolean {
+  const header = req.headers.accept;
+  if (header === undefined || header.trim() === "") return true;
+  const [major] = type.split("/");
+  return header
+    .split(",")
+    .map((part) => (part.split(";")[0] ?? "").trim().toLowerCase())
+    .some((media) => media === type || media === "*/*" || media === `${major}/*`);
+}
+
+export function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export function pathnameOf(req: IncomingMessage): string {
+  const url = req.url ?? "/";
+  const end = url.search(/[?#]/);
+  return end === -1 ? url : url.slice(0, end);
+}

@@ -1,0 +1,110 @@
+import type { AttachedStdio } from "../docker/attach.js";
+import type { Logger } from "../observability/logger.js";
+import type { Clock } from "../reconcile/clock.js";
+import type { ServerTarget, Upstream } from "./endpoint.js";
+import type { GatewayMetrics } from "./metrics.js";
+import { StdioHttpHandler } from "./stdio-http.js";
+import { StdioMultiplexer, type StdioMuxOptions } from "./stdio-mux.js";
+import { StdioUpstream } from "./stdio-upstream.js";
+
+export interface StdioServerDeps {
+  attach: (containerId: string) => Promise<AttachedStdio>;
+  clock: Clock;
+  logger: Logger;
+  metrics: GatewayMetrics;
+  clientInfo: { name: string; version: string };
+  mux?: Partial<Omit<StdioMuxOptions, "clock" | "clientInfo" | "onEvent">>;
+}
+
+const SWEEP_INTERVAL_MS = 60_000;
+
+/** A stdio server behind the gateway: one attach (re-opened while the container runs), one multiplexer. */
+export class StdioServerUpstream implements Upstream {
+  readonly mux: StdioMultiplexer;
+  readonly handler: StdioHttpHandler;
+  private loop: StdioUpstream | undefined;
+  private containerId: string | undefined;
+  private attaches = 0;
+  private sessions = 0;
+  private readonly sweep: NodeJS.Timeout;
+
+  constructor(private readonly deps: StdioServerDeps) {
+    const { logger, metrics } = deps;
+    this.mux = new StdioMultiplexer({
+      ...deps.mux,
+      clock: deps.clock,
+      clientInfo: deps.clientInfo,
+      onEvent: (event) => {
+        switch (event.type) {
+          case "initialized":
+            logger.info(
+              { protocol_version: event.result.protocolVersion, reinitialized: event.reinitialized },
+              "stdio server initialized",
+            );
+            return;
+          case "initialize_failed":
+            logger.warn({ err: event.message }, "stdio server did not initialize");
+            return;
+          case "disconnected":
+            logger.info(
+              { reason: event.reason, failed_requests: event.failedRequests },
+              "stdio server detached",
+            );
+            return;
+          case "dropped":
+            logger.debug({ reason: event.reason }, "message dropped");
+            return;
+          case "sessions":
+            metrics.sessions.inc({ transport: "stdio" }, event.count - this.sessions);
+            this.sessions = event.count;
+            return;
+        }
+      },
+    });
+    this.handler = new StdioHttpHandler(this.mux, {
+      onBytes: (direction, bytes) =>
+        metrics.bytesTotal.inc(
+          { transport: "stdio", direction: direction === "in" ? "client_to_server" : "server_to_client" },
+          bytes,
+        ),
+      onStream: (delta) => metrics.openStreams.inc({ transport: "stdio" }, delta),
+    });
+    this.sweep = setInterval(() => this.mux.sweep(), SWEEP_INTERVAL_MS);
+    this.sweep.unref();
+  }
+
+  update(target: ServerTarget): void {
+    const running = target.state === "running";
+    if (this.loop && (target.containerId !== this.containerId || !running)) {
+      const loop = this.loop;
+      this.loop = undefined;
+      void loop.stop();
+    }
+    this.containerId = target.containerId;
+    if (running && !this.loop) {
+      const containerId = target.containerId;
+      this.loop = new StdioUpstream({
+        attach: () => this.deps.attach(containerId),
+        mux: this.mux,
+        clock: this.deps.clock,
+        logger: this.deps.logger,
+        onAttach: () => {
+          if (this.attaches > 0) this.deps.metrics.attachReconnectsTotal.inc();
+          this.attaches += 1;
+        },
+      });
+      this.loop.start();
+    }
+  }
+
+  probe(timeoutMs: number): Promise<void> {
+    return this.mux.ping(timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweep);
+    this.mux.closeAll("server no longer served");
+    await this.loop?.stop();
+    this.loop = undefined;
+  }
+}

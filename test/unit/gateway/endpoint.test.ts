@@ -1,0 +1,259 @@
+// The endpoint's checks (origin, token, container state) and the HTTP proxy, over real loopback HTTP.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
+import { Registry } from "prom-client";
+import { afterEach, describe, expect, it } from "vitest";
+import type { AuthResult } from "../../../src/auth/authenticate.js";
+import { Endpoint, type ServerTarget, type Upstream } from "../../../src/gateway/endpoint.js";
+import type { RequestContext } from "../../../src/gateway/handler.js";
+import type { HealthState } from "../../../src/gateway/health.js";
+import { HttpProxyHandler } from "../../../src/gateway/http-proxy.js";
+import { createGatewayMetrics } from "../../../src/gateway/metrics.js";
+import { parseAllowedOrigins } from "../../../src/gateway/origin.js";
+import { createLogger } from "../../../src/observability/logger.js";
+import { FakeClock, settle } from "../reconcile/fake-clock.js";
+
+const logger = createLogger({
+  level: "silent",
+  destination: new Writable({ write: (_c, _e, done) => done() }),
+});
+
+async function freePort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+class FakeUpstream implements Upstream {
+  readonly calls: RequestContext[] = [];
+  probeResult: Error | undefined;
+  probes = 0;
+  readonly handler = {
+    handle: (_req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext) => {
+      this.calls.push(ctx);
+      res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+    },
+  };
+  update(): void {}
+  probe(): Promise<void> {
+    this.probes += 1;
+    return this.probeResult ? Promise.reject(this.probeResult) : Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const TOKENS: Record<string, AuthResult> = {
+  "Bearer alice-token": { ok: true, caller: { kind: "user", userId: "alice", tokenId: "a" } },
+  "Bearer bob-token": { ok: true, caller: { kind: "user", userId: "bob", tokenId: "b" } },
+  "Bearer admin-token": { ok: true, caller: { kind: "admin" } },
+};
+
+describe("Endpoint", () => {
+  const opened: Endpoint[] = [];
+  afterEach(async () => {
+    for (const endpoint of opened.splice(0)) await endpoint.close();
+  });
+
+  async function start(state = "running") {
+    const clock = new FakeClock();
+    const upstream = new FakeUpstream();
+    const metrics = createGatewayMetrics(new Registry(), { defaultMetrics: false });
+    const healths: HealthState[] = [];
+    const target: ServerTarget = {
+      key: "alice/time",
+      userId: "alice",
+      serverId: "time",
+      hostPort: await freePort(),
+      transport: "stdio",
+      containerId: "c1",
+      state,
+      policy: { intervalMs: 5000, timeoutMs: 1000, retries: 2, startPeriodMs: 0 },
+      containerPort: undefined,
+    };
+    const endpoint = new Endpoint(target, {
+      upstream,
+      listenHost: "127.0.0.1",
+      authenticate: (header) =>
+        Promise.resolve(
+          TOKENS[header ?? ""] ?? {
+            ok: false,
+            statusCode: 401,
+            code: "UNAUTHENTICATED",
+            message: "invalid token",
+          },
+        ),
+      origins: { allowed: parseAllowedOrigins(""), publishHost: "127.0.0.1" },
+      clock,
+      logger,
+      metrics,
+      onHealth: (_t, health) => healths.push(health),
+      readyWaitMs: 1000,
+    });
+    opened.push(endpoint);
+    endpoint.open();
+    for (let i = 0; i < 50 && !endpoint.isListening; i++) await new Promise((r) => setTimeout(r, 10));
+    const url = `http://127.0.0.1:${target.hostPort}/mcp`;
+    return { clock, upstream, endpoint, healths, url, target, metrics };
+  }
+
+  it("checks origin and token before anything reaches the server", async () => {
+    const { upstream, url, metrics } = await start();
+    const call = (headers: Record<string, string>) => fetch(url, { method: "POST", headers, body: "{}" });
+    const none = await call({});
+    expect(none.status).toBe(401);
+    expect(none.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    expect((await call({ authorization: "Bearer wrong" })).status).toBe(401);
+    expect((await call({ authorization: "Bearer bob-token" })).status).toBe(403);
+    expect((await call({ authorization: "Bearer alice-token", origin: "http://evil.example" })).status).toBe(
+      403,
+    );
+    expect(upstream.calls).toEqual([]);
+    expect(
+      (await call({ authorization: "Bearer alice-token", origin: "http://localhost:6274" })).status,
+    ).toBe(200);
+    expect((await call({ authorization: "Bearer admin-token" })).status).toBe(200);
+    expect(upstream.calls).toEqual([{ owner: "user:alice" }, { owner: "admin" }]);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/mcp_portal_gateway_requests_total\{transport="stdio",result="unauthenticated"\} 2/);
+    expect(text).toMatch(/mcp_portal_gateway_requests_total\{transport="stdio",result="forbidden"\} 1/);
+    expect(text).toMatch(/mcp_portal_gateway_requests_total\{transport="stdio",result="origin_rejected"\} 1/);
+    expect(text).toMatch(/mcp_portal_gateway_requests_total\{transport="stdio",result="success"\} 2/);
+  });
+
+  it("probes a running server: Starting, then Ready; Unhealthy after `retries` failures", async () => {
+    const { clock, upstream, endpoint } = await start();
+    expect(endpoint.currentHealth.state).toBe("Starting");
+    clock.advance(0);
+    await settle();
+    expect(endpoint.currentHealth.state).toBe("Ready");
+    upstream.probeResult = new Error("ping: no answer within 1000 ms");
+    clock.advance(5000);
+    await settle();
+    expect(endpoint.currentHealth).toMatchObject({ state: "Ready", consecutiveFailures: 1 });
+    clock.advance(5000);
+    await settle();
+    expect(endpoint.currentHealth).toMatchObject({ state: "Unhealthy", consecutiveFailures: 2 });
+    expect(endpoint.currentHealth.message).toMatch(/ping: no answer/);
+    upstream.probeResult = undefined;
+    clock.advance(5000);
+    await settle();
+    expect(endpoint.currentHealth.state).toBe("Ready");
+    expect(upstream.probes).toBe(4);
+  });
+
+  it("marks a stopped container Unhealthy at once, answers 503 after a bounded wait, and serves again once it runs", async () => {
+    const { clock, upstream, endpoint, url, target } = await start();
+    clock.advance(0);
+    await settle();
+    endpoint.update({ ...target, state: "exited" });
+    expect(endpoint.currentHealth).toMatchObject({ state: "Unhealthy", message: "container is exited" });
+    const headers = { authorization: "Bearer alice-token" };
+    const waiting = fetch(url, { method: "POST", headers, body: "{}" });
+    await new Promise((r) => setTimeout(r, 50));
+    clock.advance(1000);
+    expect((await waiting).status).toBe(503);
+    // A request waiting while the controller restarts the container goes through once it runs.
+    const second = fetch(url, { method: "POST", headers, body: "{}" });
+    await new Promise((r) => setTimeout(r, 50));
+    endpoint.update({ ...target, state: "running" });
+    expect((await second).status).toBe(200);
+    expect(upstream.calls).toHaveLength(1);
+    expect(endpoint.currentHealth.state).toBe("Starting");
+  });
+
+  it("reports a port it cannot listen on as Unhealthy", async () => {
+    const blocker = http.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      const { clock, endpoint, target } = await start();
+      endpoint.update({ ...target, hostPort: port });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(endpoint.isListening).toBe(false);
+      clock.advance(0);
+      await settle();
+      expect(endpoint.currentHealth).toMatchObject({ state: "Unhealthy" });
+      expect(endpoint.currentHealth.message).toMatch(/cannot listen on 127.0.0.1:\d+ \(EADDRINUSE\)/);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+});
+
+describe("HttpProxyHandler", () => {
+  const servers: http.Server[] = [];
+  afterEach(async () => {
+    for (const server of servers.splice(0)) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  async function serve(handler: http.RequestListener): Promise<number> {
+    const server = http.createServer(handler);
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return (server.address() as AddressInfo).port;
+  }
+
+  async function proxyTo(port: number) {
+    const agent = new http.Agent({ keepAlive: true });
+    const proxy = new HttpProxyHandler({ target: () => Promise.resolve({ host: "127.0.0.1", port }), agent });
+    return serve((req, res) => void proxy.handle(req, res, { owner: "admin" }));
+  }
+
+  it("forwards requests without the client's Authorization, and streams SSE responses unbuffered", async () => {
+    let release: () => void = () => undefined;
+    const seen: http.IncomingHttpHeaders[] = [];
+    const upstream = await serve((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { "content-type": "text/event-stream", "mcp-session-id": "s-1" });
+      res.write('event: message\ndata: {"n":1}\n\n');
+      release = () => res.end('event: message\ndata: {"n":2}\n\n');
+    });
+    const port = await proxyTo(upstream);
+    const res = await fetch(`http://127.0.0.1:${port}/mcp?x=1`, {
+      method: "POST",
+      headers: {
+        authorization: "Bearer portal-token",
+        "content-type": "application/json",
+        "mcp-session-id": "s-1",
+      },
+      body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("mcp-session-id")).toBe("s-1");
+    const reader = res.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+    // The first event arrives while the upstream still holds the response open.
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toContain('{"n":1}');
+    release();
+    let rest = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      rest += new TextDecoder().decode(value);
+    }
+    expect(rest).toContain('{"n":2}');
+    expect(seen[0]?.authorization).toBeUndefined();
+    expect(seen[0]?.["mcp-session-id"]).toBe("s-1");
+    expect(seen[0]?.host).toBe(`127.0.0.1:${upstream}`);
+    expect(seen[0]?.["x-forwarded-host"]).toBe(`127.0.0.1:${port}`);
+  });
+
+  it("answers 502 when the server refuses connections, 404 outside the MCP paths", async () => {
+    const closedPort = await freePort();
+    const port = await proxyTo(closedPort);
+    const res = await fetch(`http://127.0.0.1:${port}/mcp`, { method: "POST", body: "{}" });
+    expect(res.status).toBe(502);
+    expect(await res.json()).toMatchObject({
+      error: { code: -32000, message: expect.stringContaining("ECONNREFUSED") as unknown },
+    });
+    expect((await fetch(`http://127.0.0.1:${port}/admin`)).status).toBe(404);
+  });
+});
