@@ -20,7 +20,11 @@ async function answers(url: string): Promise<boolean> {
  * Starts `mcp-portal gateway` as its own detached process unless one already answers on its listener, so that
  * restarting the controller never drops a client's MCP session. Its output goes to <state-dir>/gateway.log.
  */
-export async function ensureGateway(config: Config, env: NodeJS.ProcessEnv, logger: Logger): Promise<"running" | "started" | "failed"> {
+export async function ensureGateway(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+): Promise<"running" | "started" | "failed"> {
   const { host, port } = parseListen(env.MCP_PORTAL_GATEWAY_LISTEN?.trim() || DEFAULT_GATEWAY_LISTEN);
   const healthz = `http://${host.includes(":") ? `[${host}]` : host}:${port}/healthz`;
   if (await answers(healthz)) {
