@@ -21,7 +21,7 @@ import { cpus, loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import Docker from "dockerode";
 import { loadConfig } from "../src/config.js";
-import { containerCreateOptions } from "../src/docker/dockerode-runtime.js";
+import { containerCreateOptions, networkCreateOptions } from "../src/docker/dockerode-runtime.js";
 import type { ContainerSpec } from "../src/desired/types.js";
 import type { NetworkSpec, VolumeSpec } from "../src/docker/runtime.js";
 import { LABELS } from "../src/labels.js";
@@ -216,23 +216,7 @@ async function baselinePhase(docker: Docker, requests: Requests, concurrency: nu
   await pool([...byUser.values()], concurrency, async (u) => {
     if (u.network) {
       const spec = u.network;
-      // The body DockerodeRuntime.createNetwork sends.
-      await timeOp(stats, "createNetwork", () =>
-        docker.createNetwork({
-          Name: spec.name,
-          Driver: "bridge",
-          CheckDuplicate: true,
-          Internal: false,
-          Attachable: false,
-          Labels: spec.labels,
-          IPAM: { Driver: "default", Config: [{ Subnet: spec.subnet, Gateway: spec.gateway }] },
-          Options: {
-            "com.docker.network.bridge.name": spec.bridgeName,
-            "com.docker.network.bridge.enable_icc": "true",
-            "com.docker.network.bridge.enable_ip_masquerade": "true",
-          },
-        }),
-      );
+      await timeOp(stats, "createNetwork", () => docker.createNetwork(networkCreateOptions(spec)));
     }
     // The controller creates the user's labelled volumes before the containers that mount them.
     for (const v of u.volumes)

@@ -1,6 +1,6 @@
 import { Registry } from "prom-client";
 import { registerApi } from "./api/api.js";
-import { createHttpServer, type HttpServer, parseListen } from "./api/http-server.js";
+import { cachedReachability, createHttpServer, type HttpServer, parseListen } from "./api/http-server.js";
 import { MergedCatalogCache } from "./catalog/merged-cache.js";
 import type { Config } from "./config.js";
 import { dockerFromEnv } from "./docker/connect.js";
@@ -153,7 +153,6 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     ...(health ? { health } : {}),
   });
   managed.total = () => ctl.managedContainers;
-  let dockerCheck: { at: number; ok: boolean } | undefined;
   const http =
     options.listen === false
       ? undefined
@@ -163,16 +162,10 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
           health: {
             isShuttingDown: () => ctl.isStopping,
             firstSyncDone: () => ctl.firstSyncDone,
-            dockerReachable: async () => {
-              const now = clock.now();
-              if (dockerCheck && now - dockerCheck.at < 1000) return dockerCheck.ok;
-              const ok = await runtime.ping().then(
-                () => true,
-                () => false,
-              );
-              dockerCheck = { at: now, ok };
-              return ok;
-            },
+            dockerReachable: cachedReachability(
+              () => runtime.ping(),
+              () => clock.now(),
+            ),
           },
         });
 

@@ -171,3 +171,22 @@ export function parseListen(value: string): ListenAddress {
   }
   return parsed.data;
 }
+
+/** Answers "does Docker respond?" from a ping at most once per `ttlMs`, so frequent probes cost one call. */
+export function cachedReachability(
+  ping: () => Promise<void>,
+  now: () => number,
+  ttlMs = 1000,
+): () => Promise<boolean> {
+  let last: { at: number; ok: boolean } | undefined;
+  return async () => {
+    const at = now();
+    if (last && at - last.at < ttlMs) return last.ok;
+    const ok = await ping().then(
+      () => true,
+      () => false,
+    );
+    last = { at, ok };
+    return ok;
+  };
+}

@@ -158,21 +158,7 @@ export class DockerodeRuntime implements ContainerRuntime {
 
   async createNetwork(spec: NetworkSpec): Promise<string> {
     const network = await this.call("create network", (abortSignal) =>
-      this.docker.createNetwork({
-        Name: spec.name,
-        Driver: "bridge",
-        CheckDuplicate: true,
-        Internal: false,
-        Attachable: false,
-        Labels: spec.labels,
-        IPAM: { Driver: "default", Config: [{ Subnet: spec.subnet, Gateway: spec.gateway }] },
-        Options: {
-          "com.docker.network.bridge.name": spec.bridgeName,
-          "com.docker.network.bridge.enable_icc": "true",
-          "com.docker.network.bridge.enable_ip_masquerade": "true",
-        },
-        abortSignal,
-      }),
+      this.docker.createNetwork({ ...networkCreateOptions(spec), abortSignal }),
     );
     return network.id;
   }
@@ -233,6 +219,24 @@ export class DockerodeRuntime implements ContainerRuntime {
     }
     yield* parseEventStream(stream, signal);
   }
+}
+
+/** A user's isolated bridge: its own subnet and interface name, containers on it may talk to each other. */
+export function networkCreateOptions(spec: NetworkSpec): Docker.NetworkCreateOptions {
+  return {
+    Name: spec.name,
+    Driver: "bridge",
+    CheckDuplicate: true,
+    Internal: false,
+    Attachable: false,
+    Labels: spec.labels,
+    IPAM: { Driver: "default", Config: [{ Subnet: spec.subnet, Gateway: spec.gateway }] },
+    Options: {
+      "com.docker.network.bridge.name": spec.bridgeName,
+      "com.docker.network.bridge.enable_icc": "true",
+      "com.docker.network.bridge.enable_ip_masquerade": "true",
+    },
+  };
 }
 
 /** Maps our spec onto the engine's create body: hardened defaults of DESIGN.md section 4. */

@@ -1,5 +1,5 @@
 import { Registry } from "prom-client";
-import { createHttpServer, type HttpServer } from "../api/http-server.js";
+import { cachedReachability, createHttpServer, type HttpServer } from "../api/http-server.js";
 import { loadAdminToken } from "../auth/admin-token.js";
 import { Authenticator } from "../auth/authenticate.js";
 import { TokenCache } from "../auth/token-store.js";
@@ -60,7 +60,6 @@ export async function createGatewayProcess(options: GatewayProcessOptions): Prom
     metrics,
     ...(options.tuning ? { tuning: options.tuning } : {}),
   });
-  let dockerCheck: { at: number; ok: boolean } | undefined;
   const http =
     options.listen === false
       ? undefined
@@ -70,16 +69,10 @@ export async function createGatewayProcess(options: GatewayProcessOptions): Prom
           health: {
             isShuttingDown: () => gateway.isStopping,
             firstSyncDone: () => gateway.firstSyncDone,
-            dockerReachable: async () => {
-              const now = clock.now();
-              if (dockerCheck && now - dockerCheck.at < 1000) return dockerCheck.ok;
-              const ok = await runtime.ping().then(
-                () => true,
-                () => false,
-              );
-              dockerCheck = { at: now, ok };
-              return ok;
-            },
+            dockerReachable: cachedReachability(
+              () => runtime.ping(),
+              () => clock.now(),
+            ),
           },
         });
   return {
