@@ -58,7 +58,7 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export async function loadSecretKeys(
+async function loadSecretKeys(
   env: NodeJS.ProcessEnv,
   stateDir: string,
   logger: Logger,

@@ -1,8 +1,14 @@
-import { parseArgs } from "node:util";
-import { ConfigError } from "../config.js";
 import { loadGatewayConfig } from "../gateway/config.js";
 import { createGatewayProcess } from "../gateway/process.js";
+import { parseCommandArgs } from "./common.js";
 import type { CommandIo } from "./io.js";
+import {
+  SERVICE_OPTIONS,
+  createService,
+  serveUntilSignal,
+  serviceOptions,
+  serviceOverrides,
+} from "./service.js";
 
 const USAGE = `Usage: mcp-portal gateway [options]
 
@@ -22,78 +28,29 @@ MCP_PORTAL_GATEWAY_RESYNC_SECONDS (30), DOCKER_HOST.
 `;
 
 export async function gatewayCommand(args: string[], io: CommandIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const config = serviceOptions(io, USAGE, () => {
+    const { values } = parseCommandArgs({
       args,
-      options: {
-        "data-dir": { type: "string" },
-        "state-dir": { type: "string" },
-        installation: { type: "string" },
-        listen: { type: "string" },
-        "log-level": { type: "string" },
-        pretty: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
+      options: SERVICE_OPTIONS,
       strict: true,
-    }));
-  } catch (error) {
-    io.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
-  let config;
-  try {
-    config = loadGatewayConfig(io.env, {
-      MCP_PORTAL_DATA_DIR: values["data-dir"],
-      MCP_PORTAL_STATE_DIR: values["state-dir"],
-      MCP_PORTAL_INSTALLATION: values.installation,
+    });
+    if (values.help) return "help";
+    return loadGatewayConfig(io.env, {
+      ...serviceOverrides(values),
       MCP_PORTAL_GATEWAY_LISTEN: values.listen,
-      LOG_LEVEL: values["log-level"],
-      LOG_PRETTY: values.pretty,
     });
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      io.stderr.write(`${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
-  let gateway;
-  try {
-    gateway = await createGatewayProcess({ config, env: io.env });
-  } catch (error) {
-    io.stderr.write(`cannot start: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
-  }
-  const { logger } = gateway;
-  let resolveStopped: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => {
-    resolveStopped = resolve;
   });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "gateway shutting down: closing ports and client sessions");
-    const deadline = setTimeout(() => {
-      logger.error("shutdown took too long; exiting");
-      process.exit(1);
-    }, 15_000);
-    deadline.unref();
-    void gateway.stop().then(() => {
-      logger.info("gateway stopped");
-      resolveStopped();
-    });
+  if (typeof config === "number") return config;
+  const gateway = await createService(io, () => createGatewayProcess({ config, env: io.env }));
+  if (typeof gateway === "number") return gateway;
+  const messages = {
+    stopping: "gateway shutting down: closing ports and client sessions",
+    stopped: "gateway stopped",
+    startFailed: "gateway start failed",
+    stopDeadlineMs: 15_000,
   };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
-  try {
-    await gateway.start();
-    logger.info(
+  return serveUntilSignal(gateway, messages, () => {
+    gateway.logger.info(
       {
         listen: `${config.listen.host}:${config.listen.port}`,
         publish_host: config.publishHost,
@@ -102,11 +59,5 @@ export async function gatewayCommand(args: string[], io: CommandIo): Promise<num
       },
       "gateway running",
     );
-  } catch (error) {
-    logger.error({ err: error instanceof Error ? error.message : String(error) }, "gateway start failed");
-    await gateway.stop().catch(() => undefined);
-    return 1;
-  }
-  await stopped;
-  return 0;
+  });
 }

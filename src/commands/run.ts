@@ -1,8 +1,15 @@
-import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../config.js";
+import { loadConfig } from "../config.js";
 import { createDaemon } from "../daemon.js";
 import { ensureGateway } from "./gateway-launcher.js";
+import { errorMessage, parseCommandArgs } from "./common.js";
 import type { CommandIo } from "./io.js";
+import {
+  SERVICE_OPTIONS,
+  createService,
+  serveUntilSignal,
+  serviceOptions,
+  serviceOverrides,
+} from "./service.js";
 
 const USAGE = `Usage: mcp-portal run [options]
 
@@ -19,104 +26,57 @@ const USAGE = `Usage: mcp-portal run [options]
 `;
 
 export async function runCommand(args: string[], io: CommandIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const options = serviceOptions(io, USAGE, () => {
+    const { values } = parseCommandArgs({
       args,
       options: {
-        "data-dir": { type: "string" },
-        "state-dir": { type: "string" },
-        installation: { type: "string" },
-        listen: { type: "string" },
+        ...SERVICE_OPTIONS,
         "allow-mass-prune": { type: "boolean" },
         "read-only-api": { type: "boolean" },
         "no-gateway": { type: "boolean" },
         once: { type: "boolean" },
-        "log-level": { type: "string" },
-        pretty: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
       },
       strict: true,
-    }));
-  } catch (error) {
-    io.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
-  let config;
-  try {
-    config = loadConfig(io.env, {
-      MCP_PORTAL_DATA_DIR: values["data-dir"],
-      MCP_PORTAL_STATE_DIR: values["state-dir"],
-      MCP_PORTAL_INSTALLATION: values.installation,
+    });
+    if (values.help) return "help";
+    const config = loadConfig(io.env, {
+      ...serviceOverrides(values),
       MCP_PORTAL_LISTEN: values.listen,
       MCP_PORTAL_ALLOW_MASS_PRUNE: values["allow-mass-prune"],
       MCP_PORTAL_READ_ONLY_API: values["read-only-api"],
-      LOG_LEVEL: values["log-level"],
-      LOG_PRETTY: values.pretty,
     });
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      io.stderr.write(`${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
-  let daemon;
-  try {
-    daemon = await createDaemon({ config, env: io.env, watch: !values.once, listen: !values.once });
-  } catch (error) {
-    io.stderr.write(`cannot start: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
-  }
+    return { config, once: values.once === true, gateway: values["no-gateway"] !== true };
+  });
+  if (typeof options === "number") return options;
+  const { config, once } = options;
+  const daemon = await createService(io, () =>
+    createDaemon({ config, env: io.env, watch: !once, listen: !once }),
+  );
+  if (typeof daemon === "number") return daemon;
   const { logger } = daemon;
-  if (values.once) {
+  if (once) {
     try {
       await daemon.start();
       await daemon.stop();
       return 0;
     } catch (error) {
-      logger.error({ err: error instanceof Error ? error.message : String(error) }, "sync failed");
+      logger.error({ err: errorMessage(error) }, "sync failed");
       await daemon.stop().catch(() => undefined);
       return 1;
     }
   }
-  let stopping: Promise<void> | undefined;
-  let resolveStopped: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => {
-    resolveStopped = resolve;
-  });
-  const stop = (signal: string) => {
-    if (stopping) return;
-    logger.info({ signal }, "shutting down: finishing in-flight work, containers keep running");
-    const deadline = setTimeout(() => {
-      logger.error("shutdown took too long; exiting");
-      process.exit(1);
-    }, 30_000);
-    deadline.unref();
-    stopping = daemon.stop().then(() => {
-      logger.info("stopped");
-      resolveStopped();
-    });
+  const messages = {
+    stopping: "shutting down: finishing in-flight work, containers keep running",
+    stopped: "stopped",
+    startFailed: "start failed",
+    stopDeadlineMs: 30_000,
   };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
-  try {
-    await daemon.start();
+  return serveUntilSignal(daemon, messages, async () => {
     logger.info(
       { listen: config.listen, data_dir: config.dataDir, installation: config.installation },
       "controller running",
     );
     // The gateway serves users' ports in its own process, so restarting the controller drops no client.
-    if (config.gateway && !values["no-gateway"]) await ensureGateway(config, io.env, logger);
-  } catch (error) {
-    logger.error({ err: error instanceof Error ? error.message : String(error) }, "start failed");
-    await daemon.stop().catch(() => undefined);
-    return 1;
-  }
-  await stopped;
-  return 0;
+    if (config.gateway && options.gateway) await ensureGateway(config, io.env, logger);
+  });
 }

@@ -12,22 +12,15 @@ import type {
   VolumeSpec,
 } from "./runtime.js";
 
-/** Counts and times every engine call (metrics by operation and result) and remembers whether Docker answers. */
+/** Counts and times every engine call (metrics by operation and result) and sets docker_up from each answer. */
 export class InstrumentedRuntime implements ContainerRuntime {
   /** Calls made since start, for benchmarks and tests that assert how cheap a resync is. */
   readonly callCounts = new Map<DockerOperation, number>();
-  lastReachable = false;
 
   constructor(
     private readonly inner: ContainerRuntime,
     private readonly metrics: Metrics,
   ) {}
-
-  totalCalls(): number {
-    let total = 0;
-    for (const count of this.callCounts.values()) total += count;
-    return total;
-  }
 
   private async measure<T>(operation: DockerOperation, fn: () => Promise<T>): Promise<T> {
     this.callCounts.set(operation, (this.callCounts.get(operation) ?? 0) + 1);
@@ -50,7 +43,6 @@ export class InstrumentedRuntime implements ContainerRuntime {
   }
 
   private setReachable(up: boolean): void {
-    this.lastReachable = up;
     this.metrics.dockerUp.set(up ? 1 : 0);
   }
 

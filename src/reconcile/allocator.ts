@@ -30,6 +30,14 @@ export class NetworkAllocator {
   ): void {
     const { portRange, portsPerUser } = this.options;
     const blocks = new Map<string, number>();
+    // The starts in `blocks`, kept alongside so a full listing costs no scan of every block per object.
+    const taken = new Set<number>();
+    const hold = (userId: string, start: number) => {
+      const previous = blocks.get(userId);
+      if (previous !== undefined) taken.delete(previous);
+      blocks.set(userId, start);
+      taken.add(start);
+    };
     const subnets = new Map<string, string>();
     const foreign: string[] = [];
     for (const network of allNetworks) {
@@ -41,20 +49,23 @@ export class NetworkAllocator {
       const subnet = network.subnets[0];
       if (subnet) subnets.set(userId, subnet);
       const start = Number(network.labels[LABELS.portBlock]);
-      const taken = [...blocks.values()].includes(start);
-      if (Number.isInteger(start) && !taken && blockStartOf(portRange, portsPerUser, start) === start)
-        blocks.set(userId, start);
+      if (
+        Number.isInteger(start) &&
+        !taken.has(start) &&
+        blockStartOf(portRange, portsPerUser, start) === start
+      )
+        hold(userId, start);
     }
     for (const container of containers) {
       const userId = container.labels[LABELS.userId];
       const port = Number(container.labels[LABELS.hostPort]);
       if (userId === undefined || blocks.has(userId) || !Number.isInteger(port)) continue;
       const start = blockStartOf(portRange, portsPerUser, port);
-      if (start !== undefined && ![...blocks.values()].includes(start)) blocks.set(userId, start);
+      if (start !== undefined && !taken.has(start)) hold(userId, start);
     }
     // Reservations made since the listing started (users mid-create) survive the rebuild.
     for (const [userId, start] of this.blocks)
-      if (!blocks.has(userId) && ![...blocks.values()].includes(start)) blocks.set(userId, start);
+      if (!blocks.has(userId) && !taken.has(start)) hold(userId, start);
     const listed = [...foreign, ...subnets.values()]
       .map(parseIpv4Cidr)
       .filter((c): c is Ipv4Cidr => c !== undefined);

@@ -449,7 +449,7 @@ type Mutator = <T>(
   fn: () => Promise<T>,
 ) => Promise<T>;
 
-export class UserLevelError extends Error {
+class UserLevelError extends Error {
   constructor(
     readonly reason: string,
     message: string,

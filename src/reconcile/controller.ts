@@ -259,9 +259,12 @@ export class Controller {
         const userId = event.labels[LABELS.userId];
         if (!userId || !isValidUserId(userId)) return;
         this.queue.add(userId);
-        // The engine sends `die` (and `kill`, `oom`) before its listing shows the container exited: look once
-        // more shortly after, or a killed container would wait for the next resync.
-        if (event.action !== "destroy" && event.action !== "rename") this.queue.addAfter(userId, 1000);
+        // The engine sends `die` (and `kill`, `oom`) before its listing shows the container exited, and on a busy
+        // host it can lag by seconds: look again after 1 s and 5 s, or a killed container would wait for the
+        // next resync. (Separate timers: the queue's addAfter keeps only the earliest deadline per key.)
+        if (event.action !== "destroy" && event.action !== "rename") {
+          for (const ms of [1000, 5000]) this.deps.clock.setTimeout(() => this.queue.add(userId), ms);
+        }
       },
       signal,
     );
@@ -329,12 +332,17 @@ export class Controller {
       failures++;
       metrics.dockerEventsReconnectsTotal.inc();
       const delay = backoffDelay(failures, { baseMs: 500, maxMs: 30_000 });
+      // One listener per wait, removed when the wait ends: reconnects must not pile listeners onto the signal.
       await new Promise<void>((resolve) => {
-        const handle = this.deps.clock.setTimeout(resolve, delay);
-        signal.addEventListener("abort", () => {
+        const onAbort = () => {
           this.deps.clock.clearTimeout(handle);
           resolve();
-        });
+        };
+        const handle = this.deps.clock.setTimeout(() => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        }, delay);
+        signal.addEventListener("abort", onAbort, { once: true });
       });
       if (signal.aborted) break;
       // Events were lost while disconnected: list again (the events stream is a hint, the list is the truth).

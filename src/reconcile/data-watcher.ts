@@ -8,7 +8,7 @@ export type DataChange =
   | { scope: "user"; userId: string; file: string; event: string };
 
 /** Which part of the desired state a changed path belongs to (pure; paths relative to the data dir). */
-export function classifyDataPath(
+function classifyDataPath(
   relPath: string,
 ): { scope: "global" } | { scope: "user"; userId: string } | undefined {
   const parts = relPath.split(/[\\/]/).filter((p) => p.length > 0);

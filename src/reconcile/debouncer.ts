@@ -7,7 +7,7 @@ import { type Clock, systemClock } from "./clock.js";
 export class Debouncer {
   private readonly pending = new Set<string>();
   private quietTimer: unknown;
-  private firstAt: number | undefined;
+  /** Set from the first key of a batch until it is handed over: bounds the wait of a never-quiet source. */
   private maxTimer: unknown;
 
   constructor(
@@ -22,8 +22,7 @@ export class Debouncer {
     if (this.quietMs <= 0) return this.fire();
     if (this.quietTimer !== undefined) this.clock.clearTimeout(this.quietTimer);
     this.quietTimer = this.clock.setTimeout(() => this.fire(), this.quietMs);
-    if (this.firstAt === undefined) {
-      this.firstAt = this.clock.now();
+    if (this.maxTimer === undefined) {
       this.maxTimer = this.clock.setTimeout(() => this.fire(), this.maxWaitMs);
     }
   }
@@ -38,7 +37,6 @@ export class Debouncer {
     if (this.maxTimer !== undefined) this.clock.clearTimeout(this.maxTimer);
     this.quietTimer = undefined;
     this.maxTimer = undefined;
-    this.firstAt = undefined;
   }
 
   private fire(): void {

@@ -71,13 +71,16 @@ export function planUser(userId: string, desired: DesiredUser | undefined, actua
   const creates: PlanStep[] = [];
   const fixes: PlanStep[] = [];
   const userNetwork = actual.networks.find((n) => n.name === desired.network.name);
-  if (!userNetwork)
-    creates.push({
-      kind: "createNetwork",
-      name: desired.network.name,
-      bridgeName: desired.network.bridgeName,
-      cause: "network missing",
-    });
+  const networkSteps: PlanStep[] = userNetwork
+    ? []
+    : [
+        {
+          kind: "createNetwork",
+          name: desired.network.name,
+          bridgeName: desired.network.bridgeName,
+          cause: "network missing",
+        },
+      ];
   const existingVolumes = new Set(actual.volumes.map((v) => v.name));
   const volumeSteps: PlanStep[] = desired.volumes
     .filter((v) => !existingVolumes.has(v.name))
@@ -151,9 +154,9 @@ export function planUser(userId: string, desired: DesiredUser | undefined, actua
       });
     }
   }
-  // Removals first so freed ports and limits are available to what follows.
-  steps.push(...removals, ...creates.filter((s) => s.kind === "createNetwork"), ...volumeSteps, ...replaces);
-  steps.push(...creates.filter((s) => s.kind !== "createNetwork"), ...fixes);
+  // Removals first so freed ports and limits are available to what follows; the network and volumes before
+  // any container that needs them.
+  steps.push(...removals, ...networkSteps, ...volumeSteps, ...replaces, ...creates, ...fixes);
   return { userId, steps };
 }
 
@@ -247,5 +250,3 @@ export function describeStep(step: PlanStep): string {
       return `remove network ${step.network.name} (${step.cause})`;
   }
 }
-
-export type { BlockedOutcome };

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { realpath } from "node:fs/promises";
 import { type MergedCatalog, mergeUserCatalog } from "../catalog/merge.js";
 import type { Config } from "../config.js";
-import { computeDesiredUser } from "../desired/user-desired.js";
+import { type SecretResolution, computeDesiredUser } from "../desired/user-desired.js";
 import type { DesiredUser } from "../desired/types.js";
 import { blockStartOf } from "../desired/port-blocks.js";
 import type { ContainerRuntime } from "../docker/runtime.js";
@@ -177,14 +177,17 @@ export class Reconciler {
       policy: globalInputs.policyHash,
     }).slice(0, 16);
 
+    const needed = new Set<string>();
+    for (const entry of userInputs.enabled.servers) {
+      for (const name of catalog.servers.get(entry.id)?.definition.required_secrets ?? []) needed.add(name);
+    }
+    // Read and decrypted at most once per reconcile, though a stale snapshot makes the plan be computed twice.
+    let secrets: Promise<(name: string) => SecretResolution> | undefined;
+
     const computePlan = async (current: ActualUser) => {
       const block = this.deps.allocator.portBlockFor(userId, preferredBlockStart(current, this.deps.config));
       if (!block) return { block: undefined, desired: undefined, plan: undefined };
-      const needed = new Set<string>();
-      for (const entry of userInputs.enabled.servers) {
-        for (const name of catalog.servers.get(entry.id)?.definition.required_secrets ?? []) needed.add(name);
-      }
-      const resolveSecret = await loadUserSecrets(root, userId, needed, this.deps.secrets);
+      const resolveSecret = await (secrets ??= loadUserSecrets(root, userId, needed, this.deps.secrets));
       const currentPorts = new Map<string, number>();
       for (const c of current.containers) {
         const serverId = c.labels[LABELS.serverId];

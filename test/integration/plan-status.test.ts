@@ -2,26 +2,18 @@
 // the commands run in-process. Plan must say exactly what a run would do and change nothing at all.
 import { readFile, readdir, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Readable, Writable } from "node:stream";
 import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { PlanView } from "../../src/commands/plan.js";
 import type { UserStatusView } from "../../src/commands/status.js";
 import { LABELS } from "../../src/labels.js";
 import { main } from "../../src/main.js";
+import { runCli } from "../helpers/cli-io.js";
 import { startDaemon, testEnv } from "../helpers/daemon.js";
 import { TestDataDir, httpServer, stdioServer } from "../helpers/data-dir.js";
 import { cleanupInstallation, describeDocker, newTestInstallation } from "../helpers/docker.js";
 
 const docker = new Docker();
-
-class Sink extends Writable {
-  text = "";
-  override _write(chunk: Buffer | string, _encoding: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
 
 /** Everything of the installation on the engine, and every file of the state dir with its mtime. */
 async function snapshot(installation: string, stateDir: string) {
@@ -72,12 +64,7 @@ describeDocker("plan and status commands against a real engine", () => {
   let data: TestDataDir;
   let env: Record<string, string>;
 
-  const cli = async (args: string[]) => {
-    const stdout = new Sink();
-    const stderr = new Sink();
-    const code = await main(args, { stdin: Readable.from([]), stdout, stderr, env });
-    return { code, stdout: stdout.text, stderr: stderr.text };
-  };
+  const cli = (args: string[]) => runCli(main, args, env);
 
   /** Runs `plan` and checks it touched nothing: same objects and states, no events, no state-dir writes. */
   const planUntouched = async (args: string[] = []) => {

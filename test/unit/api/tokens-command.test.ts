@@ -1,29 +1,18 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Readable, Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { tokensFilePath } from "../../../src/auth/token-store.js";
 import { main } from "../../../src/main.js";
-
-class Sink extends Writable {
-  text = "";
-  override _write(chunk: Buffer | string, _e: BufferEncoding, done: (error?: Error | null) => void): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
+import { runCli } from "../../helpers/cli-io.js";
 
 const dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const stdout = new Sink();
-  const stderr = new Sink();
-  const code = await main(["tokens", ...args], { stdin: Readable.from([]), stdout, stderr, env });
-  return { code, stdout: stdout.text, stderr: stderr.text };
+function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return runCli(main, ["tokens", ...args], env);
 }
 
 describe("mcp-portal tokens", () => {

@@ -1,6 +1,5 @@
 import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Readable, Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import {
   type ServerReport,
@@ -13,6 +12,7 @@ import { main } from "../../../src/main.js";
 import { BaseCatalogFile } from "../../../src/schema/catalog.js";
 import { validateTree } from "../../../src/validate/validate-tree.js";
 import { useTempDirs } from "../catalog/fixtures.js";
+import { runCli } from "../../helpers/cli-io.js";
 
 const FIXTURES = path.resolve(import.meta.dirname, "../../fixtures/docker-mcp");
 const CATALOG = path.join(FIXTURES, "catalog.yaml");
@@ -20,19 +20,8 @@ const REGISTRY = path.join(FIXTURES, "registry");
 
 const tempDir = useTempDirs("mcp-portal-import-");
 
-class Sink extends Writable {
-  text = "";
-  override _write(chunk: Buffer | string, _encoding: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
-
-async function run(args: string[]) {
-  const stdout = new Sink();
-  const stderr = new Sink();
-  const code = await main(args, { stdin: Readable.from([]), stdout, stderr, env: {} });
-  return { code, stdout: stdout.text, stderr: stderr.text };
+function run(args: string[]) {
+  return runCli(main, args);
 }
 
 function report(reports: readonly ServerReport[], name: string): ServerReport {

@@ -1,36 +1,16 @@
 import { readFile } from "node:fs/promises";
-import { Readable, Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { secretsCommand } from "../../../src/commands/secrets.js";
 import { DigestKey } from "../../../src/secrets/digest.js";
 import { generateKey, parseKeyList } from "../../../src/secrets/key-ring.js";
 import { readSecretsFile, resolveSecrets, secretsFilePath } from "../../../src/secrets/store.js";
 import { useTempDirs } from "./helpers.js";
+import { runCli } from "../../helpers/cli-io.js";
 
 const tempDir = useTempDirs();
 
-class Sink extends Writable {
-  text = "";
-  override _write(
-    chunk: Buffer | string,
-    _encoding: BufferEncoding,
-    done: (error?: Error | null) => void,
-  ): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
-
-async function cli(args: string[], env: NodeJS.ProcessEnv, stdin = "") {
-  const stdout = new Sink();
-  const stderr = new Sink();
-  const code = await secretsCommand(args, {
-    stdin: Readable.from([Buffer.from(stdin)]),
-    stdout,
-    stderr,
-    env,
-  });
-  return { code, stdout: stdout.text, stderr: stderr.text };
+function cli(args: string[], env: NodeJS.ProcessEnv, stdin = "") {
+  return runCli(secretsCommand, args, env, stdin);
 }
 
 describe("secrets command", () => {

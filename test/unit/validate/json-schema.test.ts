@@ -1,32 +1,17 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { Readable, Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { schemaCommand } from "../../../src/commands/schema.js";
 import { generateJsonSchemas } from "../../../src/schema/json-schema.js";
 import { useTempDirs } from "../catalog/fixtures.js";
 import { REPO_ROOT } from "./example-tree.js";
+import { runCli } from "../../helpers/cli-io.js";
 
 const tempDir = useTempDirs("mcp-portal-schema-");
 const COMMITTED = path.join(REPO_ROOT, "manifests/schemas");
 
-class Sink extends Writable {
-  text = "";
-  override _write(
-    chunk: Buffer | string,
-    _encoding: BufferEncoding,
-    done: (error?: Error | null) => void,
-  ): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
-
-async function schema(args: string[]) {
-  const stdout = new Sink();
-  const stderr = new Sink();
-  const code = await schemaCommand(args, { stdin: Readable.from([]), stdout, stderr, env: {} });
-  return { code, stdout: stdout.text, stderr: stderr.text };
+function schema(args: string[]) {
+  return runCli(schemaCommand, args);
 }
 
 describe("JSON Schemas", () => {

@@ -1,29 +1,14 @@
 import path from "node:path";
-import { Readable, Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { validateCommand } from "../../../src/commands/validate.js";
 import { useTempDirs } from "../catalog/fixtures.js";
 import { EXAMPLE_DIR, copyExample, editJson, serversOf } from "./example-tree.js";
+import { runCli } from "../../helpers/cli-io.js";
 
 const tempDir = useTempDirs("mcp-portal-validate-cmd-");
 
-class Sink extends Writable {
-  text = "";
-  override _write(
-    chunk: Buffer | string,
-    _encoding: BufferEncoding,
-    done: (error?: Error | null) => void,
-  ): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
-
-async function run(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const stdout = new Sink();
-  const stderr = new Sink();
-  const code = await validateCommand(args, { stdin: Readable.from([]), stdout, stderr, env });
-  return { code, stdout: stdout.text, stderr: stderr.text };
+function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return runCli(validateCommand, args, env);
 }
 
 async function brokenExample(): Promise<string> {
