@@ -11,8 +11,6 @@
 // Everything talks over loopback (and the engine's socket); loops are bounded in count and time.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -44,6 +42,7 @@ import {
   runBench,
   sleep,
 } from "./lib/harness.js";
+import { freePort } from "../test/helpers/net.js";
 
 const REPO = path.resolve(import.meta.dirname, "..");
 const ADMIN = "bench-gateway-admin-token-0123456789";
@@ -64,14 +63,6 @@ process.on("warning", (warning) => {
   if (warning.name !== "MaxListenersExceededWarning")
     process.stderr.write(`${warning.name}: ${warning.message}\n`);
 });
-
-async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function startHttpServer(port: number): Promise<ChildProcess> {
   const child = spawn(

@@ -1,7 +1,5 @@
 // The HTTP API and live events over real HTTP against a running daemon and a real engine.
 import { readFile, stat } from "node:fs/promises";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Writable } from "node:stream";
 import Docker from "dockerode";
@@ -16,6 +14,8 @@ import { generateKey } from "../../src/secrets/key-ring.js";
 import { readStatus, testEnv, waitFor } from "../helpers/daemon.js";
 import { TestDataDir, stdioServer } from "../helpers/data-dir.js";
 import { cleanupInstallation, describeDocker, newTestInstallation } from "../helpers/docker.js";
+import type { AddressInfo } from "node:net";
+import { type SseStream, openSse } from "../helpers/net.js";
 
 const docker = new Docker();
 const ADMIN = "integration-admin-token-0123456789";
@@ -52,45 +52,6 @@ async function startApiDaemon(env: Record<string, string>): Promise<Daemon> {
   return daemon;
 }
 
-interface SseStream {
-  status: number;
-  events: { event: string; data: Record<string, unknown>; receivedAt: number }[];
-  close(): void;
-}
-
-function openSse(url: string, headers: Record<string, string>): Promise<SseStream> {
-  return new Promise((resolve, reject) => {
-    const request = http.get(url, { headers }, (response) => {
-      const stream: SseStream = {
-        status: response.statusCode ?? 0,
-        events: [],
-        close: () => request.destroy(),
-      };
-      let buffer = "";
-      response.setEncoding("utf8");
-      response.on("data", (chunk: string) => {
-        buffer += chunk;
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event && data) {
-            stream.events.push({
-              event,
-              data: JSON.parse(data) as Record<string, unknown>,
-              receivedAt: Date.now(),
-            });
-          }
-        }
-      });
-      resolve(stream);
-    });
-    request.on("error", reject);
-  });
-}
-
 describeDocker("HTTP API against a running daemon", () => {
   const installation = newTestInstallation();
   let data: TestDataDir;
@@ -99,7 +60,7 @@ describeDocker("HTTP API against a running daemon", () => {
   let alice: Record<string, string>;
   let bob: Record<string, string>;
   const admin = { authorization: `Bearer ${ADMIN}` };
-  const streams: SseStream[] = [];
+  const streams: SseStream<Record<string, unknown>>[] = [];
 
   beforeAll(async () => {
     data = await TestDataDir.create();
@@ -173,11 +134,12 @@ describeDocker("HTTP API against a running daemon", () => {
     // Measured from the container's start (engine clock, same host): the status write that records it
     // publishes the event, and the stream delivers it.
     const startedAt = Date.parse((await docker.getContainer(container.Id).inspect()).State.StartedAt);
-    expect(event.receivedAt - startedAt).toBeLessThan(1000);
+    const receivedAt = aliceEvents.receivedAt(event);
+    expect(receivedAt - startedAt).toBeLessThan(1000);
     const writtenAt = (await stat(path.join(data.stateDir, "users", "alice", "status.json"))).mtimeMs;
     console.info(
-      `SSE latency: ${event.receivedAt - startedAt} ms after the container started ` +
-        `(status.json last written ${Math.round(event.receivedAt - writtenAt)} ms before receipt)`,
+      `SSE latency: ${receivedAt - startedAt} ms after the container started ` +
+        `(status.json last written ${Math.round(receivedAt - writtenAt)} ms before receipt)`,
     );
 
     const status = await call("GET", "/users/alice/status", alice);

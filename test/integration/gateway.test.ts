@@ -6,8 +6,6 @@
 // MCP_PORTAL_PUBLISH_HOST=127.0.0.2 (its published ports land there) and the gateway with 127.0.0.1, so both can
 // hold the same host port number.
 import { execFile, spawn } from "node:child_process";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Writable } from "node:stream";
@@ -25,6 +23,7 @@ import { createLogger } from "../../src/observability/logger.js";
 import { type StartedDaemon, startDaemon, testEnv, waitFor } from "../helpers/daemon.js";
 import { TestDataDir } from "../helpers/data-dir.js";
 import { cleanupInstallation, describeDocker, newTestInstallation } from "../helpers/docker.js";
+import { freePort } from "../helpers/net.js";
 
 const docker = new Docker();
 const REPO = path.resolve(import.meta.dirname, "../..");
@@ -380,11 +379,3 @@ describeDocker("gateway", () => {
     await expect(fetch(`http://127.0.0.1:${port}/mcp`)).rejects.toThrow();
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
-import http from "node:http";
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { PortalEvent } from "../../../src/events/event-bus.js";
 import { type ApiFixture, type FixtureOptions, apiFixture } from "./api-fixture.js";
+import { openSse } from "../../helpers/net.js";
 
 const fixtures: ApiFixture[] = [];
 afterEach(async () => {
@@ -35,47 +35,6 @@ function statusEvent(userId: string, extra = ""): PortalEvent {
       ...(extra ? { reason: extra } : {}),
     },
   };
-}
-
-interface SseClient {
-  status: number;
-  contentType: string | undefined;
-  events: { event: string; data: { user_id: string } }[];
-  text: () => string;
-  ended: Promise<void>;
-  close(): void;
-}
-
-function openSse(url: string, headers: Record<string, string>): Promise<SseClient> {
-  return new Promise((resolve, reject) => {
-    const request = http.get(url, { headers }, (response) => {
-      let buffer = "";
-      let all = "";
-      const client: SseClient = {
-        status: response.statusCode ?? 0,
-        contentType: response.headers["content-type"],
-        events: [],
-        text: () => all,
-        ended: new Promise((done) => response.on("close", () => done())),
-        close: () => request.destroy(),
-      };
-      response.setEncoding("utf8");
-      response.on("data", (chunk: string) => {
-        all += chunk;
-        buffer += chunk;
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event && data) client.events.push({ event, data: JSON.parse(data) as { user_id: string } });
-        }
-      });
-      resolve(client);
-    });
-    request.on("error", reject);
-  });
 }
 
 async function until(what: string, check: () => boolean, timeoutMs = 3000): Promise<void> {

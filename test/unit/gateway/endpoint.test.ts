@@ -13,19 +13,12 @@ import { createGatewayMetrics } from "../../../src/gateway/metrics.js";
 import { parseAllowedOrigins } from "../../../src/gateway/origin.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import { FakeClock, settle } from "../reconcile/fake-clock.js";
+import { freePort } from "../../helpers/net.js";
 
 const logger = createLogger({
   level: "silent",
   destination: new Writable({ write: (_c, _e, done) => done() }),
 });
-
-async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 class FakeUpstream implements Upstream {
   readonly calls: RequestContext[] = [];
