@@ -3,7 +3,7 @@
 # Prints the image reference on stdout when done; progress goes to stderr.
 #
 # Base image: $BASE_IMAGE when set; otherwise node:24-alpine when it is present or can be pulled; otherwise (no
-# registry) the local mcp-portal-test/node:20, built first by scripts/build-test-images.sh when missing.
+# registry) the local mcp-portal-test/node:24, built first by scripts/build-test-images.sh when missing.
 #
 # Two ways to fill the image (build arg NPM_CI of the Dockerfile):
 #   NPM_CI=1  `docker build .` on the repo: npm ci, tsc and npm prune run inside the build. Needs the npm registry
@@ -23,7 +23,7 @@ cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 
 IMAGE="${1:-${MCP_PORTAL_IMAGE:-mcp-portal:dev}}"
 DEFAULT_BASE="node:24-alpine"
-TEST_BASE="${TEST_NODE_IMAGE:-mcp-portal-test/node:20}"
+TEST_BASE="${TEST_NODE_IMAGE:-mcp-portal-test/node:24}"
 CONTENT_LABEL="mcp-portal.build-inputs-sha256"
 SCRIPT_PATH="$(readlink -f "${BASH_SOURCE[0]}")"
 
@@ -34,6 +34,9 @@ die() {
 }
 
 command -v docker >/dev/null 2>&1 || die "docker CLI not found (run scripts/ensure-docker.sh)"
+# shellcheck source=lib/node.sh
+source scripts/lib/node.sh
+use_node_lts
 
 # Two builds of the same tag on one host would race on the tag and on the superseded image.
 exec 9>/tmp/mcp-portal-build-image.lock

@@ -2,13 +2,13 @@
 # Build the MCP test servers the gateway tests and bench use, without any registry (no `docker pull`):
 #   mcp-portal-test/mcp-stdio:1  test/fixtures/mcp-servers/stdio-server.ts (MCP over stdin/stdout)
 #   mcp-portal-test/mcp-http:1   test/fixtures/mcp-servers/http-server.ts  (streamable HTTP on 8080, /mcp)
-# Each is one esbuild bundle on top of mcp-portal-test/node:20 (scripts/build-test-images.sh builds that), run as
+# Each is one esbuild bundle on top of mcp-portal-test/node:24 (scripts/build-test-images.sh builds that), run as
 # the image's user node (1000). Idempotent: an image whose content label matches the hash of its inputs (this
 # script, the bundle, the base image id) is kept as it is.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 
-BASE_IMAGE="${TEST_NODE_IMAGE:-mcp-portal-test/node:20}"
+BASE_IMAGE="${TEST_NODE_IMAGE:-mcp-portal-test/node:24}"
 STDIO_IMAGE="${TEST_MCP_STDIO_IMAGE:-mcp-portal-test/mcp-stdio:1}"
 HTTP_IMAGE="${TEST_MCP_HTTP_IMAGE:-mcp-portal-test/mcp-http:1}"
 CONTENT_LABEL="mcp-portal-test.content-sha256"

@@ -6,11 +6,20 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+log() { printf 'run-example: %s\n' "$*" >&2; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+# shellcheck source=lib/node.sh
+source scripts/lib/node.sh
 
 step "host: Docker Engine"
 bash scripts/ensure-docker.sh
+step "Node.js $NODE_LTS_MAJOR LTS"
+use_node_lts
 step "npm ci"
-npm ci --no-audit --no-fund
+npm_ci_checked >&2
 step "demo images (no registry needed)"
 bash scripts/build-demo-images.sh
 step "build"

@@ -5,11 +5,20 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+log() { printf 'test: %s\n' "$*" >&2; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+# shellcheck source=lib/node.sh
+source scripts/lib/node.sh
 
 step "host: Docker Engine, busybox-static, promtool"
 bash scripts/ensure-docker.sh
+step "Node.js $NODE_LTS_MAJOR LTS"
+use_node_lts
 step "npm ci"
-npm ci --no-audit --no-fund
+npm_ci_checked
 step "test images"
 bash scripts/build-test-images.sh
 step "MCP test images (the gateway's test servers)"

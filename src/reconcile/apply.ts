@@ -373,6 +373,8 @@ export class PlanApplier {
   private recordFailure(step: PlanStep, error: unknown, result: ApplyResult, log: Logger): void {
     const message = error instanceof Error ? error.message : String(error);
     if (error instanceof UserLevelError) {
+      // Every later step of this user waits for it: say so, or the reconcile ends with no word on why.
+      log.warn({ step: step.kind, reason: error.reason, err: message }, "user-level step failed");
       result.userError = { reason: error.reason, message };
       return;
     }

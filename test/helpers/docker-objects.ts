@@ -3,7 +3,7 @@
 import type Docker from "dockerode";
 
 export const TEST_BUSYBOX_IMAGE = "mcp-portal-test/busybox:1";
-export const TEST_NODE_IMAGE = "mcp-portal-test/node:20";
+export const TEST_NODE_IMAGE = "mcp-portal-test/node:24";
 /** uid:gid of the unprivileged user in both test images (`mcp` in busybox, `node` in node). */
 export const TEST_IMAGE_USER = "1000:1000";
 

@@ -190,6 +190,10 @@ describeDocker("controller image", () => {
         `MCP_PORTAL_PORT_RANGE_END=${ports.end}`,
         "--env",
         "MCP_PORTAL_PORTS_PER_USER=10",
+        // The test's own network above takes the engine's next default /16, which can be the default user
+        // subnet pool itself when earlier networks hold 172.18 and 172.19: a pool outside Docker's defaults.
+        "--env",
+        "MCP_PORTAL_USER_NETWORK_SUBNET_BASE=10.213.0.0/16",
         "--env",
         "MCP_PORTAL_STOP_TIMEOUT_SECONDS=1",
         IMAGE,
