@@ -1,19 +1,24 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import { DATA_PATHS, listJsonFiles } from "../catalog/data-tree.js";
-import { readCappedFile, readJsonFile } from "../catalog/read-json-file.js";
+import { DATA_PATHS } from "../catalog/data-tree.js";
 import { loadConfig } from "../config.js";
+import { type BuildResult, type ImportSource, buildCatalog, importedCount } from "../import/catalog.js";
 import {
-  type BuildResult,
-  ImportError,
-  type InputFormat,
-  type ServerReport,
-  buildCatalog,
-  loadDockerMcpSource,
-} from "../import/docker-mcp.js";
-import { PolicyFile } from "../schema/policy.js";
+  IMPORT_KINDS,
+  IMPORT_KIND_TITLES,
+  type ImportKind,
+  isImportKind,
+  loadImportSource,
+} from "../import/importers.js";
+import {
+  DEFAULT_RUNNER_IMAGES,
+  RUNNER_IMAGE_ENV,
+  type RunnerImages,
+  runnerImages,
+} from "../import/mcp-registry/runners.js";
+import { ImportError, type ServerReport } from "../import/report.js";
+import { readTreeContext } from "../import/tree-context.js";
 import { writeJsonAtomic } from "../util/atomic-write.js";
-import { formatProblem } from "../validate/problem.js";
 import {
   type OutputFormat,
   commandOptions,
@@ -24,27 +29,38 @@ import {
 } from "./common.js";
 import { type CommandIo, UsageError } from "./io.js";
 
-const USAGE = `Usage: mcp-portal import docker-mcp <file-or-dir> --out catalogs/base/<name>.json [options]
+const USAGE = `Usage: mcp-portal import docker-mcp|mcp-registry <file-or-dir> --out catalogs/base/<name>.json [options]
 
-Converts Docker's MCP catalog into a base catalog file (CatalogFile, source "base"). The input is either the
-catalog YAML ("docker mcp catalog show --format yaml": a top-level "registry:" map), one registry server.yaml,
-or a directory of <name>/server.yaml files (a docker/mcp-registry checkout or its servers/ directory).
-Every server is reported: what was mapped, what was dropped and why; remote and poci entries are skipped.
-The result is checked against the catalog schema and the data dir's policy.json before it is written
-(atomically); an existing file is kept unless --force.
+Converts another catalog format into a base catalog file (CatalogFile, source "base").
+  docker-mcp    Docker's MCP catalog: the catalog YAML ("docker mcp catalog show --format yaml": a top-level
+                "registry:" map), one registry server.yaml, or a directory of <name>/server.yaml files (a
+                docker/mcp-registry checkout or its servers/ directory). Remote and poci entries are skipped.
+  mcp-registry  The official MCP registry's server.json: one document, an array of them, a registry API page
+                ({"servers": [{"server": ..., "_meta": ...}]}), or a directory of *.json and <name>/server.json
+                files. $schema must be a published dated schema from 2025-09-29 on (or absent: read as the
+                latest). OCI packages run as images; npm and PyPI packages run on a runner image (npx/uvx with
+                the pinned version, fetched when the container starts); remotes are not runnable.
+Every server is reported: what was mapped, what was dropped or refused and why. The result is checked against
+the catalog schema and the data dir's policy.json before it is written (atomically); an existing file is kept
+unless --force.
 
 Options:
-  --out FILE         where to write; relative paths are taken from the data dir (required)
-  --data-dir DIR     the GitOps tree (policy.json, other base catalogs); else MCP_PORTAL_DATA_DIR, else .
-  --name NAME        metadata.name of the catalog; else the catalog's displayName, else the file's name
-  --force            overwrite an existing --out file
-  --dry-run          report only, write nothing
-  --output FORMAT    text (default) or json: {"ok","written","out","format","servers":[...]}
+  --out FILE                 where to write; relative paths are taken from the data dir (required)
+  --data-dir DIR             the GitOps tree (policy.json, other base catalogs); else MCP_PORTAL_DATA_DIR, else .
+  --name NAME                metadata.name of the catalog; else the source's own name, else the file's name
+  --force                    overwrite an existing --out file
+  --dry-run                  report only, write nothing
+  --output FORMAT            text (default) or json: {"ok","written","out","kind","format","servers":[...]}
+  --npm-runner-image IMAGE   mcp-registry: image:tag npm packages run on (npx); else ${RUNNER_IMAGE_ENV.npm},
+                             else ${DEFAULT_RUNNER_IMAGES.npm}
+  --pypi-runner-image IMAGE  mcp-registry: image:tag PyPI packages run on (uvx); else ${RUNNER_IMAGE_ENV.pypi},
+                             else ${DEFAULT_RUNNER_IMAGES.pypi}
 
 Exit codes: 0 written (or would be, with --dry-run), 1 error or nothing to import, 2 usage error.
 `;
 
 interface ImportOptions {
+  kind: ImportKind;
   input: string;
   out: string;
   dataDir: string;
@@ -53,6 +69,7 @@ interface ImportOptions {
   dryRun: boolean;
   output: OutputFormat;
   maxFileBytes: number;
+  runners: RunnerImages;
 }
 
 /** `mcp-portal import`; `args` are the arguments after "import". */
@@ -62,11 +79,11 @@ export async function importCommand(args: string[], io: CommandIo): Promise<numb
     io.stdout.write(USAGE);
     return 0;
   }
-  if (kind !== "docker-mcp") {
+  if (!isImportKind(kind)) {
     const problem = kind === undefined ? "missing source kind" : `unknown source kind "${kind}"`;
-    return usageFailure(io, USAGE, `${problem} (supported: docker-mcp)`);
+    return usageFailure(io, USAGE, `${problem} (supported: ${IMPORT_KINDS.join(", ")})`);
   }
-  const options = await commandOptions(io, USAGE, () => parseOptions(rest, io.env));
+  const options = await commandOptions(io, USAGE, () => parseOptions(kind, rest, io.env));
   if (typeof options === "number") return options;
   try {
     return await runImport(options, io);
@@ -75,13 +92,13 @@ export async function importCommand(args: string[], io: CommandIo): Promise<numb
     if (options.output === "json") {
       writeJson(io, { ok: false, error: error.message });
     } else {
-      io.stderr.write(`import docker-mcp: ${error.message}\n`);
+      io.stderr.write(`import ${kind}: ${error.message}\n`);
     }
     return 1;
   }
 }
 
-function parseOptions(args: string[], env: NodeJS.ProcessEnv): ImportOptions | "help" {
+function parseOptions(kind: ImportKind, args: string[], env: NodeJS.ProcessEnv): ImportOptions | "help" {
   const { values, positionals } = parseCommandArgs({
     args,
     strict: true,
@@ -93,6 +110,8 @@ function parseOptions(args: string[], env: NodeJS.ProcessEnv): ImportOptions | "
       force: { type: "boolean", default: false },
       "dry-run": { type: "boolean", default: false },
       output: { type: "string", default: "text" },
+      "npm-runner-image": { type: "string" },
+      "pypi-runner-image": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -103,8 +122,20 @@ function parseOptions(args: string[], env: NodeJS.ProcessEnv): ImportOptions | "
   const output = outputFormat(values.output);
   if (values.name !== undefined && values.name.trim() === "")
     throw new UsageError("--name must not be empty");
+  const runnerFlags = { npm: values["npm-runner-image"], pypi: values["pypi-runner-image"] };
+  if (kind !== "mcp-registry" && (runnerFlags.npm !== undefined || runnerFlags.pypi !== undefined)) {
+    throw new UsageError("--npm-runner-image and --pypi-runner-image apply to mcp-registry only");
+  }
+  let runners: RunnerImages;
+  try {
+    runners = runnerImages(runnerFlags, env);
+  } catch (error) {
+    if (error instanceof ImportError) throw new UsageError(error.message);
+    throw error;
+  }
   const config = loadConfig(env, { MCP_PORTAL_DATA_DIR: values["data-dir"] });
   return {
+    kind,
     input: path.resolve(positionals[0]!),
     out: path.resolve(config.dataDir, values.out),
     dataDir: config.dataDir,
@@ -113,11 +144,12 @@ function parseOptions(args: string[], env: NodeJS.ProcessEnv): ImportOptions | "
     dryRun: values["dry-run"],
     output,
     maxFileBytes: config.maxFileBytes,
+    runners,
   };
 }
 
 async function runImport(options: ImportOptions, io: CommandIo): Promise<number> {
-  const source = await loadDockerMcpSource(options.input);
+  const source = await loadImportSource(options.kind, options.input, options.runners);
   const outRel = relativeInside(options.dataDir, options.out);
   const warnings: string[] = [];
   if (outRel === undefined || path.posix.dirname(outRel) !== DATA_PATHS.baseDir) {
@@ -128,17 +160,17 @@ async function runImport(options: ImportOptions, io: CommandIo): Promise<number>
   if (!options.force && (await exists(options.out))) {
     throw new ImportError(`${options.out} exists; use --force to overwrite it`);
   }
-  const allowedImages = await loadAllowedImages(options.dataDir, options.maxFileBytes);
-  const takenIds = await idsOfOtherBaseCatalogs(options.dataDir, outRel, options.maxFileBytes, warnings);
+  const tree = await readTreeContext(options.dataDir, outRel, options.maxFileBytes);
+  warnings.push(...tree.warnings);
   const name = options.name ?? source.catalogName ?? path.basename(options.out, ".json");
   const result: BuildResult = buildCatalog(source, {
     name,
     version: "1",
-    description: `Imported from ${path.basename(options.input)} by mcp-portal import docker-mcp`,
-    ...(allowedImages ? { allowedImages } : {}),
-    takenIds,
+    description: `Imported from ${path.basename(options.input)} (${IMPORT_KIND_TITLES[options.kind]}) by mcp-portal import ${options.kind}`,
+    ...(tree.allowedImages ? { allowedImages: tree.allowedImages } : {}),
+    takenIds: tree.takenIds,
   });
-  const imported = result.reports.filter((r) => r.status === "imported").length;
+  const imported = importedCount(result.reports);
   const ok = imported > 0;
   if (!ok) warnings.push("no server could be imported; nothing written");
   const write = ok && !options.dryRun;
@@ -149,6 +181,7 @@ async function runImport(options: ImportOptions, io: CommandIo): Promise<number>
       ok,
       written: write,
       out: options.out,
+      kind: options.kind,
       format: source.format,
       imported,
       skipped: result.reports.length - imported,
@@ -156,24 +189,23 @@ async function runImport(options: ImportOptions, io: CommandIo): Promise<number>
       servers: result.reports,
     });
   } else {
-    io.stdout.write(formatReport(options, source.format, result.reports));
+    io.stdout.write(formatReport(options, source, result.reports));
     for (const warning of warnings) io.stderr.write(`warning: ${warning}\n`);
     const verb = write ? "wrote" : options.dryRun && ok ? "would write" : "did not write";
     io.stderr.write(
-      `import docker-mcp: ${imported} of ${result.reports.length} server(s) imported, ${result.reports.length - imported} skipped; ${verb} ${options.out}\n`,
+      `import ${options.kind}: ${imported} of ${result.reports.length} server(s) imported, ${result.reports.length - imported} skipped; ${verb} ${options.out}\n`,
     );
   }
   return ok ? 0 : 1;
 }
 
-const FORMAT_NAMES: Record<InputFormat, string> = {
-  catalog: "Docker MCP catalog",
-  "server-yaml": "registry server.yaml",
-  "registry-dir": "directory of registry server.yaml files",
-};
-
-function formatReport(options: ImportOptions, format: InputFormat, reports: readonly ServerReport[]): string {
-  const lines = [`${options.input} (${FORMAT_NAMES[format]}) -> ${options.out}`];
+/** The per-server report, the same for every importer. */
+function formatReport(
+  options: { input: string; out: string },
+  source: Pick<ImportSource, "label">,
+  reports: readonly ServerReport[],
+): string {
+  const lines = [`${options.input} (${source.label}) -> ${options.out}`];
   for (const report of reports) {
     if (report.status === "imported") {
       lines.push(`  imported ${report.name}${report.id !== report.name ? ` as ${report.id}` : ""}`);
@@ -184,47 +216,6 @@ function formatReport(options: ImportOptions, format: InputFormat, reports: read
     for (const dropped of report.dropped) lines.push(`      dropped ${dropped.field}: ${dropped.reason}`);
   }
   return `${lines.join("\n")}\n`;
-}
-
-/** policy.json's allowed_images; undefined when there is no policy.json. An invalid one stops the import. */
-async function loadAllowedImages(dataDir: string, maxBytes: number): Promise<readonly string[] | undefined> {
-  const policy = await readJsonFile(dataDir, DATA_PATHS.policy, PolicyFile, { maxBytes });
-  if (policy.status === "missing") return undefined;
-  if (policy.status === "invalid") {
-    throw new ImportError(
-      `cannot check images against an invalid ${DATA_PATHS.policy}:\n  ${policy.problems.map(formatProblem).join("\n  ")}`,
-    );
-  }
-  return policy.value.allowed_images;
-}
-
-/** Server ids the other base catalogs define: a second definition of an id makes the whole tree invalid. */
-async function idsOfOtherBaseCatalogs(
-  dataDir: string,
-  outRel: string | undefined,
-  maxBytes: number,
-  warnings: string[],
-): Promise<Map<string, string>> {
-  const taken = new Map<string, string>();
-  const listing = await listJsonFiles(dataDir, DATA_PATHS.baseDir);
-  for (const file of listing.names) {
-    if (file === outRel) continue;
-    const read = await readCappedFile(dataDir, file, { maxBytes });
-    if (read.status !== "ok") continue;
-    let servers: unknown;
-    try {
-      servers = (JSON.parse(read.bytes.toString("utf8")) as { servers?: unknown }).servers;
-    } catch {
-      warnings.push(`${file} is not valid JSON: its server ids were not checked for collisions`);
-      continue;
-    }
-    if (!Array.isArray(servers)) continue;
-    for (const server of servers) {
-      const id = (server as { id?: unknown } | null)?.id;
-      if (typeof id === "string" && !taken.has(id)) taken.set(id, file);
-    }
-  }
-  return taken;
 }
 
 function relativeInside(root: string, file: string): string | undefined {

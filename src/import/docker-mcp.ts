@@ -1,11 +1,15 @@
 import { readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { isImageAllowed } from "../desired/image-policy.js";
 import { resolveUserVolumePath } from "../desired/volume-paths.js";
-import { BaseCatalogFile, ServerDefinition } from "../schema/catalog.js";
 import { ImageName, ImageTag, VolumeMount } from "../schema/common.js";
-import { ENV_NAME_PATTERN, SECRET_NAME_PATTERN, SERVER_ID_PATTERN } from "../util/ids.js";
+import { ENV_NAME_PATTERN, SECRET_NAME_PATTERN } from "../util/ids.js";
+import { CatalogAssembler, type ConvertOptions, type ConvertResult, skip } from "./assembler.js";
+import type { ImportSource } from "./catalog.js";
+import { type EgressIntent, type EgressRule, applyEgress } from "./egress.js";
+import { splitImage } from "./image-ref.js";
+import { ImportError, type ServerReport, unreadableReport } from "./report.js";
+import { errorCode, firstString, isRecord, scalarText, text, truncate } from "./text.js";
 
 /*
  * Migration from Docker's MCP catalog formats into our CatalogFile (source "base"). Two inputs:
@@ -26,25 +30,11 @@ const PLACEHOLDER_USER = "user";
 
 export type InputFormat = "catalog" | "server-yaml" | "registry-dir";
 
-export interface DroppedField {
-  field: string;
-  reason: string;
-}
-
-export interface ServerReport {
-  /** The name in the source (registry key or server.yaml `name`). */
-  name: string;
-  /** Where the entry came from: a file, or `<file>: registry.<name>`. */
-  origin: string;
-  status: "imported" | "skipped";
-  /** Our server id when imported. */
-  id?: string;
-  /** Why the whole entry was skipped. */
-  reason?: string;
-  /** What was mapped in a way worth knowing (renames, upper-cased secrets, volumes moved into the user's area). */
-  notes: string[];
-  dropped: DroppedField[];
-}
+const FORMAT_LABELS: Record<InputFormat, string> = {
+  catalog: "Docker MCP catalog",
+  "server-yaml": "registry server.yaml",
+  "registry-dir": "directory of registry server.yaml files",
+};
 
 /** One server as both source formats describe it, before mapping. */
 export interface SourceEntry {
@@ -69,45 +59,37 @@ export interface SourceEntry {
   hasParameters: boolean;
 }
 
-export interface LoadedSource {
+export interface LoadedSource extends ImportSource {
   format: InputFormat;
   entries: SourceEntry[];
   /** Entries that could not even be read (a server.yaml that does not parse), already as skipped reports. */
   unreadable: ServerReport[];
-  /** From the catalog file's `displayName` or `name`, when it has one. */
-  catalogName?: string;
 }
 
-export class ImportError extends Error {
-  readonly code = "IMPORT_FAILED";
+function loadedSource(
+  format: InputFormat,
+  entries: SourceEntry[],
+  unreadable: ServerReport[],
+  catalogName?: string,
+): LoadedSource {
+  return {
+    format,
+    label: FORMAT_LABELS[format],
+    entries,
+    unreadable,
+    ...(catalogName !== undefined ? { catalogName } : {}),
+    convert: (options) => convertEntries(entries, options, unreadable),
+  };
 }
 
-export interface ConvertOptions {
-  /** policy.json `allowed_images`; entries whose image it forbids are skipped. */
-  allowedImages?: readonly string[];
-  /** Ids other base catalogs already define (id -> file): a second definition would make the tree invalid. */
-  takenIds?: ReadonlyMap<string, string>;
-}
-
-export interface ConvertResult {
-  servers: Record<string, unknown>[];
-  reports: ServerReport[];
-}
-
-export interface BuildOptions extends ConvertOptions {
-  name: string;
-  version: string;
-  description?: string;
-}
-
-export interface BuildResult {
-  /** The catalog file to write, already checked against BaseCatalogFile. */
-  catalog: Record<string, unknown>;
-  reports: ServerReport[];
-}
+/** Default cap on one input file of the Docker importer (bytes). */
+export const DOCKER_MCP_MAX_INPUT_BYTES = 50 * 1024 * 1024;
 
 /** Reads a catalog YAML, a single server.yaml, or a directory of `<name>/server.yaml` files. */
-export async function loadDockerMcpSource(input: string, maxBytes = 50 * 1024 * 1024): Promise<LoadedSource> {
+export async function loadDockerMcpSource(
+  input: string,
+  maxBytes = DOCKER_MCP_MAX_INPUT_BYTES,
+): Promise<LoadedSource> {
   let info;
   try {
     info = await stat(input);
@@ -121,7 +103,7 @@ export async function loadDockerMcpSource(input: string, maxBytes = 50 * 1024 * 
   const doc = parseYamlDocument(text, input);
   if (isRecord(doc) && doc.registry !== undefined) return fromCatalog(doc, input);
   if (isRecord(doc) && typeof doc.name === "string" && (doc.image !== undefined || doc.type !== undefined)) {
-    return { format: "server-yaml", entries: [fromServerYaml(doc, input)], unreadable: [] };
+    return loadedSource("server-yaml", [fromServerYaml(doc, input)], []);
   }
   throw new ImportError(
     `${input}: neither a Docker MCP catalog (no top-level "registry:" map) nor a registry server.yaml (no "name" and "image"/"type")`,
@@ -149,17 +131,16 @@ async function loadRegistryDir(dir: string, maxBytes: number): Promise<LoadedSou
       if (!isRecord(doc)) throw new ImportError(`${file}: not a YAML mapping`);
       entries.push(fromServerYaml(doc, file));
     } catch (error) {
-      unreadable.push({
-        name,
-        origin: file,
-        status: "skipped",
-        reason: `cannot read: ${error instanceof Error ? error.message : String(error)}`,
-        notes: [],
-        dropped: [],
-      });
+      unreadable.push(
+        unreadableReport(
+          name,
+          file,
+          `cannot read: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
     }
   }
-  return { format: "registry-dir", entries, unreadable };
+  return loadedSource("registry-dir", entries, unreadable);
 }
 
 async function serverYamlFiles(dir: string): Promise<string[]> {
@@ -189,14 +170,7 @@ function fromCatalog(doc: Record<string, unknown>, file: string): LoadedSource {
   for (const [name, tile] of Object.entries(registry)) {
     const origin = `${file}: registry.${name}`;
     if (!isRecord(tile)) {
-      unreadable.push({
-        name,
-        origin,
-        status: "skipped",
-        reason: "entry is not a map",
-        notes: [],
-        dropped: [],
-      });
+      unreadable.push(unreadableReport(name, origin, "entry is not a map"));
       continue;
     }
     const metadata = isRecord(tile.metadata) ? tile.metadata : {};
@@ -222,7 +196,7 @@ function fromCatalog(doc: Record<string, unknown>, file: string): LoadedSource {
     });
   }
   const catalogName = firstString(doc.displayName, doc.name);
-  return { format: "catalog", entries, unreadable, ...(catalogName !== undefined ? { catalogName } : {}) };
+  return loadedSource("catalog", entries, unreadable, catalogName);
 }
 
 function fromServerYaml(doc: Record<string, unknown>, file: string): SourceEntry {
@@ -259,58 +233,46 @@ function fromServerYaml(doc: Record<string, unknown>, file: string): SourceEntry
  * Maps entries to server definitions; every definition returned passes ServerDefinition. Pure: the same entries
  * give the same servers and reports.
  */
-export function convertEntries(entries: readonly SourceEntry[], options: ConvertOptions = {}): ConvertResult {
-  const servers: Record<string, unknown>[] = [];
-  const reports: ServerReport[] = [];
-  const usedIds = new Set<string>();
+export function convertEntries(
+  entries: readonly SourceEntry[],
+  options: ConvertOptions = {},
+  unreadable: readonly ServerReport[] = [],
+): ConvertResult {
+  const assembler = new CatalogAssembler(options);
+  for (const report of unreadable) assembler.addReport(report);
   for (const entry of entries) {
-    const report: ServerReport = {
-      name: entry.name,
-      origin: entry.origin,
-      status: "skipped",
-      notes: [],
-      dropped: [],
-    };
-    reports.push(report);
-    const server = convertEntry(entry, report, usedIds, options);
-    if (server === undefined) continue;
-    report.status = "imported";
-    report.id = server.id as string;
-    usedIds.add(report.id);
-    servers.push(server);
+    const report = assembler.report(entry.name, entry.origin);
+    const server = convertEntry(entry, report, assembler);
+    if (server !== undefined) assembler.accept(server, report);
   }
-  return { servers, reports };
+  return assembler.result();
 }
 
 function convertEntry(
   entry: SourceEntry,
   report: ServerReport,
-  usedIds: ReadonlySet<string>,
-  options: ConvertOptions,
+  assembler: CatalogAssembler,
 ): Record<string, unknown> | undefined {
-  const skip = (reason: string): undefined => {
-    report.reason = reason;
-    return undefined;
-  };
   const drop = (field: string, reason: string) => report.dropped.push({ field, reason });
   const type = entry.type ?? "server";
   const remoteUrl =
     isRecord(entry.remote) && typeof entry.remote.url === "string" ? entry.remote.url : undefined;
   if (type === "remote" || (remoteUrl !== undefined && entry.image === undefined)) {
     return skip(
+      report,
       `remote server${remoteUrl ? ` (${remoteUrl})` : ""}: hosted elsewhere, mcp-portal runs containers only`,
     );
   }
   if (type === "poci")
-    return skip("poci entry (tools run as one-shot containers per call), not an MCP server");
-  if (type !== "server") return skip(`unsupported type "${type}"`);
-  if (typeof entry.image !== "string" || entry.image.trim() === "") return skip("no image");
+    return skip(report, "poci entry (tools run as one-shot containers per call), not an MCP server");
+  if (type !== "server") return skip(report, `unsupported type "${type}"`);
+  if (typeof entry.image !== "string" || entry.image.trim() === "") return skip(report, "no image");
 
   const image = splitImage(entry.image.trim());
   if (!ImageName.safeParse(image.name).success)
-    return skip(`image "${entry.image}" is not a valid image name`);
+    return skip(report, `image "${entry.image}" is not a valid image name`);
   if (image.tag !== undefined && !ImageTag.safeParse(image.tag).success) {
-    return skip(`image "${entry.image}" has an invalid tag`);
+    return skip(report, `image "${entry.image}" has an invalid tag`);
   }
   const tag = image.tag ?? "latest";
   if (image.digest !== undefined) {
@@ -319,16 +281,10 @@ function convertEntry(
       `${image.digest}: catalog entries have no digest field; the tag "${tag}" is used, which is not pinned`,
     );
   }
-  if (options.allowedImages && !isImageAllowed(image.name, options.allowedImages)) {
-    return skip(`image "${image.name}" is not allowed by policy.json allowed_images`);
-  }
+  if (!assembler.imageAllowed(image.name, report)) return undefined;
 
-  const id = serverId(entry.name, usedIds);
-  if (id === undefined) return skip(`name "${entry.name}" gives no usable server id`);
-  if (id !== entry.name)
-    report.notes.push(`id "${id}" (the name "${entry.name}" does not match ^[a-zA-Z0-9_-]{1,32}$)`);
-  const takenBy = options.takenIds?.get(id);
-  if (takenBy !== undefined) return skip(`server id "${id}" is already defined in ${takenBy}`);
+  const id = assembler.claimId(entry.name, report);
+  if (id === undefined) return undefined;
 
   const server: Record<string, unknown> = { id, name: truncate(entry.name, 128) };
   const displayName = text(entry.title);
@@ -362,15 +318,7 @@ function convertEntry(
       `"${entry.user}": containers run as the configured non-root user (policy.json server_security can override)`,
     );
   }
-  if (entry.disableNetwork === true) {
-    drop("disableNetwork", "not enforced: containers run on their user's isolated network");
-  }
-  if (Array.isArray(entry.allowHosts) && entry.allowHosts.length > 0) {
-    drop(
-      "allowHosts",
-      "egress allow-lists are not enforced: containers run on their user's isolated network",
-    );
-  }
+  applyEgress(dockerEgress(entry), server, report);
   if (Array.isArray(entry.oauth) ? entry.oauth.length > 0 : isRecord(entry.oauth)) {
     drop("oauth", "no OAuth flow: set the token as a secret (mcp-portal secrets set <user> <NAME>)");
   }
@@ -380,51 +328,26 @@ function convertEntry(
       "user_configurable: true, so each user supplies the configuration (environment, volumes) in enabled-servers.json",
     );
   }
-
-  const checked = ServerDefinition.safeParse(server);
-  if (!checked.success) {
-    const issue = checked.error.issues[0];
-    return skip(
-      `does not fit the catalog schema: ${issue ? `${issue.path.join(".")}: ${issue.message}` : "invalid"}`,
-    );
-  }
   return server;
 }
 
-export interface ImageRef {
-  name: string;
-  tag?: string;
-  digest?: string;
-}
-
-/** `name[:tag][@digest]`; the tag separator is the last ':' after the last '/' (a registry port is not a tag). */
-export function splitImage(ref: string): ImageRef {
-  const at = ref.indexOf("@");
-  const digest = at >= 0 ? ref.slice(at + 1) : undefined;
-  const rest = at >= 0 ? ref.slice(0, at) : ref;
-  const slash = rest.lastIndexOf("/");
-  const colon = rest.lastIndexOf(":");
-  const out: ImageRef =
-    colon > slash ? { name: rest.slice(0, colon), tag: rest.slice(colon + 1) } : { name: rest };
-  if (digest !== undefined) out.digest = digest;
-  return out;
-}
-
-/** The name sanitised to ^[a-zA-Z0-9_-]{1,32}$, made unique among `used` with a -2, -3... suffix. */
-export function serverId(name: string, used: ReadonlySet<string>): string | undefined {
-  const base = name
-    .replace(/[^a-zA-Z0-9_-]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 32)
-    .replace(/-+$/, "");
-  if (base === "") return undefined;
-  if (!used.has(base)) return base;
-  for (let n = 2; n < 1000; n++) {
-    const suffix = `-${n}`;
-    const candidate = `${base.slice(0, 32 - suffix.length)}${suffix}`;
-    if (!used.has(candidate) && SERVER_ID_PATTERN.test(candidate)) return candidate;
+/** Docker's `run.disableNetwork` and `run.allowHosts` (`host:port` entries) as one egress declaration. */
+function dockerEgress(entry: SourceEntry): EgressIntent | undefined {
+  if (entry.disableNetwork === true) return { mode: "none", declaredBy: "disableNetwork" };
+  if (!Array.isArray(entry.allowHosts) || entry.allowHosts.length === 0) return undefined;
+  const rules: EgressRule[] = [];
+  for (const raw of entry.allowHosts) {
+    const value = scalarText(raw);
+    if (value === undefined || value === "") continue;
+    const colon = value.lastIndexOf(":");
+    const port = colon > 0 ? Number(value.slice(colon + 1)) : Number.NaN;
+    rules.push(
+      Number.isInteger(port) && port > 0 && port < 65_536
+        ? { host: value.slice(0, colon), port }
+        : { host: value },
+    );
   }
-  return undefined;
+  return { mode: "allow", rules, declaredBy: "allowHosts" };
 }
 
 function mapCommand(
@@ -666,59 +589,10 @@ function volumeSlug(serverId: string, source: string): string {
   return VOLUME_SEGMENT.test(slug) ? slug : serverId;
 }
 
-/** Converts the loaded entries and wraps them in a base CatalogFile, checked against the schema. */
-export function buildCatalog(source: LoadedSource, options: BuildOptions): BuildResult {
-  const converted = convertEntries(source.entries, options);
-  const reports = [...source.unreadable, ...converted.reports].sort((a, b) =>
-    a.name.localeCompare(b.name, "en"),
-  );
-  const catalog: Record<string, unknown> = {
-    version: options.version,
-    source: "base",
-    metadata: {
-      name: truncate(options.name, 256),
-      ...(options.description ? { description: truncate(options.description, 4096) } : {}),
-    },
-    servers: converted.servers,
-  };
-  const checked = BaseCatalogFile.safeParse(catalog);
-  if (!checked.success) {
-    const issues = checked.error.issues.slice(0, 5).map((i) => `${i.path.join(".")}: ${i.message}`);
-    throw new ImportError(
-      `the converted catalog fails validation (a bug; nothing written): ${issues.join("; ")}`,
-    );
-  }
-  return { catalog, reports };
-}
-
 function truncated(value: string, max: number, field: string, report: ServerReport): string {
   if (value.length <= max) return value;
   report.notes.push(`${field} cut to ${max} characters`);
   return truncate(value, max);
-}
-
-function truncate(value: string, max: number): string {
-  return value.length <= max ? value : value.slice(0, max);
-}
-
-function text(value: unknown): string | undefined {
-  const s = scalarText(value)?.trim();
-  return s === undefined || s === "" ? undefined : s;
-}
-
-function scalarText(value: unknown): string | undefined {
-  if (typeof value === "string") return value;
-  if (typeof value === "number" || typeof value === "boolean") return String(value);
-  return undefined;
-}
-
-function firstString(...values: unknown[]): string | undefined {
-  for (const v of values) if (typeof v === "string" && v.trim() !== "") return v.trim();
-  return undefined;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function parseYamlDocument(source: string, file: string): unknown {
@@ -748,9 +622,4 @@ async function isDirectory(dir: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === "string" ? code : undefined;
 }

@@ -9,7 +9,8 @@ import { formatProblem } from "../../validate/problem.js";
 import { baseCatalogFile, storeBaseCatalog } from "../catalog-files.js";
 import { type ApiContext, dataRoot } from "../deps.js";
 import { notFound } from "../errors.js";
-import { migrateDockerMcp } from "../migration.js";
+import { IMPORT_KINDS } from "../../import/importers.js";
+import { migrateCatalog } from "../migration.js";
 import { CatalogName, CatalogParams, QueryBoolean, UserParams } from "../params.js";
 import { type ApiRoute, defineRoute } from "../route.js";
 
@@ -19,9 +20,13 @@ export const UploadBaseCatalogRequest = z.strictObject({
 });
 
 export const MigrationQuery = z.object({
-  name: CatalogName.default("docker-mcp"),
+  /** Default: the format's name (catalogs/base/docker-mcp.json, catalogs/base/mcp-registry.json). */
+  name: CatalogName.optional(),
+  format: z.enum(IMPORT_KINDS).default("docker-mcp"),
   dry_run: QueryBoolean.default(false),
   replace: QueryBoolean.default(false),
+  npm_runner_image: z.string().min(1).max(512).optional(),
+  pypi_runner_image: z.string().min(1).max(512).optional(),
 });
 
 export const YAML_CONTENT_TYPES = [
@@ -175,32 +180,43 @@ export function adminRoutes(ctx: ApiContext): ApiRoute[] {
       path: "/admin/system/migration",
       access: "admin",
       tag: "admin",
-      summary: "Import a Docker MCP catalog (YAML body) into a base catalog",
+      summary: "Import a Docker MCP catalog (YAML) or MCP registry server.json (JSON) into a base catalog",
       description:
-        "The body is the YAML of `docker mcp catalog show --format yaml` (or one docker/mcp-registry server.yaml). " +
-        "Every server is reported: imported (with notes) or skipped (with the reason). `dry_run=true` reports and " +
-        "returns the catalog without writing; otherwise it is stored as catalogs/base/{name}.json like an upload " +
-        "(an existing file only with `replace=true`, backed up).",
+        "`format=docker-mcp` (the default): the body is the YAML of `docker mcp catalog show --format yaml` (or one " +
+        "docker/mcp-registry server.yaml). `format=mcp-registry`: the body is JSON: one server.json, an array of " +
+        "them, or a registry API page (`{servers: [{server, _meta}]}`); npm and PyPI packages run on the runner " +
+        "images `npm_runner_image` / `pypi_runner_image` (`name:tag`, defaults as the CLI's). Every server is " +
+        "reported: imported (with notes and dropped fields) or skipped (with the reason). `dry_run=true` reports " +
+        "and returns the catalog without writing; otherwise it is stored as catalogs/base/{name}.json like an " +
+        "upload (an existing file only with `replace=true`, backed up).",
       query: MigrationQuery,
-      body: z.string().min(1, "the body must hold the catalog YAML").max(catalogBodyLimit),
-      bodyContentTypes: YAML_CONTENT_TYPES,
+      body: z.union([
+        z.string().min(1, "the body must hold the catalog").max(catalogBodyLimit),
+        z.array(z.unknown()),
+        z.record(z.string(), z.unknown()),
+      ]),
+      bodyContentTypes: [...YAML_CONTENT_TYPES, "application/json"],
       bodyLimit: catalogBodyLimit,
       responses: {
         200: "Imported (or the dry-run report)",
         ...ADMIN_ERRORS,
         409: "The catalog exists (pass replace=true), or policy.json is invalid",
         413: "Body or resulting file too large",
-        415: "Not a YAML content type",
+        415: "A content type the format does not take (docker-mcp: YAML; mcp-registry: JSON, or its text)",
         422: "Nothing importable, or the result would make the desired state invalid",
       },
       audit: { action: "migrate_docker_mcp_catalog" },
       handle: async ({ query, body, audit }) => {
-        audit({ resource: baseCatalogFile(query.name), details: { dry_run: query.dry_run } });
-        const result = await migrateDockerMcp(ctx, {
-          yaml: body,
-          name: query.name,
+        const name = query.name ?? query.format;
+        audit({ resource: baseCatalogFile(name), details: { dry_run: query.dry_run, format: query.format } });
+        const result = await migrateCatalog(ctx, {
+          body,
+          format: query.format,
+          name,
           dryRun: query.dry_run,
           replace: query.replace,
+          npmRunnerImage: query.npm_runner_image,
+          pypiRunnerImage: query.pypi_runner_image,
         });
         audit({
           details: {

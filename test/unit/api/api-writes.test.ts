@@ -532,4 +532,167 @@ describe("migration", () => {
     expect(answer(response).message).toMatch(/^request body: /);
     expect(response.body).not.toMatch(/migration-[0-9a-f]+\.yaml/);
   });
+
+  const REGISTRY_PAGE = {
+    servers: [
+      {
+        server: {
+          $schema: "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+          name: "io.github.acme/weather",
+          description: "Weather",
+          version: "1.0.0",
+          packages: [
+            {
+              registryType: "oci",
+              identifier: "ghcr.io/acme/weather:1.0.0",
+              transport: { type: "stdio" },
+              environmentVariables: [{ name: "WEATHER_KEY", isSecret: true, isRequired: true }],
+            },
+          ],
+        },
+        _meta: { "io.modelcontextprotocol.registry/official": { status: "active", isLatest: true } },
+      },
+      {
+        server: {
+          name: "io.github.acme/files",
+          description: "Files",
+          version: "2.0.0",
+          packages: [
+            {
+              registryType: "npm",
+              identifier: "@acme/files",
+              version: "2.0.0",
+              transport: { type: "stdio" },
+            },
+          ],
+        },
+      },
+      {
+        server: {
+          name: "io.example/hosted",
+          description: "Hosted",
+          version: "1.0.0",
+          remotes: [{ type: "streamable-http", url: "https://mcp.example.com/mcp" }],
+        },
+      },
+    ],
+    metadata: { count: 3 },
+  };
+
+  it("format=mcp-registry imports a registry API page sent as JSON, into catalogs/base/mcp-registry.json", async () => {
+    const f = await fixture();
+    const dry = await f.http.inject({
+      method: "POST",
+      url: "/api/v1/admin/system/migration?format=mcp-registry&dry_run=true&npm_runner_image=node:24.4-alpine",
+      headers: f.admin,
+      payload: REGISTRY_PAGE,
+    });
+    expect(dry.statusCode).toBe(200);
+    const report = dry.json<{ servers: { name: string; status: string; reason?: string }[] }>();
+    expect(report).toMatchObject({
+      dry_run: true,
+      format: "mcp-registry",
+      file: "catalogs/base/mcp-registry.json",
+      imported: 2,
+      skipped: 1,
+      catalog: {
+        servers: [
+          { id: "weather", image: "ghcr.io/acme/weather", tag: "1.0.0", required_secrets: ["WEATHER_KEY"] },
+          { id: "files", image: "node", tag: "24.4-alpine" },
+        ],
+      },
+    });
+    expect(report.servers.find((s) => s.name === "io.example/hosted")?.reason).toContain("remote server");
+    expect(await f.read("catalogs/base/mcp-registry.json")).toBeUndefined();
+
+    const real = await f.http.inject({
+      method: "POST",
+      url: "/api/v1/admin/system/migration?format=mcp-registry",
+      headers: f.admin,
+      payload: REGISTRY_PAGE,
+    });
+    expect(real.statusCode).toBe(200);
+    expect(answer(real).stored).toMatchObject({ created: true, changed: true });
+    const written = JSON.parse((await f.read("catalogs/base/mcp-registry.json")) ?? "") as {
+      servers: { id: string; tag: string }[];
+    };
+    expect(written.servers.map((s) => `${s.id}:${s.tag}`)).toEqual(["weather:1.0.0", "files:24-alpine"]);
+    const again = await f.http.inject({
+      method: "POST",
+      url: "/api/v1/admin/system/migration?format=mcp-registry",
+      headers: f.admin,
+      payload: REGISTRY_PAGE,
+    });
+    expect(again.statusCode).toBe(409);
+  });
+
+  it("format=mcp-registry takes JSON as text too, and answers a refused body with 400 or 422", async () => {
+    const f = await fixture();
+    const asText = await f.http.inject({
+      method: "POST",
+      url: "/api/v1/admin/system/migration?format=mcp-registry&name=registry&dry_run=true",
+      headers: { ...f.admin, "content-type": "text/plain" },
+      payload: JSON.stringify(REGISTRY_PAGE.servers[0]!.server),
+    });
+    expect(asText.statusCode).toBe(200);
+    expect(asText.json()).toMatchObject({ file: "catalogs/base/registry.json", imported: 1 });
+
+    const notJson = await f.http.inject({
+      method: "POST",
+      url: "/api/v1/admin/system/migration?format=mcp-registry",
+      headers: { ...f.admin, "content-type": "text/plain" },
+      payload: "registry: {}",
+    });
+    expect(notJson.statusCode).toBe(400);
+    expect(answer(notJson).message).toMatch(/^request body: not valid JSON/);
+
+    const wrongShape = await f.http.inject({
+      method: "POST",
+      url: "/api/v1/admin/system/migration?format=mcp-registry",
+      headers: f.admin,
+      payload: { hello: "world" },
+    });
+    expect(wrongShape.statusCode).toBe(400);
+    expect(answer(wrongShape).message).toContain("neither a server.json");
+
+    const oldSchema = await f.http.inject({
+      method: "POST",
+      url: "/api/v1/admin/system/migration?format=mcp-registry",
+      headers: f.admin,
+      payload: {
+        $schema: "https://static.modelcontextprotocol.io/schemas/2025-07-09/server.schema.json",
+        name: "io.github.acme/old",
+        description: "old",
+        version_detail: { version: "1" },
+      },
+    });
+    expect(oldSchema.statusCode).toBe(422);
+    expect(answer(oldSchema).code).toBe("NOTHING_TO_IMPORT");
+    expect(await f.read("catalogs/base/mcp-registry.json")).toBeUndefined();
+
+    const badRunner = await f.http.inject({
+      method: "POST",
+      url: "/api/v1/admin/system/migration?format=mcp-registry&pypi_runner_image=uv",
+      headers: f.admin,
+      payload: REGISTRY_PAGE,
+    });
+    expect(badRunner.statusCode).toBe(400);
+    expect(answer(badRunner).message).toContain("has no tag");
+
+    const dockerAsJson = await f.http.inject({
+      method: "POST",
+      url: "/api/v1/admin/system/migration?format=docker-mcp",
+      headers: f.admin,
+      payload: REGISTRY_PAGE,
+    });
+    expect(dockerAsJson.statusCode).toBe(415);
+
+    const unknownFormat = await f.http.inject({
+      method: "POST",
+      url: "/api/v1/admin/system/migration?format=toolhive",
+      headers: f.admin,
+      payload: REGISTRY_PAGE,
+    });
+    expect(unknownFormat.statusCode).toBe(400);
+  });
 });

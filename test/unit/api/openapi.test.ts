@@ -54,9 +54,14 @@ describe("OpenAPI document", () => {
     ).toEqual({
       $ref: "#/components/schemas/BaseCatalogFile",
     });
-    expect(
-      Object.keys(doc.paths["/api/v1/admin/system/migration"]?.post?.requestBody?.content ?? {}),
-    ).toContain("application/yaml");
+    const migration = doc.paths["/api/v1/admin/system/migration"]?.post;
+    expect(Object.keys(migration?.requestBody?.content ?? {})).toEqual(
+      expect.arrayContaining(["application/yaml", "application/json"]),
+    );
+    const format = migration?.parameters.find((p) => p.name === "format") as
+      { in: string; schema: { enum?: string[] } } | undefined;
+    expect(format?.in).toBe("query");
+    expect(format?.schema.enum).toEqual(["docker-mcp", "mcp-registry"]);
   });
 
   it("every route fastify registered under /api/v1 is in the document", async () => {

@@ -1,13 +1,11 @@
 import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import {
-  type ServerReport,
-  buildCatalog,
-  loadDockerMcpSource,
-  serverId,
-  splitImage,
-} from "../../../src/import/docker-mcp.js";
+import { serverId } from "../../../src/import/assembler.js";
+import { buildCatalog } from "../../../src/import/catalog.js";
+import { loadDockerMcpSource } from "../../../src/import/docker-mcp.js";
+import { splitImage } from "../../../src/import/image-ref.js";
+import type { ServerReport } from "../../../src/import/report.js";
 import { main } from "../../../src/main.js";
 import { BaseCatalogFile } from "../../../src/schema/catalog.js";
 import { validateTree } from "../../../src/validate/validate-tree.js";
@@ -98,9 +96,10 @@ describe("docker-mcp import: mapping", () => {
       "volume /var/run/docker.sock:/var/run/docker.sock",
       "volume /etc/ssl/certs:/etc/ssl/certs:ro,z",
       "user",
-      "allowHosts",
+      "network egress",
     ]);
     expect(s.notes.some((n) => n.includes("{USER_DATA}/sqlite-data"))).toBe(true);
+    expect(s.dropped[3]!.reason).toContain("not supported yet: only api.example.com:443 (allowHosts)");
 
     // A command and volumes built from user configuration cannot be carried over.
     expect(byId.get("filesystem")).not.toHaveProperty("command");
@@ -108,8 +107,11 @@ describe("docker-mcp import: mapping", () => {
     expect(report(reports, "filesystem").dropped.map((d) => d.field)).toEqual([
       "command",
       "volume {{filesystem.paths|volume|into}}",
-      "disableNetwork",
+      "network egress",
     ]);
+    expect(report(reports, "filesystem").dropped[2]!.reason).toContain(
+      "not supported yet: no network access (disableNetwork)",
+    );
   });
 
   it("renames bad names, skips remote, poci and invalid images with a reason", async () => {
@@ -153,7 +155,10 @@ describe("docker-mcp import: mapping", () => {
       category: "devops",
       required_secrets: ["GITHUB_PERSONAL_ACCESS_TOKEN"],
     });
-    expect(report(reports, "github-official").dropped.map((d) => d.field)).toEqual(["allowHosts", "oauth"]);
+    expect(report(reports, "github-official").dropped.map((d) => d.field)).toEqual([
+      "network egress",
+      "oauth",
+    ]);
     // config.env (list) and run.env (map) both apply; a number becomes a string; example-only values are reported.
     expect(byId.get("neo4j-cypher")).toMatchObject({
       environment: { NEO4J_TRANSPORT: "stdio", NEO4J_READ_TIMEOUT: "30" },
