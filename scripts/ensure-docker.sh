@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the host has what the tests need, and that a Docker Engine answers:
-#   - docker.io (engine + CLI), busybox-static (test images), prometheus (for `promtool`);
+#   - docker.io (engine + CLI), busybox-static (test images), prometheus (for `promtool`), docker-compose
+#     (Debian's Compose 1.29, which runs docker-compose.yml in the tests);
 #   - dockerd running; started here in the background when nothing answers.
 # Idempotent: on a prepared host it only checks (well under a second).
 #
@@ -34,6 +35,7 @@ missing_packages() {
   fi
   static_busybox || pkgs+=(busybox-static)
   command -v promtool >/dev/null 2>&1 || pkgs+=(prometheus)
+  command -v docker-compose >/dev/null 2>&1 || pkgs+=(docker-compose)
   echo "${pkgs[*]}"
 }
 
