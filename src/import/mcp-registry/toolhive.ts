@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { EgressIntent, EgressRule } from "../egress.js";
 import type { ServerReport } from "../report.js";
-import { errorText, isRecord } from "../text.js";
+import { isRecord } from "../text.js";
 
 /*
  * ToolHive (Stacklok) publishes its registry as server.json documents with an extension under
@@ -57,9 +57,10 @@ export function readToolHive(
   }
   const parsed = ToolHiveEntry.safeParse(entries.get(chosenKey));
   if (!parsed.success) {
+    const issue = parsed.error.issues[0];
     report.dropped.push({
       field: "ToolHive permissions",
-      reason: `unreadable (${errorText(parsed.error.issues[0]?.message ?? "invalid")} at ${parsed.error.issues[0]?.path.join(".") ?? "$"})`,
+      reason: `unreadable: ${issue ? `${issue.path.join(".") || "$"}: ${issue.message}` : "invalid"}`,
     });
     return {};
   }

@@ -327,6 +327,48 @@ describe("mcp-registry import: arrays, API pages, directories", () => {
     expect(withHeaders.report?.dropped.map((d) => d.field)).toEqual(["transport headers"]);
   });
 
+  it("reads ToolHive permissions by the package identifier: allow ports only, other keys, unreadable entries", () => {
+    const withToolHive = (entries: Record<string, unknown>) => {
+      const value = {
+        name: "io.example/th",
+        description: "th",
+        version: "1",
+        packages: [{ registryType: "oci", identifier: "example/th:1", transport: { type: "stdio" } }],
+        _meta: { "io.modelcontextprotocol.registry/publisher-provided": { "io.github.stacklok": entries } },
+      };
+      const built = buildCatalog(mcpRegistrySource(parseRegistryValue(value, "body"), RUNNERS), {
+        name: "t",
+        version: "1",
+      });
+      expect(built.reports[0]!.status).toBe("imported");
+      return built.reports[0]!;
+    };
+    const portsOnly = withToolHive({
+      "example/th:1": { permissions: { network: { outbound: { allow_port: [443, 8443] } } } },
+    });
+    expect(reason(portsOnly, "network egress")).toContain("only *:443, *:8443");
+    const otherKey = withToolHive({ "example/th:0.9": { permissions: { network: { outbound: {} } } } });
+    expect(otherKey.notes.join("\n")).toContain('ToolHive metadata is keyed "example/th:0.9"');
+    expect(reason(otherKey, "network egress")).toContain("no network access");
+    const ambiguous = withToolHive({ a: {}, b: {} });
+    expect(ambiguous.notes.join("\n")).toContain('no entry for "example/th:1"');
+    expect(fields(ambiguous)).toEqual([]);
+    const unreadable = withToolHive({
+      "example/th:1": { permissions: { network: { outbound: { allow_port: ["x"] } } } },
+    });
+    expect(reason(unreadable, "ToolHive permissions")).toMatch(
+      /^unreadable: permissions\.network\.outbound\.allow_port\.0: /,
+    );
+    const privileged = withToolHive({
+      "example/th:1": { permissions: { privileged: true, write: ["/var/run"] } },
+    });
+    expect(fields(privileged)).toEqual([
+      "ToolHive permissions.read/write",
+      "ToolHive permissions.privileged",
+    ]);
+    expect(reason(privileged, "ToolHive permissions.privileged")).toMatch(/^refused: /);
+  });
+
   it("skips images the policy forbids (the runner image for npm and PyPI) and ids other catalogs define", async () => {
     const { servers, reports } = await build("servers.json", {
       name: "r",
