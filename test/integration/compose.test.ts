@@ -48,6 +48,7 @@ describeDocker("docker-compose.yml with docker-compose 1.29", () => {
   let composeEnv: NodeJS.ProcessEnv = {};
 
   async function compose(args: string[], timeoutMs = 120_000): Promise<string> {
+    const started = Date.now();
     try {
       const { stdout } = await execFileP("docker-compose", [...composeArgs, ...args], {
         cwd: REPO,
@@ -56,6 +57,9 @@ describeDocker("docker-compose.yml with docker-compose 1.29", () => {
         maxBuffer: 16 * 1024 * 1024,
         encoding: "utf8",
       });
+      if (["up", "down", "restart"].includes(args[0]!)) {
+        console.info(`[compose.test] docker-compose ${args.join(" ")}: ${Date.now() - started} ms`);
+      }
       return stdout;
     } catch (error) {
       const e = error as { code?: number | string; stderr?: string; message: string };
