@@ -15,7 +15,6 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { LABELS } from "../../src/labels.js";
-import type { UserStatus } from "../../src/reconcile/status.js";
 import { testPortRange, waitFor } from "../helpers/daemon.js";
 import { cleanupInstallation, describeDocker, newTestInstallation } from "../helpers/docker.js";
 import { freePort } from "../helpers/net.js";
@@ -31,6 +30,12 @@ const UP_TIMEOUT_MS = 180_000;
 const CONVERGE_TIMEOUT_MS = 150_000;
 
 const execFileP = promisify(execFile);
+
+/** The part of GET /api/v1/users/{id}/status (the README's status contract) this test reads. */
+interface UserStatus {
+  phase: string;
+  servers: { id: string; health?: string; host_port?: number }[];
+}
 
 describeDocker("docker-compose.yml with docker-compose 1.29", () => {
   const docker = new Docker();
