@@ -37,7 +37,10 @@ async function exampleVariables(): Promise<Map<string, string[]>> {
   return sections;
 }
 
-/** Everything the gateway process reads from its environment (src/gateway/config.ts and the shared config). */
+/**
+ * What the gateway process reads from its environment besides its own MCP_PORTAL_GATEWAY_* settings
+ * (src/gateway/config.ts and the shared config).
+ */
 const GATEWAY_READS = new Set([
   "MCP_PORTAL_INSTALLATION",
   "MCP_PORTAL_STATE_DIR",
@@ -78,7 +81,11 @@ describe("docker-compose.yml", () => {
     // An env_file would hand it every variable of the file, keys and token included.
     expect(gateway.env_file).toBeUndefined();
     const names = Object.keys(gateway.environment ?? {});
-    expect(names.filter((name) => !GATEWAY_READS.has(name))).toEqual([]);
+    const gatewayOwn = (name: string) => name.startsWith("MCP_PORTAL_GATEWAY_");
+    expect(names.filter((name) => !GATEWAY_READS.has(name) && !gatewayOwn(name))).toEqual([]);
+    // Every gateway setting .env.example documents reaches the gateway.
+    const documented = [...(await exampleVariables()).values()].flat().filter(gatewayOwn);
+    expect(documented.filter((name) => !names.includes(name))).toEqual([]);
     expect(names.filter((name) => /SECRET|ADMIN_TOKEN/.test(name))).toEqual([]);
     // The fixed values form a configuration the gateway accepts.
     const fixed = Object.fromEntries(
