@@ -399,6 +399,25 @@ describe("mcp-registry import: arrays, API pages, directories", () => {
     expect((built.catalog.servers as { id: string }[]).map((s) => s.id)).toEqual(["notes", "notes-2"]);
   });
 
+  it("reads one registry API answer {server, _meta} (GET .../versions/latest)", () => {
+    const documents = parseRegistryValue(
+      {
+        server: {
+          name: "io.example/one",
+          description: "one",
+          version: "2.0.0",
+          packages: [{ registryType: "oci", identifier: "example/one:2.0.0", transport: { type: "stdio" } }],
+        },
+        _meta: { "io.modelcontextprotocol.registry/official": { status: "deprecated", isLatest: true } },
+      },
+      "answer.json",
+    );
+    expect(documents.format).toBe("api-page");
+    expect(documents.entries.map((e) => [e.server.name, e.official?.status, e.schemaDate])).toEqual([
+      ["io.example/one", "deprecated", "2025-12-11"],
+    ]);
+  });
+
   it("refuses an input that is no server.json shape at all, and bad JSON", () => {
     expect(() => parseRegistryValue({ hello: 1 }, "body")).toThrow(/body: neither a server.json/);
     expect(() => parseRegistryValue("text", "body")).toThrow(/neither a server.json/);
