@@ -1,3 +1,5 @@
+import { ownValue } from "../util/own-property.js";
+
 /** Where a final environment value came from; secret values must never reach the spec hash or logs. */
 export interface EnvLayer {
   values: Readonly<Record<string, string>>;
@@ -19,19 +21,21 @@ export function buildEnvironment(
   secretDigests: Readonly<Record<string, string>>,
   volatileKeys: ReadonlySet<string>,
 ): BuiltEnvironment {
-  const env: Record<string, string> = {};
+  // A Map, not an object, while names from files are assembled: no name can reach a prototype.
+  const env = new Map<string, string>();
   const fromSecret = new Set<string>();
   for (const layer of layers) {
     for (const [key, value] of Object.entries(layer.values)) {
-      env[key] = value;
+      env.set(key, value);
       if (layer.secret) fromSecret.add(key);
       else fromSecret.delete(key);
     }
   }
-  const hashable: Record<string, string> = {};
-  for (const [key, value] of Object.entries(env)) {
+  const hashable = new Map<string, string>();
+  for (const [key, value] of env) {
     if (volatileKeys.has(key)) continue;
-    hashable[key] = fromSecret.has(key) ? `secret-digest:${secretDigests[key] ?? "unknown"}` : value;
+    const digest = ownValue(secretDigests, key) ?? "unknown";
+    hashable.set(key, fromSecret.has(key) ? `secret-digest:${digest}` : value);
   }
-  return { env, hashable };
+  return { env: Object.fromEntries(env), hashable: Object.fromEntries(hashable) };
 }

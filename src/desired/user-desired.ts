@@ -5,6 +5,7 @@ import type { ServerDefinition } from "../schema/catalog.js";
 import type { EnabledServersFile } from "../schema/enabled-servers.js";
 import type { PolicyFile, ServerSecurityOverride } from "../schema/policy.js";
 import { canonicalHash, canonicalJson } from "../util/canonical-json.js";
+import { ownValue } from "../util/own-property.js";
 import { buildEnvironment } from "./environment.js";
 import { isImageAllowed } from "./image-policy.js";
 import { bridgeName, containerName, networkName, volumeName } from "./names.js";
@@ -20,7 +21,7 @@ import type {
 } from "./types.js";
 import { type UserArea, resolveUserVolumePath } from "./volume-paths.js";
 
-/** Bumped only when the meaning of the hashed spec changes; see DESIGN.md section 3. */
+/** Bumped only when the meaning of the hashed spec changes (every container is then replaced once). */
 export const SPEC_SCHEMA_VERSION = 1;
 
 export const SERVER_DEFAULTS = { memoryMb: 128, cpuShares: 64, pidsLimit: 128 } as const;
@@ -67,7 +68,7 @@ export function effectiveLimits(
   defaults: Limits,
   blockSize: number,
 ): Limits {
-  const limits = { ...defaults, ...policy.default_limits, ...policy.users[userId]?.limits };
+  const limits = { ...defaults, ...policy.default_limits, ...ownValue(policy.users, userId)?.limits };
   return { ...limits, max_ports: Math.min(limits.max_ports, blockSize) };
 }
 
@@ -209,7 +210,7 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
         secrets,
         network: network.name,
         overrides: entry?.config?.environment ?? {},
-        security: input.policy.server_security[definition.id],
+        security: ownValue(input.policy.server_security, definition.id),
       }),
     );
   }

@@ -27,7 +27,7 @@ const serverFields = {
   /** Appended after `command` (or form the CMD alone when `command` is absent). */
   args: z.array(z.string().max(4096)).max(256).optional(),
   transport: Transport.default("stdio"),
-  environment: Environment.default({}),
+  environment: Environment.prefault({}),
   volumes: z.array(VolumeMount).max(32).default([]),
   ports: z.array(PortMapping).max(16).default([]),
   resources: ResourceRequest.default({}),

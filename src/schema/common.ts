@@ -12,7 +12,21 @@ export const ImageName = z
   .regex(IMAGE_NAME_PATTERN, "not a valid image name (put the tag in `tag`, not in `image`)");
 export const ImageTag = z.string().regex(TAG_PATTERN, "not a valid image tag");
 
-export const Environment = z.record(EnvName, z.string().max(32_768));
+/**
+ * A JSON object used as a map from `key` to `value`. zod leaves a `__proto__` key out without a word (assigning it
+ * would set the result's prototype); refusing it instead tells the file's author that the entry cannot apply.
+ */
+export function jsonMap<K extends z.ZodType<string, string>, V extends z.ZodType>(key: K, value: V) {
+  const record = z.record(key, value);
+  return z.preprocess<unknown, typeof record, z.input<typeof record>>((input, ctx) => {
+    if (typeof input === "object" && input !== null && Object.hasOwn(input, "__proto__")) {
+      ctx.addIssue({ code: "custom", path: ["__proto__"], message: "__proto__ is a reserved name" });
+    }
+    return input;
+  }, record);
+}
+
+export const Environment = jsonMap(EnvName, z.string().max(32_768));
 
 export const VolumeMount = z.strictObject({
   host_path: z.string().min(1).max(512),

@@ -18,7 +18,7 @@ export const EnabledServersFile = z
   .strictObject({
     $schema: SchemaRef,
     /** Environment applied to all of this user's servers (the original design's per-user environment). */
-    environment: Environment.default({}),
+    environment: Environment.prefault({}),
     servers: z.array(EnabledServer).max(1_000),
     /** Leave everything as it is: no creates, replaces or removals for this user. */
     suspend: z.boolean().default(false),

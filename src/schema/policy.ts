@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ServerId, UserId } from "../util/ids.js";
-import { SchemaRef } from "./common.js";
+import { SchemaRef, jsonMap } from "./common.js";
 
 export const UserLimits = z.strictObject({
   max_containers: z.number().int().min(0).max(10_000).optional(),
@@ -29,8 +29,8 @@ export const PolicyFile = z.strictObject({
   $schema: SchemaRef,
   allowed_images: z.array(z.string().min(1).max(255)).max(1_000).default(["*"]),
   default_limits: UserLimits.default({}),
-  users: z.record(UserId, z.strictObject({ limits: UserLimits.default({}) })).default({}),
-  server_security: z.record(ServerId, ServerSecurityOverride).default({}),
+  users: jsonMap(UserId, z.strictObject({ limits: UserLimits.default({}) })).prefault({}),
+  server_security: jsonMap(ServerId, ServerSecurityOverride).prefault({}),
 });
 export type PolicyFile = z.infer<typeof PolicyFile>;
 

@@ -32,6 +32,12 @@ export function problemsFromZod(file: string, error: z.ZodError): Problem[] {
       }
       continue;
     }
+    if (issue.code === "invalid_key") {
+      // zod's own text is "Invalid key in record"; the key schema's message says what is wrong with the name.
+      const reasons = issue.issues.map((inner) => inner.message);
+      problems.push({ file, path: jsonPath(issue.path), message: `invalid key: ${reasons.join("; ")}` });
+      continue;
+    }
     problems.push({ file, path: jsonPath(issue.path), message: issue.message });
   }
   return problems;

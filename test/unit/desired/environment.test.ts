@@ -64,3 +64,20 @@ describe("buildEnvironment", () => {
     expect(buildEnvironment([], {}, NONE)).toEqual({ env: {}, hashable: {} });
   });
 });
+
+describe("buildEnvironment with names that mean something to JavaScript objects", () => {
+  it("keeps them as plain names: none reaches a prototype or finds one", () => {
+    // JSON.parse makes __proto__ an own key, as a file would (the schemas refuse it; this is the second line).
+    const layer = JSON.parse('{"__proto__":"x","toString":"y","A":"1"}') as Record<string, string>;
+    const { env, hashable } = buildEnvironment([{ values: layer }], {}, NONE);
+    expect(Object.getPrototypeOf(env)).toBe(Object.prototype);
+    expect(Object.keys(env)).toEqual(["__proto__", "toString", "A"]);
+    expect(Object.hasOwn(env, "__proto__")).toBe(true);
+    expect(hashable).toEqual(env);
+  });
+
+  it("looks secret digests up by own name only", () => {
+    const { hashable } = buildEnvironment([{ values: { constructor: "v" }, secret: true }], {}, NONE);
+    expect(hashable).toEqual({ constructor: "secret-digest:unknown" });
+  });
+});
