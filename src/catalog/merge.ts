@@ -19,6 +19,8 @@ export interface Sourced<T> {
 export interface ServerOrigin {
   file: string;
   index: number;
+  /** `user`: the definition is the user's own (custom-servers.json), not the admins' catalogs. */
+  source: "catalog" | "user";
 }
 
 export interface MergedServer {
@@ -59,12 +61,12 @@ export function mergeGlobalCatalog(
         });
         return;
       }
-      servers.set(definition.id, { definition, origin: { file: source.file, index } });
+      servers.set(definition.id, { definition, origin: { file: source.file, index, source: "catalog" } });
     });
   }
   for (const overlay of overlays) {
     overlay.catalog.servers.forEach((patch, index) => {
-      applyOverlayServer(servers, patch, { file: overlay.file, index }, problems);
+      applyOverlayServer(servers, patch, { file: overlay.file, index, source: "catalog" }, problems);
     });
   }
   const inputsHash = canonicalHash({
@@ -117,7 +119,7 @@ export function mergeUserCatalog(
 ): MergedCatalog {
   const servers = new Map(global.servers);
   custom?.catalog.servers.forEach((definition, index) => {
-    servers.set(definition.id, { definition, origin: { file: custom.file, index } });
+    servers.set(definition.id, { definition, origin: { file: custom.file, index, source: "user" } });
   });
   return {
     servers,

@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { loadConfig } from "../config.js";
 import { formatProblem } from "../validate/problem.js";
-import { validateTree } from "../validate/validate-tree.js";
+import { validateTreeReport } from "../validate/validate-tree.js";
 import { type OutputFormat, commandOptions, outputFormat, parseCommandArgs, writeJson } from "./common.js";
 import { type CommandIo, UsageError } from "./io.js";
 
@@ -13,25 +13,31 @@ Every overlay file must parse; the selected ones must merge (each unselected one
 
 Options:
   --data-dir DIR     the GitOps tree; else MCP_PORTAL_DATA_DIR, else the current directory
-  --output FORMAT    text (default): one "file: path: reason" line per problem; json: {"ok","problems"}
+  --output FORMAT    text (default): one "file: path: reason" line per problem, then "warning: file: path:
+                     reason" lines; json: {"ok","problems","warnings"}
   --overlays LIST    overlays to merge, in order; else MCP_PORTAL_OVERLAYS
   --all-overlays     merge every file of catalogs/overlays, by name
 
-Exit codes: 0 no problems, 1 problems found, 2 usage error.
+Exit codes: 0 no problems (warnings allowed), 1 problems found, 2 usage error.
 `;
 
 /** `mcp-portal validate`; `args` are the arguments after "validate". */
 export async function validateCommand(args: string[], io: CommandIo): Promise<number> {
   const options = await commandOptions(io, USAGE, () => parseOptions(args, io.env));
   if (typeof options === "number") return options;
-  const problems = await validateTree(options.dataDir, {
+  const { problems, warnings } = await validateTreeReport(options.dataDir, {
     overlays: options.overlays,
     maxFileBytes: options.maxFileBytes,
   });
   if (options.output === "json") {
-    writeJson(io, { ok: problems.length === 0, problems });
+    writeJson(io, {
+      ok: problems.length === 0,
+      problems,
+      warnings,
+    });
   } else {
     for (const problem of problems) io.stdout.write(`${formatProblem(problem)}\n`);
+    for (const warning of warnings) io.stdout.write(`warning: ${formatProblem(warning)}\n`);
     const files = new Set(problems.map((p) => p.file)).size;
     io.stderr.write(
       problems.length === 0

@@ -39,3 +39,20 @@ export function buildEnvironment(
   }
   return { env: Object.fromEntries(env), hashable: Object.fromEntries(hashable) };
 }
+
+export interface SelectedEnvironment {
+  values: Readonly<Record<string, string>>;
+  /** Names left out, sorted. */
+  dropped: string[];
+}
+
+/** `values` restricted to the names `allowed` admits ("all": every name). */
+export function selectEnvironment(
+  values: Readonly<Record<string, string>>,
+  allowed: ReadonlySet<string> | "all",
+): SelectedEnvironment {
+  if (allowed === "all") return { values, dropped: [] };
+  const kept = Object.entries(values).filter(([key]) => allowed.has(key));
+  const dropped = Object.keys(values).filter((key) => !allowed.has(key));
+  return { values: Object.fromEntries(kept), dropped: dropped.sort() };
+}

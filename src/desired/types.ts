@@ -61,6 +61,8 @@ export const BLOCK_REASONS = [
   "ImagePullBackOff",
   "CrashLoopBackOff",
   "InvalidDesiredState",
+  /** A user's custom server takes the id of a server that policy.json server_security loosens. */
+  "ShadowsAdminServer",
 ] as const;
 export type BlockReason = (typeof BLOCK_REASONS)[number];
 
@@ -73,6 +75,11 @@ export interface RunOutcome {
   specFields: Record<string, string>;
   memoryMb: number;
   cpuShares: number;
+  /**
+   * Names of the user's environment (top-level or per-server) this server does not receive because
+   * policy.json server_security loosens it and its `user_env_allow` does not list them; sorted, absent when none.
+   */
+  droppedUserEnv?: string[];
 }
 
 export interface BlockedOutcome {

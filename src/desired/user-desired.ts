@@ -6,10 +6,16 @@ import type { EnabledServersFile } from "../schema/enabled-servers.js";
 import type { PolicyFile, ServerSecurityOverride } from "../schema/policy.js";
 import { canonicalHash, canonicalJson } from "../util/canonical-json.js";
 import { ownValue } from "../util/own-property.js";
-import { buildEnvironment } from "./environment.js";
+import { buildEnvironment, selectEnvironment } from "./environment.js";
 import { isImageAllowed } from "./image-policy.js";
 import { bridgeName, containerName, networkName, volumeName } from "./names.js";
 import { type PortRange, assignHostPorts } from "./port-blocks.js";
+import {
+  securityFor,
+  shadowsAdminServer,
+  shadowsAdminServerMessage,
+  userEnvAllowance,
+} from "./server-security.js";
 import type {
   BlockedOutcome,
   ContainerSpec,
@@ -128,7 +134,11 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
       continue;
     }
     const definition = merged.definition;
-    // Policy first: nothing a user file does may keep a banned image running.
+    // Policy first: nothing a user file does may keep a banned image running, nor borrow an admin's loosening.
+    if (shadowsAdminServer(merged, input.policy)) {
+      block("ShadowsAdminServer", shadowsAdminServerMessage(entry.id, merged.origin.file), false);
+      continue;
+    }
     if (!isImageAllowed(definition.image, input.policy.allowed_images)) {
       block(
         "ImageNotAllowed",
@@ -210,7 +220,7 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
         secrets,
         network: network.name,
         overrides: entry?.config?.environment ?? {},
-        security: ownValue(input.policy.server_security, definition.id),
+        security: securityFor(input.policy, definition.id),
       }),
     );
   }
@@ -300,13 +310,19 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
     secretValues[name] = resolved.value;
     secretDigests[name] = resolved.digest;
   }
+  // A loosened server (root, added capabilities) takes from the user's environment only what the admin lists:
+  // LD_PRELOAD pointing into the user's writable /data would otherwise run the user's code with those rights.
+  const allowance = userEnvAllowance(ctx.security);
+  const userShared = selectEnvironment(input.enabled.environment, allowance);
+  const userOverrides = selectEnvironment(ctx.overrides, allowance);
+  const droppedUserEnv = [...new Set([...userShared.dropped, ...userOverrides.dropped])].sort();
   const { env, hashable } = buildEnvironment(
     [
       { values: definition.environment },
-      { values: input.enabled.environment },
+      { values: userShared.values },
       { values: portal },
       { values: secretValues, secret: true },
-      { values: ctx.overrides },
+      { values: userOverrides.values },
     ],
     secretDigests,
     new Set(["MCP_PORTAL_VERSION"]),
@@ -376,5 +392,6 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
     specFields,
     memoryMb: definition.resources.memory_mb ?? SERVER_DEFAULTS.memoryMb,
     cpuShares: spec.cpuShares,
+    ...(droppedUserEnv.length > 0 ? { droppedUserEnv } : {}),
   };
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ServerId, UserId } from "../util/ids.js";
+import { EnvName, ServerId, UserId } from "../util/ids.js";
 import { SchemaRef, jsonMap } from "./common.js";
 
 export const UserLimits = z.strictObject({
@@ -12,7 +12,14 @@ export type UserLimits = z.infer<typeof UserLimits>;
 
 const Capability = z.string().regex(/^[A-Z_]{2,32}$/, "capability names are upper case, without CAP_");
 
-/** What an admin may loosen for one server; user files can never set these. */
+/** Most names a `user_env_allow` list may hold. */
+export const MAX_USER_ENV_ALLOW = 256;
+
+/**
+ * What an admin may loosen for one server; user files can never set these. A server with an entry here is
+ * "loosened": a user's custom server may not take its id, and the user's environment reaches it only for the
+ * names in `user_env_allow`.
+ */
 export const ServerSecurityOverride = z.strictObject({
   user: z
     .string()
@@ -22,6 +29,8 @@ export const ServerSecurityOverride = z.strictObject({
   no_new_privileges: z.boolean().optional(),
   read_only_rootfs: z.boolean().optional(),
   publish_host: z.union([z.ipv4(), z.ipv6()]).optional(),
+  /** Names from the user's environment (top-level or per-server) this server still receives. */
+  user_env_allow: z.array(EnvName).max(MAX_USER_ENV_ALLOW).optional(),
 });
 export type ServerSecurityOverride = z.infer<typeof ServerSecurityOverride>;
 

@@ -2,9 +2,15 @@ import { DATA_PATHS } from "../catalog/data-tree.js";
 import type { MergedCatalog } from "../catalog/merge.js";
 import type { LoadedFile } from "../catalog/read-json-file.js";
 import { isImageAllowed } from "../desired/image-policy.js";
+import {
+  securityFor,
+  shadowsAdminServer,
+  shadowsAdminServerMessage,
+  userEnvAllowance,
+} from "../desired/server-security.js";
 import { resolveUserVolumePath } from "../desired/volume-paths.js";
 import type { VolumeMount } from "../schema/common.js";
-import type { EnabledServer } from "../schema/enabled-servers.js";
+import type { EnabledServer, EnabledServersFile } from "../schema/enabled-servers.js";
 import { DEFAULT_POLICY, type PolicyFile } from "../schema/policy.js";
 import { type Problem, jsonPath } from "./problem.js";
 
@@ -115,6 +121,74 @@ export function checkCatalogServers(
 export function allowedImagesOf(policy: LoadedFile<PolicyFile>): readonly string[] | undefined {
   if (policy.status === "ok") return policy.value.allowed_images;
   return policy.status === "missing" ? DEFAULT_POLICY.allowed_images : undefined;
+}
+
+/**
+ * Servers of a user's custom-servers.json whose id policy.json server_security loosens: each is Blocked
+ * (ShadowsAdminServer) whether enabled or not, so the file is wrong as written.
+ */
+export function checkShadowingServers(
+  file: string,
+  servers: readonly { id: string }[],
+  policy: PolicyFile,
+): Problem[] {
+  const problems: Problem[] = [];
+  servers.forEach((server, i) => {
+    if (securityFor(policy, server.id) === undefined) return;
+    problems.push({
+      file,
+      path: jsonPath(["servers", i, "id"]),
+      message: shadowsAdminServerMessage(server.id, file),
+    });
+  });
+  return problems;
+}
+
+export interface EnvironmentFindings {
+  /** Per-server `config.environment` names a loosened server will not receive: the entry cannot work. */
+  problems: Problem[];
+  /** Top-level `environment` names a loosened server will not receive (the user's other servers still do). */
+  warnings: Problem[];
+}
+
+/**
+ * The user environment names that stay away from servers policy.json server_security loosens (only names in
+ * the server's `user_env_allow` reach it). A per-server name exists only for that server, so it is a problem;
+ * a top-level one still serves the user's other servers, so it is a warning.
+ */
+export function checkLoosenedServerEnvironment(
+  file: string,
+  enabled: EnabledServersFile,
+  catalog: MergedCatalog,
+  policy: PolicyFile,
+): EnvironmentFindings {
+  const findings: EnvironmentFindings = { problems: [], warnings: [] };
+  enabled.servers.forEach((entry, i) => {
+    const server = catalog.servers.get(entry.id);
+    const security = securityFor(policy, entry.id);
+    // A shadowing custom server is reported (and blocked) as such; an unknown one has its own problem.
+    if (server === undefined || security === undefined || shadowsAdminServer(server, policy)) return;
+    const allowance = userEnvAllowance(security);
+    if (allowance === "all") return;
+    const because = `policy.json server_security loosens server "${entry.id}" and its user_env_allow does not list it`;
+    for (const name of Object.keys(entry.config?.environment ?? {})) {
+      if (allowance.has(name)) continue;
+      findings.problems.push({
+        file,
+        path: jsonPath(["servers", i, "config", "environment", name]),
+        message: `not passed to the container: ${because}`,
+      });
+    }
+    for (const name of Object.keys(enabled.environment)) {
+      if (allowance.has(name)) continue;
+      findings.warnings.push({
+        file,
+        path: jsonPath(["environment", name]),
+        message: `not passed to server "${entry.id}": ${because}`,
+      });
+    }
+  });
+  return findings;
 }
 
 function volumeProblem(

@@ -15,13 +15,15 @@ import {
   readJsonFile,
 } from "../catalog/read-json-file.js";
 import { BaseCatalogFile, OverlayCatalogFile, type UserCatalogFile } from "../schema/catalog.js";
-import { PolicyFile } from "../schema/policy.js";
+import { DEFAULT_POLICY, PolicyFile } from "../schema/policy.js";
 import { parseSecretsFile } from "../secrets/secrets-file.js";
 import {
   PLACEHOLDER_USER_ID,
   allowedImagesOf,
   checkCatalogServers,
   checkEnabledEntries,
+  checkLoosenedServerEnvironment,
+  checkShadowingServers,
 } from "./cross-checks.js";
 import { type Problem, sortProblems } from "./problem.js";
 
@@ -32,40 +34,71 @@ export interface ValidateTreeOptions {
   maxFileBytes?: number;
 }
 
+export interface ValidateReport {
+  /** What is wrong: `validate` exits 1 on any. */
+  problems: Problem[];
+  /** What works but may surprise: shown, never a failure. */
+  warnings: Problem[];
+}
+
 interface GlobalState {
   catalog: MergedCatalog;
   /** False when a base catalog or selected overlay is invalid: an id missing from `catalog` proves nothing. */
   complete: boolean;
   /** Undefined when policy.json is invalid (its own problem); image checks are then skipped. */
   allowedImages: readonly string[] | undefined;
+  /** policy.json, or the defaults without it; undefined when it is invalid (checks against it are skipped). */
+  policy: PolicyFile | undefined;
   overlayNames: readonly string[];
 }
 
 /**
  * Checks the whole desired-state tree without Docker or keys: every file parses, the selected overlays merge,
  * enabled servers exist and are configurable where configured, volumes stay in the user's area, images are
- * allowed, required secrets are declared. Problems come back sorted, each naming a file, a path and a reason.
+ * allowed, required secrets are declared, no custom server takes an id policy.json server_security loosens.
+ * Problems come back sorted, each naming a file, a path and a reason.
  */
 export async function validateTree(dataDir: string, options: ValidateTreeOptions = {}): Promise<Problem[]> {
+  return (await validateTreeReport(dataDir, options)).problems;
+}
+
+/** validateTree's problems, plus warnings. */
+export async function validateTreeReport(
+  dataDir: string,
+  options: ValidateTreeOptions = {},
+): Promise<ValidateReport> {
   if (!(await isDirectory(dataDir))) {
-    return [{ file: ".", path: "$", message: `data dir ${dataDir} does not exist or is not a directory` }];
+    return {
+      problems: [
+        { file: ".", path: "$", message: `data dir ${dataDir} does not exist or is not a directory` },
+      ],
+      warnings: [],
+    };
   }
   const read: ReadOptions = options.maxFileBytes === undefined ? {} : { maxBytes: options.maxFileBytes };
   const problems: Problem[] = [];
-  const global = await checkGlobalFiles(dataDir, options.overlays ?? [], read, problems);
+  const warnings: Problem[] = [];
+  const global = await checkGlobalFiles(dataDir, options, read, problems);
   const users = await listUserDirs(dataDir);
   problems.push(...users.problems);
   const perUser = await Promise.all(users.names.map((userId) => checkUser(dataDir, userId, global, read)));
-  for (const list of perUser) problems.push(...list);
-  return dedupe(sortProblems(problems));
+  for (const user of perUser) {
+    problems.push(...user.problems);
+    warnings.push(...user.warnings);
+  }
+  return {
+    problems: dedupe(sortProblems(problems)),
+    warnings: dedupe(sortProblems(warnings)),
+  };
 }
 
 async function checkGlobalFiles(
   dataDir: string,
-  overlaySelection: readonly string[] | "all",
+  options: ValidateTreeOptions,
   read: ReadOptions,
   problems: Problem[],
 ): Promise<GlobalState> {
+  const overlaySelection = options.overlays ?? [];
   const baseListing = await listJsonFiles(dataDir, DATA_PATHS.baseDir);
   const overlayListing = await listJsonFiles(dataDir, DATA_PATHS.overlayDir);
   problems.push(...baseListing.problems, ...overlayListing.problems);
@@ -132,7 +165,13 @@ async function checkGlobalFiles(
       ...checkCatalogServers(loaded.file, loaded.value.servers, PLACEHOLDER_USER_ID, allowedImages),
     );
   }
-  return { catalog: merged.catalog, complete, allowedImages, overlayNames: selectedNames };
+  return {
+    catalog: merged.catalog,
+    complete,
+    allowedImages,
+    policy: policy.status === "ok" ? policy.value : policy.status === "missing" ? DEFAULT_POLICY : undefined,
+    overlayNames: selectedNames,
+  };
 }
 
 async function checkUser(
@@ -140,15 +179,18 @@ async function checkUser(
   userId: string,
   global: GlobalState,
   read: ReadOptions,
-): Promise<Problem[]> {
+): Promise<{ problems: Problem[]; warnings: Problem[] }> {
   const { enabled, custom } = await loadUserFiles(dataDir, userId, read);
   const problems = [...fileProblems(enabled), ...fileProblems(custom)];
+  const warnings: Problem[] = [];
   if (custom.status === "ok") {
     problems.push(...checkCustomFile(custom.file, custom.value, userId, global.allowedImages));
+    if (global.policy)
+      problems.push(...checkShadowingServers(custom.file, custom.value.servers, global.policy));
   }
   const secrets = await readSecretNames(dataDir, userId, read);
   problems.push(...secrets.problems);
-  if (enabled.status !== "ok") return problems;
+  if (enabled.status !== "ok") return { problems, warnings };
 
   const catalog = mergeUserCatalog(global.catalog, custom.status === "ok" ? sourced(custom) : undefined);
   const catalogComplete = global.complete && custom.status !== "invalid";
@@ -161,7 +203,12 @@ async function checkUser(
       overlayNames: global.overlayNames,
     }),
   );
-  return problems;
+  if (global.policy) {
+    const environment = checkLoosenedServerEnvironment(enabled.file, enabled.value, catalog, global.policy);
+    problems.push(...environment.problems);
+    warnings.push(...environment.warnings);
+  }
+  return { problems, warnings };
 }
 
 function checkCustomFile(

@@ -91,7 +91,7 @@ describe("mergeGlobalCatalog", () => {
       tag: "1.1",
       image: "mcp/fetch",
     });
-    expect(fetch?.origin).toEqual({ file: "catalogs/overlays/prod.json", index: 0 });
+    expect(fetch?.origin).toEqual({ file: "catalogs/overlays/prod.json", index: 0, source: "catalog" });
   });
 
   it("applies overlays in the order given", () => {
@@ -148,7 +148,12 @@ describe("mergeUserCatalog", () => {
       ["notes", "latest"],
       ["time", "latest"],
     ]);
-    expect(user.servers.get("fetch")?.origin.file).toBe("users/alice/custom-servers.json");
+    expect(user.servers.get("fetch")?.origin).toEqual({
+      file: "users/alice/custom-servers.json",
+      index: 0,
+      source: "user",
+    });
+    expect(user.servers.get("time")?.origin.source).toBe("catalog");
     expect(global.catalog.servers.get("fetch")?.definition.tag).toBe("latest");
     expect(user.inputsHash).not.toBe(mergeUserCatalog(global.catalog, undefined).inputsHash);
   });

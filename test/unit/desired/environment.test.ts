@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildEnvironment } from "../../../src/desired/environment.js";
+import { buildEnvironment, selectEnvironment } from "../../../src/desired/environment.js";
 
 const NONE = new Set<string>();
 
@@ -79,5 +79,19 @@ describe("buildEnvironment with names that mean something to JavaScript objects"
   it("looks secret digests up by own name only", () => {
     const { hashable } = buildEnvironment([{ values: { constructor: "v" }, secret: true }], {}, NONE);
     expect(hashable).toEqual({ constructor: "secret-digest:unknown" });
+  });
+});
+
+describe("selectEnvironment", () => {
+  it("passes everything with 'all'", () => {
+    expect(selectEnvironment({ A: "1", B: "2" }, "all")).toEqual({ values: { A: "1", B: "2" }, dropped: [] });
+  });
+
+  it("keeps only the allowed names and lists the dropped ones, sorted", () => {
+    expect(selectEnvironment({ Z: "1", A: "2", KEEP: "3" }, new Set(["KEEP"]))).toEqual({
+      values: { KEEP: "3" },
+      dropped: ["A", "Z"],
+    });
+    expect(selectEnvironment({ A: "1" }, new Set())).toEqual({ values: {}, dropped: ["A"] });
   });
 });

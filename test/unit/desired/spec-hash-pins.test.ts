@@ -50,6 +50,18 @@ describe("spec hashes pinned from before the hardening", () => {
     expect(runOf(desired, "net").specHash).toBe("1dc133a33848b80601e54366f1d0eff1");
   });
 
+  it("keeps the hash of a loosened server whose user environment is all in user_env_allow", () => {
+    // Pinned from main with the same tree minus user_env_allow (which main did not know): TZ reached it then too.
+    const desired = computeDesiredUser(
+      desiredInput({
+        servers: [server("net", { environment: { FROM_CATALOG: "1" } })],
+        enabled: { environment: { TZ: "UTC" }, servers: [{ id: "net" }] },
+        policy: { server_security: { net: { user: "0:0", cap_add: ["NET_ADMIN"], user_env_allow: ["TZ"] } } },
+      }),
+    );
+    expect(runOf(desired, "net").specHash).toBe("7593b38095224d7d2e3496c039f0a992");
+  });
+
   it("keeps the hash of a custom server that replaces a catalog server no policy loosens", () => {
     const desired = computeDesiredUser(
       desiredInput({

@@ -85,6 +85,14 @@ describe("constructor and prototype", () => {
     }
   });
 
+  it("are refused in user_env_allow", () => {
+    expect(problems(PolicyFile, '{"server_security":{"p":{"user_env_allow":["TZ","constructor"]}}}')).toEqual(
+      [
+        "f.json: $.server_security.p.user_env_allow[1]: __proto__, constructor and prototype are reserved names",
+      ],
+    );
+  });
+
   it("stay valid server ids, kept as own keys of server_security", () => {
     const policy = PolicyFile.parse(JSON.parse('{"server_security":{"constructor":{"user":"0:0"}}}'));
     expect(Object.hasOwn(policy.server_security, "constructor")).toBe(true);

@@ -43,10 +43,14 @@ describe("mcp-portal validate", () => {
     expect(result.stderr).toMatch(/: 7 problems in 6 files\n$/);
   });
 
-  it("prints {ok, problems} with --output json", async () => {
+  it("prints {ok, problems, warnings} with --output json", async () => {
     const clean = await run(["--data-dir", EXAMPLE_DIR, "--output", "json"]);
     expect(clean.code).toBe(0);
-    expect(JSON.parse(clean.stdout)).toEqual({ ok: true, problems: [] });
+    expect(JSON.parse(clean.stdout)).toEqual({
+      ok: true,
+      problems: [],
+      warnings: [],
+    });
 
     const dir = await brokenExample();
     const broken = await run(["--output=json", "--data-dir", dir]);

@@ -2,7 +2,11 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { formatProblem } from "../../../src/validate/problem.js";
-import { type ValidateTreeOptions, validateTree } from "../../../src/validate/validate-tree.js";
+import {
+  type ValidateTreeOptions,
+  validateTree,
+  validateTreeReport,
+} from "../../../src/validate/validate-tree.js";
 import { useTempDirs } from "../catalog/fixtures.js";
 import { EXAMPLE_DIR, copyExample, editJson, serverAt, serversOf } from "./example-tree.js";
 
@@ -252,6 +256,36 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: "a custom server that takes the id of a server policy.json loosens, enabled or not",
+    breakIt: (dir) =>
+      editJson(
+        dir,
+        "users/bob/custom-servers.json",
+        (c) => void serversOf(c).push({ id: "playwright", name: "mine", image: "mcp/mine" }),
+      ),
+    expected: [
+      'users/bob/custom-servers.json: $.servers[1].id: server "playwright" in users/bob/custom-servers.json takes the id of a server that policy.json server_security loosens; a user\'s own server never runs with admin-granted settings: give it another id',
+    ],
+  },
+  {
+    name: "per-server environment a loosened server will not receive",
+    breakIt: async (dir) => {
+      await editJson(dir, COMMUNITY, (c) => void (serverAt(c, 1).user_configurable = true));
+      await editJson(dir, "policy.json", (c) => {
+        c.server_security = { playwright: { user: "0:0", user_env_allow: ["DEBUG"] } };
+      });
+      await editJson(dir, "users/bob/enabled-servers.json", (c) => {
+        serversOf(c).push({
+          id: "playwright",
+          config: { environment: { LD_PRELOAD: "/data/x.so", DEBUG: "1" } },
+        });
+      });
+    },
+    expected: [
+      'users/bob/enabled-servers.json: $.servers[2].config.environment.LD_PRELOAD: not passed to the container: policy.json server_security loosens server "playwright" and its user_env_allow does not list it',
+    ],
+  },
+  {
     name: "a custom-servers.json that names another user",
     breakIt: (dir) => editJson(dir, "users/alice/custom-servers.json", (c) => void (c.user_id = "bob")),
     expected: ['users/alice/custom-servers.json: $.user_id: "bob" does not match the directory users/alice'],
@@ -301,5 +335,37 @@ describe("validateTree", () => {
     });
     const files = (await validateTree(dir)).map((p) => p.file);
     expect(files).toEqual([COMMUNITY, "users/alice/enabled-servers.json", "users/bob/enabled-servers.json"]);
+  });
+
+  it("warns, without failing, about top-level environment a loosened server will not receive", async () => {
+    const dir = await brokenCopy(async (d) => {
+      await editJson(d, "policy.json", (c) => {
+        c.server_security = { echo: { cap_add: ["NET_ADMIN"], user_env_allow: ["LANG"] } };
+      });
+      await editJson(d, "users/alice/enabled-servers.json", (c) => {
+        c.environment = { TZ: "Europe/Berlin", LANG: "de_DE.UTF-8" };
+        delete serverAt(c, 0).config;
+      });
+    });
+    const report = await validateTreeReport(dir);
+    expect(report.problems).toEqual([]);
+    expect(report.warnings.map(formatProblem)).toEqual([
+      'users/alice/enabled-servers.json: $.environment.TZ: not passed to server "echo": policy.json server_security loosens server "echo" and its user_env_allow does not list it',
+    ]);
+  });
+
+  it("checks nothing against an invalid policy.json beyond its own problems", async () => {
+    const dir = await brokenCopy(async (d) => {
+      await editJson(d, "policy.json", (c) => void (c.server_security = { playwright: { cap_add: "ALL" } }));
+      await editJson(
+        d,
+        "users/bob/custom-servers.json",
+        (c) => void serversOf(c).push({ id: "playwright", name: "mine", image: "mcp/mine" }),
+      );
+    });
+    const report = await validateTreeReport(dir);
+    expect(report.problems.map(formatProblem)).toEqual([
+      "policy.json: $.server_security.playwright.cap_add: Invalid input: expected array, received string",
+    ]);
   });
 });
