@@ -1,5 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
+import { ImageGlob, MAX_IMAGE_GLOBS } from "./schema/policy.js";
 
 const Int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const Bool = z
@@ -47,6 +48,7 @@ const RawConfig = z
       .string()
       .regex(/^[a-zA-Z0-9_.-]+(?::[a-zA-Z0-9_.-]+)?$/)
       .default("1000:1000"),
+    MCP_PORTAL_ALLOWED_IMAGES: z.string().default(""),
     MCP_PORTAL_MAX_FILE_BYTES: Int(1024, 1024 * 1024 * 1024).default(5 * 1024 * 1024),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     LOG_PRETTY: Bool.default(false),
@@ -97,6 +99,11 @@ export interface Config {
   stopTimeoutSeconds: number;
   massPrune: { share: number; minimum: number; allow: boolean };
   containerUser: string;
+  /**
+   * MCP_PORTAL_ALLOWED_IMAGES: the image allow-list when policy.json gives no `allowed_images` (policy.json wins
+   * when it does). Undefined when unset: then any image from any registry may run.
+   */
+  defaultAllowedImages: string[] | undefined;
   maxFileBytes: number;
   logLevel: string;
   logPretty: boolean;
@@ -131,6 +138,7 @@ export function loadConfig(
       throw new ConfigError(`MCP_PORTAL_OVERLAYS: "${name}" is not a valid overlay name`);
   }
   const portsPerUser = c.MCP_PORTAL_PORTS_PER_USER;
+  const defaultAllowedImages = parseAllowedImages(c.MCP_PORTAL_ALLOWED_IMAGES);
   return {
     dataDir,
     stateDir: path.resolve(c.MCP_PORTAL_STATE_DIR ?? path.join(dataDir, ".mcp-portal")),
@@ -162,9 +170,28 @@ export function loadConfig(
       allow: c.MCP_PORTAL_ALLOW_MASS_PRUNE,
     },
     containerUser: c.MCP_PORTAL_CONTAINER_USER,
+    defaultAllowedImages,
     maxFileBytes: c.MCP_PORTAL_MAX_FILE_BYTES,
     logLevel: c.LOG_LEVEL,
     logPretty: c.LOG_PRETTY,
     readOnlyApi: c.MCP_PORTAL_READ_ONLY_API,
   };
+}
+
+/** MCP_PORTAL_ALLOWED_IMAGES: comma-separated image globs, as policy.json's allowed_images; empty means unset. */
+function parseAllowedImages(value: string): string[] | undefined {
+  const globs = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (globs.length === 0) return undefined;
+  if (globs.length > MAX_IMAGE_GLOBS)
+    throw new ConfigError(`MCP_PORTAL_ALLOWED_IMAGES: more than ${MAX_IMAGE_GLOBS} globs`);
+  for (const glob of globs) {
+    if (!ImageGlob.safeParse(glob).success)
+      throw new ConfigError(
+        `MCP_PORTAL_ALLOWED_IMAGES: "${glob.slice(0, 64)}" is longer than 255 characters`,
+      );
+  }
+  return globs;
 }

@@ -70,6 +70,8 @@ interface ImportOptions {
   output: OutputFormat;
   maxFileBytes: number;
   runners: RunnerImages;
+  /** MCP_PORTAL_ALLOWED_IMAGES: the allow-list when policy.json gives none. */
+  defaultAllowedImages: readonly string[] | undefined;
 }
 
 /** `mcp-portal import`; `args` are the arguments after "import". */
@@ -145,6 +147,7 @@ function parseOptions(kind: ImportKind, args: string[], env: NodeJS.ProcessEnv):
     output,
     maxFileBytes: config.maxFileBytes,
     runners,
+    defaultAllowedImages: config.defaultAllowedImages,
   };
 }
 
@@ -160,7 +163,12 @@ async function runImport(options: ImportOptions, io: CommandIo): Promise<number>
   if (!options.force && (await exists(options.out))) {
     throw new ImportError(`${options.out} exists; use --force to overwrite it`);
   }
-  const tree = await readTreeContext(options.dataDir, outRel, options.maxFileBytes);
+  const tree = await readTreeContext(
+    options.dataDir,
+    outRel,
+    options.maxFileBytes,
+    options.defaultAllowedImages,
+  );
   warnings.push(...tree.warnings);
   const name = options.name ?? source.catalogName ?? path.basename(options.out, ".json");
   const result: BuildResult = buildCatalog(source, {

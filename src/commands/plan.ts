@@ -6,6 +6,7 @@ import { DATA_PATHS, listUserDirs } from "../catalog/data-tree.js";
 import { readJsonFile } from "../catalog/read-json-file.js";
 import type { Config } from "../config.js";
 import { createDaemon } from "../daemon.js";
+import { type AllowedImages, describeAllowedImages } from "../desired/image-policy.js";
 import { dockerFromEnv } from "../docker/connect.js";
 import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
 import type { ContainerRuntime } from "../docker/runtime.js";
@@ -14,7 +15,9 @@ import { createLogger, type LogLevel } from "../observability/logger.js";
 import { type ActualUser, type PlanStep, changedFields, describeStep } from "../reconcile/plan.js";
 import { sliceByUser } from "../reconcile/user-slices.js";
 import { EnabledServersFile } from "../schema/enabled-servers.js";
+import { PolicyFile } from "../schema/policy.js";
 import { digestKeyPath } from "../secrets/digest.js";
+import { allowedImagesOf, allowedImagesWarning } from "../validate/cross-checks.js";
 import { type Problem, formatProblem } from "../validate/problem.js";
 import {
   type InstallationViewOptions,
@@ -37,7 +40,11 @@ Options:
   --state-dir DIR        the controller's state dir, read for the secret digest key (MCP_PORTAL_STATE_DIR)
   --installation NAME    label value of the installation to compare with (MCP_PORTAL_INSTALLATION)
   --user ID              only this user
-  --output FORMAT        text (default) or json: {"in_sync","users":[{"user_id","in_sync","steps","problems"}],...}
+  --output FORMAT        text (default) or json: {"in_sync","users":[{"user_id","in_sync","steps","problems"}],
+                         "allowed_images":{"source","globs"},...}
+
+Says which image allow-list applies: policy.json allowed_images, else MCP_PORTAL_ALLOWED_IMAGES, else none
+(any image from any registry runs; a warning).
 
 Exit codes: 0 in sync, 2 a run would change something, 1 error: the desired state of a user (or a global file)
 is invalid so nothing could be planned for it, or the engine is unreachable. Usage errors exit 2 too.
@@ -81,6 +88,8 @@ export interface PlanView {
   /** Problems outside any user's files (catalogs, overlays, policy.json, user directory names). */
   problems: Problem[];
   warnings: string[];
+  /** The image allow-list in force and its source; null when policy.json is invalid (see problems). */
+  allowed_images: { source: AllowedImages["source"]; globs: readonly string[] } | null;
 }
 
 type PlanOptions = InstallationViewOptions;
@@ -183,6 +192,9 @@ async function planUsers(options: PlanOptions, daemon: Daemon, config: Config): 
     }
   }
   const warnings: string[] = [];
+  const allowedImages = await readAllowedImages(config);
+  const unrestricted = allowedImages && allowedImagesWarning(allowedImages);
+  if (unrestricted) warnings.push(formatProblem(unrestricted));
   const prunes = users.flatMap((u) => u.steps).filter((s) => s.prune === true).length;
   const managed = containers.filter((c) => c.labels[LABELS.serverId] !== undefined).length;
   const cap = Math.max(config.massPrune.minimum, Math.floor(config.massPrune.share * managed));
@@ -196,7 +208,16 @@ async function planUsers(options: PlanOptions, daemon: Daemon, config: Config): 
     users,
     problems: globalProblems,
     warnings,
+    allowed_images: allowedImages ? { source: allowedImages.source, globs: allowedImages.globs } : null,
   };
+}
+
+/** policy.json's allowed_images, else MCP_PORTAL_ALLOWED_IMAGES, else every image; undefined if policy.json is invalid. */
+async function readAllowedImages(config: Config): Promise<AllowedImages | undefined> {
+  const policy = await readJsonFile(config.dataDir, DATA_PATHS.policy, PolicyFile, {
+    maxBytes: config.maxFileBytes,
+  });
+  return allowedImagesOf(policy, config.defaultAllowedImages);
 }
 
 async function planUser(
@@ -344,6 +365,9 @@ export function formatPlan(view: PlanView): string {
       lines.push(`  ! ${b.server_id} stays blocked: ${b.reason}${b.message ? `: ${b.message}` : ""}`);
     }
   }
+  // Without any allow-list the warning below says so.
+  if (view.allowed_images && view.allowed_images.source !== "none")
+    lines.push(describeAllowedImages(view.allowed_images));
   for (const warning of view.warnings) lines.push(`warning: ${warning}`);
   const changed = view.users.filter((u) => !u.in_sync && !u.blocked_reason);
   const blocked = view.users.filter((u) => u.blocked_reason);

@@ -1,6 +1,7 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { loadConfig } from "../config.js";
+import { describeAllowedImages } from "../desired/image-policy.js";
 import { formatProblem } from "../validate/problem.js";
 import { validateTreeReport } from "../validate/validate-tree.js";
 import { type OutputFormat, commandOptions, outputFormat, parseCommandArgs, writeJson } from "./common.js";
@@ -10,11 +11,12 @@ const USAGE = `Usage: mcp-portal validate [--data-dir DIR] [--output text|json] 
 
 Checks the whole desired-state tree (catalogs, overlays, policy.json, users/*) without Docker or secret keys.
 Every overlay file must parse; the selected ones must merge (each unselected one is merged on its own too).
+Says which image allow-list applies (policy.json allowed_images, else MCP_PORTAL_ALLOWED_IMAGES, else none).
 
 Options:
   --data-dir DIR     the GitOps tree; else MCP_PORTAL_DATA_DIR, else the current directory
   --output FORMAT    text (default): one "file: path: reason" line per problem, then "warning: file: path:
-                     reason" lines; json: {"ok","problems","warnings"}
+                     reason" lines; json: {"ok","problems","warnings","allowed_images":{"source","globs"}}
   --overlays LIST    overlays to merge, in order; else MCP_PORTAL_OVERLAYS
   --all-overlays     merge every file of catalogs/overlays, by name
 
@@ -25,20 +27,23 @@ Exit codes: 0 no problems (warnings allowed), 1 problems found, 2 usage error.
 export async function validateCommand(args: string[], io: CommandIo): Promise<number> {
   const options = await commandOptions(io, USAGE, () => parseOptions(args, io.env));
   if (typeof options === "number") return options;
-  const { problems, warnings } = await validateTreeReport(options.dataDir, {
+  const { problems, warnings, allowedImages } = await validateTreeReport(options.dataDir, {
     overlays: options.overlays,
     maxFileBytes: options.maxFileBytes,
+    defaultAllowedImages: options.defaultAllowedImages,
   });
   if (options.output === "json") {
     writeJson(io, {
       ok: problems.length === 0,
       problems,
       warnings,
+      allowed_images: allowedImages ? { source: allowedImages.source, globs: allowedImages.globs } : null,
     });
   } else {
     for (const problem of problems) io.stdout.write(`${formatProblem(problem)}\n`);
     for (const warning of warnings) io.stdout.write(`warning: ${formatProblem(warning)}\n`);
     const files = new Set(problems.map((p) => p.file)).size;
+    if (allowedImages) io.stderr.write(`validate: ${describeAllowedImages(allowedImages)}\n`);
     io.stderr.write(
       problems.length === 0
         ? `validate: ${options.display}: no problems\n`
@@ -55,6 +60,7 @@ interface ValidateOptions {
   output: OutputFormat;
   overlays: readonly string[] | "all";
   maxFileBytes: number;
+  defaultAllowedImages: readonly string[] | undefined;
 }
 
 async function parseOptions(args: string[], env: NodeJS.ProcessEnv): Promise<ValidateOptions | "help"> {
@@ -88,6 +94,7 @@ async function parseOptions(args: string[], env: NodeJS.ProcessEnv): Promise<Val
     output,
     overlays: values["all-overlays"] ? "all" : config.overlays,
     maxFileBytes: config.maxFileBytes,
+    defaultAllowedImages: config.defaultAllowedImages,
   };
 }
 

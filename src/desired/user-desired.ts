@@ -7,7 +7,7 @@ import type { PolicyFile, ServerSecurityOverride } from "../schema/policy.js";
 import { canonicalHash, canonicalJson } from "../util/canonical-json.js";
 import { ownValue } from "../util/own-property.js";
 import { buildEnvironment, selectEnvironment } from "./environment.js";
-import { isImageAllowed } from "./image-policy.js";
+import { imageNotAllowedMessage, isImageAllowed, resolveAllowedImages } from "./image-policy.js";
 import { bridgeName, containerName, networkName, volumeName } from "./names.js";
 import { type PortRange, assignHostPorts } from "./port-blocks.js";
 import {
@@ -53,6 +53,11 @@ export interface DesiredUserInput {
   catalog: MergedCatalog;
   enabled: EnabledServersFile;
   policy: PolicyFile;
+  /**
+   * MCP_PORTAL_ALLOWED_IMAGES: the image allow-list when policy.json gives no `allowed_images`. Undefined:
+   * every image (the documented default without either).
+   */
+  defaultAllowedImages?: readonly string[] | undefined;
   defaultLimits: Limits;
   portBlock: PortRange;
   /** Host ports the user's existing containers hold (from their labels), by server id. */
@@ -87,6 +92,7 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
   const blockSize = input.portBlock.end - input.portBlock.start + 1;
   const limits = effectiveLimits(input.policy, userId, input.defaultLimits, blockSize);
   const network = { name: networkName(installation, userId), bridgeName: bridgeName(installation, userId) };
+  const allowedImages = resolveAllowedImages(input.policy.allowed_images, input.defaultAllowedImages);
   const outcomes = new Map<string, ServerOutcome>();
   const volumes = new Map<string, DesiredVolume>();
   const admitted: {
@@ -139,12 +145,8 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
       block("ShadowsAdminServer", shadowsAdminServerMessage(entry.id, merged.origin.file), false);
       continue;
     }
-    if (!isImageAllowed(definition.image, input.policy.allowed_images)) {
-      block(
-        "ImageNotAllowed",
-        `image "${definition.image}" is not allowed by policy.json allowed_images`,
-        false,
-      );
+    if (!isImageAllowed(definition.image, allowedImages.globs)) {
+      block("ImageNotAllowed", imageNotAllowedMessage(definition.image, allowedImages.source), false);
       continue;
     }
     if (entry.config && !definition.user_configurable) {

@@ -11,7 +11,10 @@ import { ImportError } from "./report.js";
  */
 
 export interface TreeContext {
-  /** policy.json `allowed_images`; undefined without a policy.json (or without the field). */
+  /**
+   * policy.json `allowed_images`, else MCP_PORTAL_ALLOWED_IMAGES (`defaultAllowedImages`); undefined when
+   * neither gives any (every image passes).
+   */
   allowedImages?: readonly string[];
   /** Server id -> the base catalog (relative path) defining it. */
   takenIds: Map<string, string>;
@@ -32,10 +35,12 @@ export async function readTreeContext(
   dataDir: string,
   target: string | undefined,
   maxBytes: number,
+  defaultAllowedImages?: readonly string[],
 ): Promise<TreeContext> {
   const policy = await readJsonFile(dataDir, DATA_PATHS.policy, PolicyFile, { maxBytes });
   if (policy.status === "invalid") throw new InvalidPolicyError(policy.problems);
-  const allowedImages = policy.status === "ok" ? policy.value.allowed_images : undefined;
+  const allowedImages =
+    (policy.status === "ok" ? policy.value.allowed_images : undefined) ?? defaultAllowedImages;
   const warnings: string[] = [];
   const takenIds = new Map<string, string>();
   const listing = await listJsonFiles(dataDir, DATA_PATHS.baseDir);

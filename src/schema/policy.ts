@@ -34,9 +34,18 @@ export const ServerSecurityOverride = z.strictObject({
 });
 export type ServerSecurityOverride = z.infer<typeof ServerSecurityOverride>;
 
+/** Image globs: `*` any run of characters, `?` one character (see desired/image-policy.ts). */
+export const ImageGlob = z.string().min(1).max(255);
+/** Most globs an allow-list (policy.json or MCP_PORTAL_ALLOWED_IMAGES) may hold. */
+export const MAX_IMAGE_GLOBS = 1_000;
+
 export const PolicyFile = z.strictObject({
   $schema: SchemaRef,
-  allowed_images: z.array(z.string().min(1).max(255)).max(1_000).default(["*"]),
+  /**
+   * Absent: MCP_PORTAL_ALLOWED_IMAGES applies, and without it every image of every registry may run. Kept
+   * absent here (no default) so that the difference between "not given" and "given" survives parsing.
+   */
+  allowed_images: z.array(ImageGlob).max(MAX_IMAGE_GLOBS).optional(),
   default_limits: UserLimits.default({}),
   users: jsonMap(UserId, z.strictObject({ limits: UserLimits.default({}) })).prefault({}),
   server_security: jsonMap(ServerId, ServerSecurityOverride).prefault({}),

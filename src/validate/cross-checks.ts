@@ -1,7 +1,12 @@
 import { DATA_PATHS } from "../catalog/data-tree.js";
 import type { MergedCatalog } from "../catalog/merge.js";
 import type { LoadedFile } from "../catalog/read-json-file.js";
-import { isImageAllowed } from "../desired/image-policy.js";
+import {
+  type AllowedImages,
+  imageNotAllowedMessage,
+  isImageAllowed,
+  resolveAllowedImages,
+} from "../desired/image-policy.js";
 import {
   securityFor,
   shadowsAdminServer,
@@ -11,7 +16,7 @@ import {
 import { resolveUserVolumePath } from "../desired/volume-paths.js";
 import type { VolumeMount } from "../schema/common.js";
 import type { EnabledServer, EnabledServersFile } from "../schema/enabled-servers.js";
-import { DEFAULT_POLICY, type PolicyFile } from "../schema/policy.js";
+import type { PolicyFile } from "../schema/policy.js";
 import { type Problem, jsonPath } from "./problem.js";
 
 /*
@@ -94,19 +99,19 @@ export function checkCatalogServers(
   file: string,
   servers: readonly ServerFields[],
   userId: string,
-  allowedImages: readonly string[] | undefined,
+  allowedImages: AllowedImages | undefined,
 ): Problem[] {
   const problems: Problem[] = [];
   servers.forEach((server, i) => {
     if (
       server.image !== undefined &&
       allowedImages !== undefined &&
-      !isImageAllowed(server.image, allowedImages)
+      !isImageAllowed(server.image, allowedImages.globs)
     ) {
       problems.push({
         file,
         path: jsonPath(["servers", i, "image"]),
-        message: `image "${server.image}" is not allowed by ${DATA_PATHS.policy} allowed_images`,
+        message: imageNotAllowedMessage(server.image, allowedImages.source),
       });
     }
     server.volumes?.forEach((volume, j) => {
@@ -117,10 +122,31 @@ export function checkCatalogServers(
   return problems;
 }
 
-/** policy.json's allowed_images; the default policy's without the file; undefined when it is invalid. */
-export function allowedImagesOf(policy: LoadedFile<PolicyFile>): readonly string[] | undefined {
-  if (policy.status === "ok") return policy.value.allowed_images;
-  return policy.status === "missing" ? DEFAULT_POLICY.allowed_images : undefined;
+/**
+ * The image allow-list in force: policy.json's allowed_images when it gives them, else `defaultAllowedImages`
+ * (MCP_PORTAL_ALLOWED_IMAGES), else every image. Undefined when policy.json is invalid (its own problem).
+ */
+export function allowedImagesOf(
+  policy: LoadedFile<PolicyFile>,
+  defaultAllowedImages?: readonly string[],
+): AllowedImages | undefined {
+  if (policy.status === "invalid") return undefined;
+  const fromPolicy = policy.status === "ok" ? policy.value.allowed_images : undefined;
+  return resolveAllowedImages(fromPolicy, defaultAllowedImages);
+}
+
+/**
+ * A warning when no allow-list applies at all: any image from any registry may run, which an installation
+ * should choose knowingly.
+ */
+export function allowedImagesWarning(allowed: AllowedImages): Problem | undefined {
+  if (allowed.source !== "none") return undefined;
+  return {
+    file: DATA_PATHS.policy,
+    path: "$.allowed_images",
+    message:
+      "not set, and MCP_PORTAL_ALLOWED_IMAGES is not set either: any image from any registry may run (set one of them)",
+  };
 }
 
 /**

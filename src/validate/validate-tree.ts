@@ -14,12 +14,14 @@ import {
   readCappedFile,
   readJsonFile,
 } from "../catalog/read-json-file.js";
+import type { AllowedImages } from "../desired/image-policy.js";
 import { BaseCatalogFile, OverlayCatalogFile, type UserCatalogFile } from "../schema/catalog.js";
 import { DEFAULT_POLICY, PolicyFile } from "../schema/policy.js";
 import { parseSecretsFile } from "../secrets/secrets-file.js";
 import {
   PLACEHOLDER_USER_ID,
   allowedImagesOf,
+  allowedImagesWarning,
   checkCatalogServers,
   checkEnabledEntries,
   checkLoosenedServerEnvironment,
@@ -32,6 +34,8 @@ export interface ValidateTreeOptions {
   overlays?: readonly string[] | "all";
   /** Size cap per file; 5 MiB by default. */
   maxFileBytes?: number;
+  /** MCP_PORTAL_ALLOWED_IMAGES: the image allow-list when policy.json gives none. */
+  defaultAllowedImages?: readonly string[] | undefined;
 }
 
 export interface ValidateReport {
@@ -39,6 +43,8 @@ export interface ValidateReport {
   problems: Problem[];
   /** What works but may surprise: shown, never a failure. */
   warnings: Problem[];
+  /** The image allow-list in force and where it comes from; undefined when policy.json is invalid. */
+  allowedImages: AllowedImages | undefined;
 }
 
 interface GlobalState {
@@ -46,7 +52,7 @@ interface GlobalState {
   /** False when a base catalog or selected overlay is invalid: an id missing from `catalog` proves nothing. */
   complete: boolean;
   /** Undefined when policy.json is invalid (its own problem); image checks are then skipped. */
-  allowedImages: readonly string[] | undefined;
+  allowedImages: AllowedImages | undefined;
   /** policy.json, or the defaults without it; undefined when it is invalid (checks against it are skipped). */
   policy: PolicyFile | undefined;
   overlayNames: readonly string[];
@@ -62,7 +68,7 @@ export async function validateTree(dataDir: string, options: ValidateTreeOptions
   return (await validateTreeReport(dataDir, options)).problems;
 }
 
-/** validateTree's problems, plus warnings. */
+/** validateTree's problems, plus warnings and the image allow-list in force. */
 export async function validateTreeReport(
   dataDir: string,
   options: ValidateTreeOptions = {},
@@ -73,12 +79,15 @@ export async function validateTreeReport(
         { file: ".", path: "$", message: `data dir ${dataDir} does not exist or is not a directory` },
       ],
       warnings: [],
+      allowedImages: undefined,
     };
   }
   const read: ReadOptions = options.maxFileBytes === undefined ? {} : { maxBytes: options.maxFileBytes };
   const problems: Problem[] = [];
   const warnings: Problem[] = [];
   const global = await checkGlobalFiles(dataDir, options, read, problems);
+  const unrestricted = global.allowedImages && allowedImagesWarning(global.allowedImages);
+  if (unrestricted) warnings.push(unrestricted);
   const users = await listUserDirs(dataDir);
   problems.push(...users.problems);
   const perUser = await Promise.all(users.names.map((userId) => checkUser(dataDir, userId, global, read)));
@@ -89,6 +98,7 @@ export async function validateTreeReport(
   return {
     problems: dedupe(sortProblems(problems)),
     warnings: dedupe(sortProblems(warnings)),
+    allowedImages: global.allowedImages,
   };
 }
 
@@ -152,7 +162,7 @@ async function checkGlobalFiles(
 
   const policy = await readJsonFile(dataDir, DATA_PATHS.policy, PolicyFile, read);
   problems.push(...fileProblems(policy));
-  const allowedImages = allowedImagesOf(policy);
+  const allowedImages = allowedImagesOf(policy, options.defaultAllowedImages);
 
   for (const file of okBase) {
     problems.push(
@@ -215,7 +225,7 @@ function checkCustomFile(
   file: string,
   custom: UserCatalogFile,
   userId: string,
-  allowedImages: readonly string[] | undefined,
+  allowedImages: AllowedImages | undefined,
 ): Problem[] {
   const problems = checkCatalogServers(file, custom.servers, userId, allowedImages);
   if (custom.user_id !== undefined && custom.user_id !== userId) {

@@ -1,6 +1,6 @@
 // `mcp-portal plan` and `mcp-portal status` against a real engine: a daemon converges a tree and stops; then
 // the commands run in-process. Plan must say exactly what a run would do and change nothing at all.
-import { readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -221,6 +221,32 @@ describeDocker("plan and status commands against a real engine", () => {
       expect(bob.problems.map((p) => p.file)).toEqual(["users/bob/enabled-servers.json"]);
     } finally {
       await writeFile(file, original);
+    }
+  });
+
+  it("says which image allow-list applies: none (a warning), MCP_PORTAL_ALLOWED_IMAGES, or policy.json", async () => {
+    const none = JSON.parse((await planUntouched(["--output", "json"])).stdout) as PlanView;
+    expect(none.allowed_images).toEqual({ source: "none", globs: ["*"] });
+    expect(none.warnings).toContainEqual(expect.stringContaining("any image from any registry may run"));
+    expect((await planUntouched()).stdout).toContain("warning: policy.json: $.allowed_images: not set");
+
+    const saved = env;
+    env = { ...env, MCP_PORTAL_ALLOWED_IMAGES: "mcp-portal-test/*" };
+    try {
+      const fromEnvironment = JSON.parse((await planUntouched(["--output", "json"])).stdout) as PlanView;
+      expect(fromEnvironment.allowed_images).toEqual({
+        source: "MCP_PORTAL_ALLOWED_IMAGES",
+        globs: ["mcp-portal-test/*"],
+      });
+      expect(fromEnvironment.warnings.join("\n")).not.toContain("any image");
+      await data.policy({ allowed_images: ["mcp-portal-test/*", "mcp/*"] });
+      const text = await planUntouched();
+      expect(text.stdout).toContain(
+        "allowed images from policy.json allowed_images: mcp-portal-test/*, mcp/*",
+      );
+    } finally {
+      env = saved;
+      await rm(path.join(data.root, "policy.json"), { force: true });
     }
   });
 

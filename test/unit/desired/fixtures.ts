@@ -64,6 +64,8 @@ export interface InputOptions {
   /** enabled-servers.json as written (parsed with the real schema). */
   enabled?: Record<string, unknown>;
   policy?: Record<string, unknown>;
+  /** MCP_PORTAL_ALLOWED_IMAGES as the config parsed it. */
+  defaultAllowedImages?: readonly string[];
   defaultLimits?: Limits;
   portBlock?: { start: number; end: number };
   currentPorts?: ReadonlyMap<string, number>;
@@ -86,6 +88,7 @@ export function desiredInput(options: InputOptions = {}): DesiredUserInput {
     catalog: catalogOf(servers, options.custom),
     enabled: EnabledServersFile.parse(options.enabled ?? { servers: servers.map((s) => ({ id: s.id })) }),
     policy: PolicyFile.parse(options.policy ?? {}),
+    ...(options.defaultAllowedImages ? { defaultAllowedImages: options.defaultAllowedImages } : {}),
     defaultLimits: options.defaultLimits ?? DEFAULT_LIMITS,
     portBlock: options.portBlock ?? { start: 20000, end: 20099 },
     currentPorts: options.currentPorts ?? new Map(),

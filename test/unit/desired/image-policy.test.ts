@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { isImageAllowed, normalizeImageName } from "../../../src/desired/image-policy.js";
+import {
+  describeAllowedImages,
+  imageNotAllowedMessage,
+  isImageAllowed,
+  normalizeImageName,
+  resolveAllowedImages,
+} from "../../../src/desired/image-policy.js";
 
 describe("normalizeImageName", () => {
   it("adds docker.io (and library/) as Docker does", () => {
@@ -79,5 +85,34 @@ describe("isImageAllowed", () => {
 
   it("matches a short-form official-image glob against its long form", () => {
     expect(isImageAllowed("docker.io/library/redis", ["redis"])).toBe(true);
+  });
+});
+
+describe("resolveAllowedImages", () => {
+  it("takes policy.json's list when the file gives one, even over MCP_PORTAL_ALLOWED_IMAGES", () => {
+    expect(resolveAllowedImages(["mcp/*"], ["ghcr.io/*"])).toEqual({
+      globs: ["mcp/*"],
+      source: "policy.json",
+    });
+    // An empty list in policy.json is a choice too: nothing runs.
+    expect(resolveAllowedImages([], ["ghcr.io/*"])).toEqual({ globs: [], source: "policy.json" });
+  });
+
+  it("falls back to MCP_PORTAL_ALLOWED_IMAGES, then to every image", () => {
+    expect(resolveAllowedImages(undefined, ["ghcr.io/*"])).toEqual({
+      globs: ["ghcr.io/*"],
+      source: "MCP_PORTAL_ALLOWED_IMAGES",
+    });
+    expect(resolveAllowedImages(undefined, undefined)).toEqual({ globs: ["*"], source: "none" });
+  });
+
+  it("names the source in its messages", () => {
+    expect(imageNotAllowedMessage("x/y", "policy.json")).toBe(
+      'image "x/y" is not allowed by policy.json allowed_images',
+    );
+    expect(imageNotAllowedMessage("x/y", "MCP_PORTAL_ALLOWED_IMAGES")).toBe(
+      'image "x/y" is not allowed by MCP_PORTAL_ALLOWED_IMAGES (policy.json gives no allowed_images)',
+    );
+    expect(describeAllowedImages({ globs: ["*"], source: "none" })).toContain("any image from any registry");
   });
 });

@@ -43,13 +43,14 @@ describe("mcp-portal validate", () => {
     expect(result.stderr).toMatch(/: 7 problems in 6 files\n$/);
   });
 
-  it("prints {ok, problems, warnings} with --output json", async () => {
+  it("prints {ok, problems, warnings, allowed_images} with --output json", async () => {
     const clean = await run(["--data-dir", EXAMPLE_DIR, "--output", "json"]);
     expect(clean.code).toBe(0);
     expect(JSON.parse(clean.stdout)).toEqual({
       ok: true,
       problems: [],
       warnings: [],
+      allowed_images: { source: "policy.json", globs: ["mcp/*", "mcp-portal-demo/*"] },
     });
 
     const dir = await brokenExample();
@@ -76,6 +77,45 @@ describe("mcp-portal validate", () => {
     expect((await run(["--data-dir", dir, "--overlays", "production"])).code).toBe(1);
     expect((await run(["--data-dir", dir], { MCP_PORTAL_OVERLAYS: "production" })).code).toBe(1);
     expect((await run(["--data-dir", dir, "--all-overlays"])).code).toBe(1);
+  });
+
+  it("says which image allow-list applies, and that MCP_PORTAL_ALLOWED_IMAGES applies only without allowed_images", async () => {
+    const fromPolicy = await run(["--data-dir", EXAMPLE_DIR], { MCP_PORTAL_ALLOWED_IMAGES: "ghcr.io/*" });
+    expect(fromPolicy.code).toBe(0);
+    expect(fromPolicy.stderr).toContain(
+      "validate: allowed images from policy.json allowed_images: mcp/*, mcp-portal-demo/*\n",
+    );
+
+    const dir = await copyExample(path.join(await tempDir(), "data"));
+    await editJson(dir, "policy.json", (c) => void delete c.allowed_images);
+    const fromEnvironment = await run(["--data-dir", dir], {
+      MCP_PORTAL_ALLOWED_IMAGES: "mcp/*, mcp-portal-demo/*",
+    });
+    expect(fromEnvironment.code).toBe(0);
+    expect(fromEnvironment.stderr).toContain(
+      "validate: allowed images from MCP_PORTAL_ALLOWED_IMAGES (policy.json gives no allowed_images): mcp/*, mcp-portal-demo/*\n",
+    );
+    const narrower = await run(["--data-dir", dir, "--output", "json"], {
+      MCP_PORTAL_ALLOWED_IMAGES: "mcp/*",
+    });
+    expect(narrower.code).toBe(1);
+    const view = JSON.parse(narrower.stdout) as { allowed_images: unknown; problems: { message: string }[] };
+    expect(view.allowed_images).toEqual({ source: "MCP_PORTAL_ALLOWED_IMAGES", globs: ["mcp/*"] });
+    expect(view.problems.map((p) => p.message)).toContain(
+      'image "mcp-portal-demo/stdio-echo" is not allowed by MCP_PORTAL_ALLOWED_IMAGES (policy.json gives no allowed_images)',
+    );
+  });
+
+  it("warns loudly, and still exits 0, when no image allow-list applies at all", async () => {
+    const dir = await copyExample(path.join(await tempDir(), "data"));
+    await editJson(dir, "policy.json", (c) => void delete c.allowed_images);
+    const result = await run(["--data-dir", dir]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(
+      "warning: policy.json: $.allowed_images: not set, and MCP_PORTAL_ALLOWED_IMAGES is not set either: any image from any registry may run (set one of them)\n",
+    );
+    expect(result.stderr).toContain("any image from any registry may run");
+    expect(result.stderr).toMatch(/: no problems\n$/);
   });
 
   it("exits 2 on usage errors", async () => {

@@ -286,6 +286,15 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: "images MCP_PORTAL_ALLOWED_IMAGES does not allow when policy.json gives no allowed_images",
+    breakIt: (dir) => editJson(dir, "policy.json", (c) => void delete c.allowed_images),
+    options: { defaultAllowedImages: ["mcp/*", "mcp-portal-demo/stdio-echo"] },
+    expected: [
+      `${COMMUNITY}: $.servers[3].image: image "mcp-portal-demo/http-echo" is not allowed by MCP_PORTAL_ALLOWED_IMAGES (policy.json gives no allowed_images)`,
+      'users/carol/custom-servers.json: $.servers[0].image: image "mcp-portal-demo/http-echo" is not allowed by MCP_PORTAL_ALLOWED_IMAGES (policy.json gives no allowed_images)',
+    ],
+  },
+  {
     name: "a custom-servers.json that names another user",
     breakIt: (dir) => editJson(dir, "users/alice/custom-servers.json", (c) => void (c.user_id = "bob")),
     expected: ['users/alice/custom-servers.json: $.user_id: "bob" does not match the directory users/alice'],
@@ -354,6 +363,41 @@ describe("validateTree", () => {
     ]);
   });
 
+  it("says which image allow-list applies: policy.json wins over MCP_PORTAL_ALLOWED_IMAGES", async () => {
+    const fromPolicy = await validateTreeReport(EXAMPLE_DIR, { defaultAllowedImages: ["ghcr.io/*"] });
+    expect(fromPolicy.allowedImages).toEqual({
+      source: "policy.json",
+      globs: ["mcp/*", "mcp-portal-demo/*"],
+    });
+    expect(fromPolicy.problems).toEqual([]);
+    expect(fromPolicy.warnings).toEqual([]);
+
+    const dir = await brokenCopy((d) => editJson(d, "policy.json", (c) => void delete c.allowed_images));
+    const fromEnvironment = await validateTreeReport(dir, {
+      defaultAllowedImages: ["mcp/*", "mcp-portal-demo/*"],
+    });
+    expect(fromEnvironment.allowedImages).toEqual({
+      source: "MCP_PORTAL_ALLOWED_IMAGES",
+      globs: ["mcp/*", "mcp-portal-demo/*"],
+    });
+    expect(fromEnvironment.warnings).toEqual([]);
+  });
+
+  it("warns when no allow-list applies at all: no allowed_images and no MCP_PORTAL_ALLOWED_IMAGES", async () => {
+    const withoutField = await brokenCopy((d) =>
+      editJson(d, "policy.json", (c) => void delete c.allowed_images),
+    );
+    const withoutFile = await brokenCopy((d) => rm(path.join(d, "policy.json")));
+    for (const dir of [withoutField, withoutFile]) {
+      const report = await validateTreeReport(dir);
+      expect(report.problems).toEqual([]);
+      expect(report.allowedImages).toEqual({ source: "none", globs: ["*"] });
+      expect(report.warnings.map(formatProblem)).toEqual([
+        "policy.json: $.allowed_images: not set, and MCP_PORTAL_ALLOWED_IMAGES is not set either: any image from any registry may run (set one of them)",
+      ]);
+    }
+  });
+
   it("checks nothing against an invalid policy.json beyond its own problems", async () => {
     const dir = await brokenCopy(async (d) => {
       await editJson(d, "policy.json", (c) => void (c.server_security = { playwright: { cap_add: "ALL" } }));
@@ -367,5 +411,6 @@ describe("validateTree", () => {
     expect(report.problems.map(formatProblem)).toEqual([
       "policy.json: $.server_security.playwright.cap_add: Invalid input: expected array, received string",
     ]);
+    expect(report.allowedImages).toBeUndefined();
   });
 });
