@@ -192,8 +192,10 @@ export function checkLoosenedServerEnvironment(
   enabled.servers.forEach((entry, i) => {
     const server = catalog.servers.get(entry.id);
     const security = securityFor(policy, entry.id);
-    // A shadowing custom server is reported (and blocked) as such; an unknown one has its own problem.
+    // A shadowing custom server is reported (and blocked) as such; an unknown one, or one given config it may not
+    // have, has its own problem and does not run.
     if (server === undefined || security === undefined || shadowsAdminServer(server, policy)) return;
+    if (entry.config !== undefined && !server.definition.user_configurable) return;
     const allowance = userEnvAllowance(security);
     if (allowance === "all") return;
     const because = `policy.json server_security loosens server "${entry.id}" and its user_env_allow does not list it`;

@@ -398,6 +398,17 @@ describe("validateTree", () => {
     }
   });
 
+  it("reports config on a loosened server that is not user_configurable once, as such", async () => {
+    const dir = await brokenCopy(async (d) => {
+      await editJson(d, "users/bob/enabled-servers.json", (c) => {
+        serversOf(c).push({ id: "playwright", config: { environment: { LD_PRELOAD: "/data/x.so" } } });
+      });
+    });
+    expect(await lines(dir)).toEqual([
+      `users/bob/enabled-servers.json: $.servers[2].config: server "playwright" is not user_configurable (${COMMUNITY}); remove its config`,
+    ]);
+  });
+
   it("checks nothing against an invalid policy.json beyond its own problems", async () => {
     const dir = await brokenCopy(async (d) => {
       await editJson(d, "policy.json", (c) => void (c.server_security = { playwright: { cap_add: "ALL" } }));
