@@ -18,6 +18,7 @@ import { headerValue, sendRpcError } from "./http-util.js";
 import { ERROR_CODES } from "./jsonrpc.js";
 import { type GatewayMetrics, type Transport, markResult, markedResult, resultOf } from "./metrics.js";
 import { type OriginPolicy, originAllowed } from "./origin.js";
+import { ProbeError, probeFailureMessage } from "./probe-failure.js";
 
 /** One server as discovery sees it: the container currently serving a user's server, and how to probe it. */
 export interface ServerTarget {
@@ -40,7 +41,7 @@ export interface Upstream {
   readonly handler: RequestHandler;
   /** The container changed, started or stopped (`target.state`). */
   update(target: ServerTarget): void;
-  /** The MCP probe through the path clients use; throws with the reason on failure. */
+  /** The MCP probe through the path clients use; throws a ProbeError (the gateway's own words) on failure. */
   probe(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -175,7 +176,14 @@ export class Endpoint {
       try {
         await this.deps.upstream.probe(policy.timeoutMs);
       } catch (error) {
-        failure = error instanceof Error ? error.message : String(error);
+        // Only the gateway's own words go to health.json (and on to status): never what the server sent.
+        failure = probeFailureMessage(error);
+        if (!(error instanceof ProbeError)) {
+          this.deps.logger.warn(
+            { err: error instanceof Error ? error.message.slice(0, 500) : String(error).slice(0, 500) },
+            "probe failed unexpectedly",
+          );
+        }
       }
     }
     if (generation !== this.generation || this.closed) return;

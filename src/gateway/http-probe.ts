@@ -1,9 +1,21 @@
 import type { HttpTarget } from "./http-proxy.js";
 import { type JsonRpcId, type JsonRpcMessage, type JsonRpcResponse, classify } from "./jsonrpc.js";
+import { ProbeError, type ProbeStep, errnoCode } from "./probe-failure.js";
 import { SESSION_HEADER, PROTOCOL_VERSION_HEADER, UPSTREAM_PROTOCOL_VERSION } from "./protocol.js";
 import { SseParser } from "./sse.js";
 
-/** The gateway's MCP probe of one HTTP server: throws with a reason when the server does not answer as MCP. */
+/*
+ * The gateway's MCP probes of HTTP servers. A server is the user's own code, so every answer is hostile input:
+ * redirects are never followed (a 3xx is a failed probe; following one would make the gateway send requests to
+ * whatever address the server names, e.g. another service on the host), every answer is read up to
+ * `maxResponseBytes` and no further (a Content-Length over it is refused before the body is read), and failures
+ * are ProbeErrors, whose messages carry nothing the server sent.
+ */
+
+/** Default cap of one probe answer (a JSON body, or everything read from one event stream). */
+export const MAX_PROBE_RESPONSE_BYTES = 1024 * 1024;
+
+/** The gateway's MCP probe of one HTTP server: throws a ProbeError when the server does not answer as MCP. */
 export interface McpProbe {
   probe(timeoutMs: number): Promise<void>;
   /** A new container (or a restart): the next probe starts with initialize. */
@@ -15,11 +27,164 @@ export interface HttpProbeOptions {
   target: () => Promise<HttpTarget>;
   clientInfo: { name: string; version: string };
   path?: string;
+  /** Cap of one answer (MCP_PORTAL_GATEWAY_PROBE_MAX_BYTES; default MAX_PROBE_RESPONSE_BYTES). */
+  maxResponseBytes?: number;
+}
+
+/** One probe's bounds: its deadline and the cap of each answer. */
+interface ProbeContext {
+  signal: AbortSignal;
+  timeoutMs: number;
+  maxBytes: number;
 }
 
 class SessionGoneError extends Error {}
 
-const MAX_PROBE_BODY = 1024 * 1024;
+/** Any failure of a step as a ProbeError: a timeout when the probe's deadline passed, else the local errno. */
+function asProbeError(ctx: ProbeContext, step: ProbeStep, error: unknown): ProbeError {
+  if (error instanceof ProbeError) return error;
+  if (ctx.signal.aborted) return new ProbeError(step, { kind: "timeout", ms: ctx.timeoutMs });
+  return new ProbeError(step, { kind: "connect_failed", code: errnoCode(error) });
+}
+
+async function discard(res: Response): Promise<void> {
+  await res.body?.cancel().catch(() => undefined);
+}
+
+/** fetch without following redirects; a 3xx fails the step. */
+async function request(
+  ctx: ProbeContext,
+  step: ProbeStep,
+  url: string | URL,
+  init: RequestInit,
+): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(url, { ...init, redirect: "manual", signal: ctx.signal });
+  } catch (error) {
+    throw asProbeError(ctx, step, error);
+  }
+  if (res.status >= 300 && res.status < 400) {
+    await discard(res);
+    throw new ProbeError(step, { kind: "redirect", status: res.status });
+  }
+  return res;
+}
+
+/** The whole body as text, refusing more than `ctx.maxBytes` (declared or read). */
+async function readLimited(ctx: ProbeContext, step: ProbeStep, res: Response): Promise<string> {
+  const tooLarge = () => new ProbeError(step, { kind: "too_large", limit: ctx.maxBytes });
+  const declared = Number(res.headers.get("content-length") ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > ctx.maxBytes) {
+    await discard(res);
+    throw tooLarge();
+  }
+  if (!res.body) return "";
+  const reader = res.body.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > ctx.maxBytes) throw tooLarge();
+      chunks.push(value);
+    }
+  } catch (error) {
+    throw asProbeError(ctx, step, error);
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The events of one event-stream answer, read up to `ctx.maxBytes` in total. */
+class BoundedEventStream {
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  private readonly parser = new SseParser();
+  private readonly decoder = new TextDecoder();
+  private readonly queued: { event: string; data: string }[] = [];
+  private size = 0;
+  private ended = false;
+
+  constructor(
+    private readonly ctx: ProbeContext,
+    res: Response,
+  ) {
+    this.reader = res.body?.getReader() as ReadableStreamDefaultReader<Uint8Array> | undefined;
+  }
+
+  /** The next event matching `match`; other events are skipped. */
+  async next(
+    step: ProbeStep,
+    match: (event: { event: string; data: string }) => boolean,
+  ): Promise<{ event: string; data: string }> {
+    for (;;) {
+      for (let event = this.queued.shift(); event !== undefined; event = this.queued.shift()) {
+        if (match(event)) return event;
+      }
+      if (this.ended || !this.reader) throw new ProbeError(step, { kind: "stream_ended" });
+      let chunk: Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>;
+      try {
+        chunk = await this.reader.read();
+      } catch (error) {
+        throw asProbeError(this.ctx, step, error);
+      }
+      if (chunk.done) {
+        this.ended = true;
+        continue;
+      }
+      this.size += chunk.value.byteLength;
+      if (this.size > this.ctx.maxBytes) {
+        await this.close();
+        throw new ProbeError(step, { kind: "too_large", limit: this.ctx.maxBytes });
+      }
+      this.queued.push(...this.parser.push(this.decoder.decode(chunk.value, { stream: true })));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.ended = true;
+    await this.reader?.cancel().catch(() => undefined);
+  }
+}
+
+function baseUrl(target: HttpTarget): string {
+  return `http://${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
+}
+
+/** The JSON-RPC response to `id` among the messages of `value` (one message or a batch). */
+function findResponse(value: unknown, id: JsonRpcId): JsonRpcResponse | undefined {
+  for (const item of Array.isArray(value) ? value : [value]) {
+    const classified = classify(item);
+    if (classified?.kind === "response" && classified.message.id === id) return classified.message;
+  }
+  return undefined;
+}
+
+function responseOf(data: string, id: JsonRpcId): JsonRpcResponse | undefined {
+  try {
+    return findResponse(JSON.parse(data), id);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The result of a response, or a ProbeError naming the JSON-RPC error code (never the server's message). */
+function resultOf(step: ProbeStep, response: JsonRpcResponse): unknown {
+  if ("error" in response) {
+    const code = typeof response.error.code === "number" ? response.error.code : Number.NaN;
+    throw new ProbeError(step, { kind: "rpc_error", code });
+  }
+  return response.result;
+}
+
+function protocolVersionOf(result: unknown): string {
+  const version = (result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+  if (typeof version !== "string") throw new ProbeError("initialize", { kind: "no_protocol_version" });
+  return version;
+}
 
 /**
  * Streamable HTTP: initialize + notifications/initialized once, then ping on that session at every probe (a
@@ -41,22 +206,21 @@ export class StreamableHttpProbe implements McpProbe {
   }
 
   async probe(timeoutMs: number): Promise<void> {
-    const signal = AbortSignal.timeout(timeoutMs);
+    const ctx: ProbeContext = {
+      signal: AbortSignal.timeout(timeoutMs),
+      timeoutMs,
+      maxBytes: this.options.maxResponseBytes ?? MAX_PROBE_RESPONSE_BYTES,
+    };
+    const target = await this.options.target();
+    this.lastTarget = target;
+    if (!this.initialized) await this.initialize(ctx, target);
     try {
-      const target = await this.options.target();
-      this.lastTarget = target;
-      if (!this.initialized) await this.initialize(target, signal);
-      try {
-        await this.request(target, "ping", undefined, signal);
-      } catch (error) {
-        if (!(error instanceof SessionGoneError)) throw error;
-        this.reset();
-        await this.initialize(target, signal);
-        await this.request(target, "ping", undefined, signal);
-      }
+      await this.call(ctx, target, "ping", undefined);
     } catch (error) {
-      if (signal.aborted) throw new Error(`no answer within ${timeoutMs} ms`);
-      throw error;
+      if (!(error instanceof SessionGoneError)) throw error;
+      this.reset();
+      await this.initialize(ctx, target);
+      await this.call(ctx, target, "ping", undefined);
     }
   }
 
@@ -68,53 +232,44 @@ export class StreamableHttpProbe implements McpProbe {
     await fetch(this.url(target), {
       method: "DELETE",
       headers: { [SESSION_HEADER]: sessionId },
+      redirect: "manual",
       signal: AbortSignal.timeout(1000),
-    }).then(
-      (res) => res.body?.cancel(),
-      () => undefined,
-    );
+    }).then(discard, () => undefined);
   }
 
-  private async initialize(target: HttpTarget, signal: AbortSignal): Promise<void> {
-    const result = await this.request(
-      target,
-      "initialize",
-      {
-        protocolVersion: UPSTREAM_PROTOCOL_VERSION,
-        capabilities: {},
-        clientInfo: this.options.clientInfo,
-      },
-      signal,
-    );
-    const version = (result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
-    if (typeof version !== "string") throw new Error("initialize result has no protocolVersion");
-    this.protocolVersion = version;
-    await this.post(target, { jsonrpc: "2.0", method: "notifications/initialized" }, signal);
+  private async initialize(ctx: ProbeContext, target: HttpTarget): Promise<void> {
+    const result = await this.call(ctx, target, "initialize", {
+      protocolVersion: UPSTREAM_PROTOCOL_VERSION,
+      capabilities: {},
+      clientInfo: this.options.clientInfo,
+    });
+    this.protocolVersion = protocolVersionOf(result);
+    await this.post(ctx, target, "notifications/initialized", {
+      jsonrpc: "2.0",
+      method: "notifications/initialized",
+    });
     this.initialized = true;
   }
 
-  private async request(
+  private async call(
+    ctx: ProbeContext,
     target: HttpTarget,
-    method: string,
+    method: "initialize" | "ping",
     params: unknown,
-    signal: AbortSignal,
   ): Promise<unknown> {
     const id = this.nextId++;
-    const response = await this.post(
-      target,
-      { jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) },
-      signal,
-    );
-    if (!response) throw new Error(`${method}: no response`);
-    if ("error" in response) throw new Error(`${method}: ${response.error.message}`);
-    return response.result;
+    const message = { jsonrpc: "2.0" as const, id, method, ...(params === undefined ? {} : { params }) };
+    const response = await this.post(ctx, target, method, message);
+    if (!response) throw new ProbeError(method, { kind: "no_response" });
+    return resultOf(method, response);
   }
 
-  /** POSTs a message; for a request, returns its response (from JSON or the SSE stream). */
+  /** POSTs a message; for a request, returns its response (from JSON or the event stream). */
   private async post(
+    ctx: ProbeContext,
     target: HttpTarget,
+    step: ProbeStep,
     message: JsonRpcMessage,
-    signal: AbortSignal,
   ): Promise<JsonRpcResponse | undefined> {
     const headers: Record<string, string> = {
       "content-type": "application/json",
@@ -122,43 +277,55 @@ export class StreamableHttpProbe implements McpProbe {
     };
     if (this.sessionId) headers[SESSION_HEADER] = this.sessionId;
     if (this.protocolVersion) headers[PROTOCOL_VERSION_HEADER] = this.protocolVersion;
-    const res = await fetch(this.url(target), {
+    const res = await request(ctx, step, this.url(target), {
       method: "POST",
       headers,
       body: JSON.stringify(message),
-      signal,
     });
-    const id = "id" in message && "method" in message ? message.id : undefined;
     if (res.status === 404 && this.sessionId) {
-      await res.body?.cancel();
+      await discard(res);
       throw new SessionGoneError("session gone");
     }
     if (!res.ok) {
-      await res.body?.cancel();
-      throw new Error(`${"method" in message ? message.method : "message"}: HTTP ${res.status}`);
+      await discard(res);
+      throw new ProbeError(step, { kind: "http_status", status: res.status });
     }
     const session = res.headers.get(SESSION_HEADER);
-    if (session) this.sessionId = session;
-    if (id === undefined) {
-      await res.body?.cancel();
+    // A session id is echoed back in a header; keep it only when it is one (visible ASCII, bounded).
+    if (session && /^[\x21-\x7e]{1,256}$/.test(session)) this.sessionId = session;
+    if (!("id" in message) || !("method" in message)) {
+      await discard(res);
       return undefined;
     }
-    const type = res.headers.get("content-type") ?? "";
-    if (type.includes("text/event-stream")) return readSseResponse(res, id);
-    const text = await res.text();
-    if (text.length > MAX_PROBE_BODY) throw new Error("response too large");
-    return findResponse(JSON.parse(text), id);
+    const id = message.id;
+    if ((res.headers.get("content-type") ?? "").includes("text/event-stream")) {
+      const events = new BoundedEventStream(ctx, res);
+      try {
+        const event = await events.next(step, (e) => responseOf(e.data, id) !== undefined);
+        return responseOf(event.data, id);
+      } finally {
+        await events.close();
+      }
+    }
+    const text = await readLimited(ctx, step, res);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new ProbeError(step, { kind: "not_json" });
+    }
+    return findResponse(value, id);
   }
 
   private url(target: HttpTarget): string {
-    const host = target.host.includes(":") ? `[${target.host}]` : target.host;
-    return `http://${host}:${target.port}${this.options.path ?? "/mcp"}`;
+    return `${baseUrl(target)}${this.options.path ?? "/mcp"}`;
   }
 }
 
 /**
- * The older HTTP+SSE transport (spec 2024-11-05): GET /sse yields an `endpoint` event naming where to POST;
- * responses arrive on the SSE stream. Each probe opens the stream, initializes, pings and closes it again.
+ * The older HTTP+SSE transport (spec 2024-11-05): GET /sse yields an `endpoint` event naming where to POST (on
+ * the same origin only); responses arrive on the event stream. Each probe opens the stream, initializes, pings
+ * and closes it again. Everything read from the stream during one probe counts against the cap.
  */
 export class SseTransportProbe implements McpProbe {
   constructor(private readonly options: HttpProbeOptions) {}
@@ -170,103 +337,63 @@ export class SseTransportProbe implements McpProbe {
   async probe(timeoutMs: number): Promise<void> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const ctx: ProbeContext = {
+      signal: controller.signal,
+      timeoutMs,
+      maxBytes: this.options.maxResponseBytes ?? MAX_PROBE_RESPONSE_BYTES,
+    };
+    let events: BoundedEventStream | undefined;
     try {
       const target = await this.options.target();
-      const base = `http://${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
-      const res = await fetch(`${base}${this.options.path ?? "/sse"}`, {
+      const base = baseUrl(target);
+      const res = await request(ctx, "GET /sse", `${base}${this.options.path ?? "/sse"}`, {
         headers: { accept: "text/event-stream" },
-        signal: controller.signal,
       });
-      if (!res.ok || !res.body) throw new Error(`GET /sse: HTTP ${res.status}`);
-      const events = sseEvents(res);
-      const endpoint = await nextEvent(events, (e) => e.event === "endpoint");
-      const postUrl = new URL(endpoint.data, base);
-      if (postUrl.origin !== new URL(base).origin) throw new Error("endpoint event names another origin");
-      const send = async (message: JsonRpcMessage) => {
-        const r = await fetch(postUrl, {
+      if (!res.ok || !res.body) {
+        await discard(res);
+        throw new ProbeError("GET /sse", { kind: "http_status", status: res.status });
+      }
+      events = new BoundedEventStream(ctx, res);
+      const endpoint = await events.next("endpoint", (e) => e.event === "endpoint");
+      let postUrl: URL;
+      try {
+        postUrl = new URL(endpoint.data, base);
+      } catch {
+        throw new ProbeError("endpoint", { kind: "foreign_endpoint" });
+      }
+      if (postUrl.origin !== new URL(base).origin)
+        throw new ProbeError("endpoint", { kind: "foreign_endpoint" });
+      const stream = events;
+      const send = async (step: ProbeStep, message: JsonRpcMessage) => {
+        const r = await request(ctx, step, postUrl, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: JSON.stringify(message),
-          signal: controller.signal,
         });
-        await r.body?.cancel();
-        if (!r.ok) throw new Error(`POST ${postUrl.pathname}: HTTP ${r.status}`);
+        await discard(r);
+        if (!r.ok) throw new ProbeError(step, { kind: "http_status", status: r.status });
       };
-      const call = async (id: number, method: string, params?: unknown) => {
-        await send({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
-        const event = await nextEvent(
-          events,
+      const call = async (id: number, method: "initialize" | "ping", params?: unknown) => {
+        await send(method, { jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
+        const event = await stream.next(
+          method,
           (e) => e.event === "message" && responseOf(e.data, id) !== undefined,
         );
-        const response = responseOf(event.data, id)!;
-        if ("error" in response) throw new Error(`${method}: ${response.error.message}`);
+        return resultOf(method, responseOf(event.data, id)!);
       };
-      await call(1, "initialize", {
-        protocolVersion: "2024-11-05",
-        capabilities: {},
-        clientInfo: this.options.clientInfo,
-      });
-      await send({ jsonrpc: "2.0", method: "notifications/initialized" });
+      protocolVersionOf(
+        await call(1, "initialize", {
+          protocolVersion: "2024-11-05",
+          capabilities: {},
+          clientInfo: this.options.clientInfo,
+        }),
+      );
+      await send("notifications/initialized", { jsonrpc: "2.0", method: "notifications/initialized" });
       await call(2, "ping");
-    } catch (error) {
-      if (controller.signal.aborted) throw new Error(`no answer within ${timeoutMs} ms`);
-      throw error;
     } finally {
       clearTimeout(timer);
       controller.abort();
+      await events?.close();
     }
   }
-}
-
-async function readSseResponse(res: Response, id: JsonRpcId): Promise<JsonRpcResponse> {
-  const events = sseEvents(res);
-  try {
-    const event = await nextEvent(events, (e) => responseOf(e.data, id) !== undefined);
-    return responseOf(event.data, id)!;
-  } finally {
-    await events.return(undefined);
-  }
-}
-
-async function* sseEvents(res: Response): AsyncGenerator<{ event: string; data: string }, void> {
-  if (!res.body) return;
-  const parser = new SseParser();
-  const decoder = new TextDecoder();
-  let size = 0;
-  const reader = res.body.getReader() as ReadableStreamDefaultReader<Uint8Array>;
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      size += value.length;
-      if (size > MAX_PROBE_BODY) throw new Error("event stream too large for a probe");
-      for (const event of parser.push(decoder.decode(value, { stream: true }))) yield event;
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined);
-  }
-}
-
-async function nextEvent<E>(events: AsyncGenerator<E, void>, match: (event: E) => boolean): Promise<E> {
-  for (;;) {
-    const next = await events.next();
-    if (next.done === true) throw new Error("event stream ended before the answer");
-    if (match(next.value)) return next.value;
-  }
-}
-
-function responseOf(data: string, id: JsonRpcId): JsonRpcResponse | undefined {
-  try {
-    return findResponse(JSON.parse(data), id);
-  } catch {
-    return undefined;
-  }
-}
-
-function findResponse(value: unknown, id: JsonRpcId): JsonRpcResponse | undefined {
-  for (const item of Array.isArray(value) ? value : [value]) {
-    const classified = classify(item);
-    if (classified?.kind === "response" && classified.message.id === id) return classified.message;
-  }
-  return undefined;
 }

@@ -5,6 +5,7 @@ import type { ServerTarget, Upstream } from "./endpoint.js";
 import { type McpProbe, SseTransportProbe, StreamableHttpProbe } from "./http-probe.js";
 import { HttpProxyHandler, type HttpTarget } from "./http-proxy.js";
 import type { GatewayMetrics } from "./metrics.js";
+import { ProbeError, type UnavailableReason } from "./probe-failure.js";
 
 export interface HttpServerDeps {
   /** Where the container's server listens; the default resolves it by inspecting the container. */
@@ -78,12 +79,23 @@ export class HttpServerUpstream implements Upstream {
 
   private async lookup(target: ServerTarget): Promise<HttpTarget> {
     if (this.deps.resolve) return this.deps.resolve(target);
-    if (!this.deps.inspect) throw new Error("no way to find the server's address");
-    const endpoint = await this.deps.inspect(target.containerId);
-    if (!endpoint.running) throw new Error("container is not running");
-    if (!endpoint.ipAddress) throw new Error("container has no IP address on its network");
+    const unavailable = (reason: UnavailableReason) =>
+      new ProbeError("target", { kind: "unavailable", reason });
+    if (!this.deps.inspect) throw unavailable("cannot inspect the container");
+    let endpoint: ContainerEndpoint;
+    try {
+      endpoint = await this.deps.inspect(target.containerId);
+    } catch (error) {
+      this.deps.logger.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        "cannot inspect the server's container",
+      );
+      throw unavailable("cannot inspect the container");
+    }
+    if (!endpoint.running) throw unavailable("container is not running");
+    if (!endpoint.ipAddress) throw unavailable("container has no IP address on its network");
     const port = target.containerPort ?? endpoint.serverPortEnv ?? endpoint.exposedTcpPorts[0];
-    if (port === undefined) throw new Error("container declares no port (label mcp.portal.container_port)");
+    if (port === undefined) throw unavailable("container declares no port (label mcp.portal.container_port)");
     return { host: endpoint.ipAddress, port };
   }
 }

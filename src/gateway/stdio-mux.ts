@@ -14,6 +14,7 @@ import {
   progressTokenOf,
   withProgressToken,
 } from "./jsonrpc.js";
+import { ProbeError, type ProbeStep } from "./probe-failure.js";
 import { UPSTREAM_PROTOCOL_VERSION, capabilityFor, negotiateVersion } from "./protocol.js";
 
 /*
@@ -115,9 +116,15 @@ interface ClientRequest {
   resolve: (response: JsonRpcResponse | undefined) => void;
 }
 
+/** The requests the gateway itself sends to a server. */
+type InternalMethod = Extract<
+  ProbeStep,
+  "initialize" | "ping" | "resources/subscribe" | "resources/unsubscribe"
+>;
+
 interface InternalRequest {
   kind: "internal";
-  method: string;
+  method: InternalMethod;
   timer: unknown;
   resolve: (result: unknown) => void;
   reject: (error: Error) => void;
@@ -141,7 +148,8 @@ export class StdioMultiplexer {
   private initialized: InitializeResult | undefined;
   private initializing: Promise<InitializeResult> | undefined;
   private everInitialized = false;
-  private lastError = "not attached yet";
+  /** Why the server is not ready, in the gateway's own words (never the server's). */
+  private lastError: ProbeError | undefined = NOT_ATTACHED;
   private nextId = 1;
   private readonly pending = new Map<number, ClientRequest | InternalRequest>();
   private readonly serverRequests = new Map<string, ServerRequestRoute>();
@@ -172,9 +180,9 @@ export class StdioMultiplexer {
     return this.link !== undefined;
   }
 
-  /** Why the server is not ready (the last attach or initialize failure). */
+  /** Why the server is not ready (the last attach or initialize failure); "" when it is ready. */
   get notReadyReason(): string {
-    return this.lastError;
+    return this.lastError?.message ?? "";
   }
 
   get inflightCount(): number {
@@ -190,7 +198,7 @@ export class StdioMultiplexer {
     if (this.link) this.disconnect("replaced by a new attach");
     this.link = link;
     this.generation += 1;
-    this.lastError = "initializing";
+    this.lastError = undefined;
     this.startInitialize().catch(() => undefined);
   }
 
@@ -201,12 +209,17 @@ export class StdioMultiplexer {
     this.generation += 1;
     this.initialized = undefined;
     this.initializing = undefined;
-    this.lastError = reason;
+    this.lastError = CONNECTION_LOST;
     let failed = 0;
     for (const [gatewayId, entry] of this.pending) {
       this.options.clock.clearTimeout(entry.timer);
       if (entry.kind === "internal") {
-        entry.reject(new Error(`server connection lost: ${reason}`));
+        entry.reject(
+          new ProbeError(entry.method, {
+            kind: "unavailable",
+            reason: "the connection to the server was lost",
+          }),
+        );
         continue;
       }
       failed += 1;
@@ -238,7 +251,7 @@ export class StdioMultiplexer {
         reject,
         timer: this.options.clock.setTimeout(() => {
           this.waiters.delete(waiter);
-          reject(new Error(`server not ready within ${timeoutMs} ms (${this.lastError})`));
+          reject(new ProbeError("initialize", { kind: "not_ready", ms: timeoutMs }, this.lastError));
         }, timeoutMs),
       };
       this.waiters.add(waiter);
@@ -265,13 +278,12 @@ export class StdioMultiplexer {
         clientInfo: this.options.clientInfo,
       },
       this.initializeTimeoutMs,
-    ).then(
-      (raw) => {
+    )
+      .then((raw) => {
         const result = asInitializeResult(raw);
-        if (generation !== this.generation || !this.link)
-          throw new Error("attach replaced during initialize");
+        if (generation !== this.generation || !this.link) throw CONNECTION_LOST;
         this.initialized = result;
-        this.lastError = "";
+        this.lastError = undefined;
         this.link.send({ jsonrpc: "2.0", method: "notifications/initialized" });
         const reinitialized = this.everInitialized;
         this.everInitialized = true;
@@ -284,14 +296,20 @@ export class StdioMultiplexer {
         this.replaySubscriptions();
         if (reinitialized) this.announceChanges(result);
         return result;
-      },
-      (error: unknown) => {
-        const message = error instanceof Error ? error.message : String(error);
-        if (generation === this.generation) this.lastError = `initialize failed: ${message}`;
-        this.options.onEvent?.({ type: "initialize_failed", message });
-        throw error instanceof Error ? error : new Error(message);
-      },
-    );
+      })
+      // A catch, not then's second argument: an invalid result (thrown above) is a failed initialize too.
+      .catch((error: unknown) => {
+        const failure =
+          error instanceof ProbeError
+            ? error
+            : new ProbeError("initialize", {
+                kind: "unavailable",
+                reason: "the connection to the server was lost",
+              });
+        if (generation === this.generation) this.lastError = failure;
+        this.options.onEvent?.({ type: "initialize_failed", message: failure.message });
+        throw failure;
+      });
     this.initializing = attempt;
     const clear = () => {
       if (this.initializing === attempt) this.initializing = undefined;
@@ -300,9 +318,17 @@ export class StdioMultiplexer {
     return attempt;
   }
 
-  private internalRequest(method: string, params: unknown, timeoutMs: number): Promise<unknown> {
+  private internalRequest(method: InternalMethod, params: unknown, timeoutMs: number): Promise<unknown> {
     const link = this.link;
-    if (!link) return Promise.reject(new Error(this.lastError || "not attached"));
+    if (!link) {
+      return Promise.reject(
+        new ProbeError(
+          method,
+          { kind: "unavailable", reason: "not attached to the container" },
+          this.lastError,
+        ),
+      );
+    }
     const id = this.nextId++;
     return new Promise<unknown>((resolve, reject) => {
       const entry: InternalRequest = {
@@ -312,7 +338,7 @@ export class StdioMultiplexer {
         reject,
         timer: this.options.clock.setTimeout(() => {
           this.pending.delete(id);
-          reject(new Error(`${method}: no answer within ${timeoutMs} ms`));
+          reject(new ProbeError(method, { kind: "timeout", ms: timeoutMs }));
         }, timeoutMs),
       };
       this.pending.set(id, entry);
@@ -325,7 +351,7 @@ export class StdioMultiplexer {
       if (!link.send(message)) {
         this.pending.delete(id);
         this.options.clock.clearTimeout(entry.timer);
-        reject(new Error(`${method}: the server's input queue is full`));
+        reject(new ProbeError(method, { kind: "unavailable", reason: "the server's input queue is full" }));
       }
     });
   }
@@ -485,7 +511,7 @@ export class StdioMultiplexer {
       }
     }
     const link = this.link;
-    if (!link) return unavailable(request.id, new Error(this.lastError));
+    if (!link) return unavailable(request.id, this.lastError ?? NOT_ATTACHED);
     const gatewayId = this.nextId++;
     const progressToken = progressTokenOf(request.params);
     const upstream: JsonRpcRequest = {
@@ -596,8 +622,11 @@ export class StdioMultiplexer {
     if (entry.kind === "internal") {
       this.pending.delete(response.id as number);
       this.options.clock.clearTimeout(entry.timer);
-      if ("error" in response) entry.reject(new Error(`${entry.method}: ${response.error.message}`));
-      else entry.resolve(response.result);
+      // The error's code only: its message is the server's text, and this may end up in status.
+      if ("error" in response) {
+        const code = typeof response.error.code === "number" ? response.error.code : Number.NaN;
+        entry.reject(new ProbeError(entry.method, { kind: "rpc_error", code }));
+      } else entry.resolve(response.result);
       return;
     }
     this.complete(entry.gatewayId, { ...response, id: entry.clientId });
@@ -739,11 +768,20 @@ function unavailable(id: JsonRpcId, error: unknown): JsonRpcResponse {
   return errorResponse(id, ERROR_CODES.serverUnavailable, `server unavailable: ${message}`);
 }
 
+const NOT_ATTACHED = new ProbeError("attach", {
+  kind: "unavailable",
+  reason: "not attached to the container",
+});
+const CONNECTION_LOST = new ProbeError("attach", {
+  kind: "unavailable",
+  reason: "the connection to the server was lost",
+});
+
 function asInitializeResult(raw: unknown): InitializeResult {
   const record = paramsRecord(raw);
   const capabilities = paramsRecord(record?.capabilities);
   if (!record || typeof record.protocolVersion !== "string" || !capabilities) {
-    throw new Error("the server's initialize result lacks protocolVersion or capabilities");
+    throw new ProbeError("initialize", { kind: "invalid_initialize_result" });
   }
   return { ...record, protocolVersion: record.protocolVersion, capabilities };
 }

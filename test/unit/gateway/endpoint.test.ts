@@ -11,6 +11,7 @@ import type { HealthState } from "../../../src/gateway/health.js";
 import { HttpProxyHandler } from "../../../src/gateway/http-proxy.js";
 import { createGatewayMetrics } from "../../../src/gateway/metrics.js";
 import { parseAllowedOrigins } from "../../../src/gateway/origin.js";
+import { ProbeError } from "../../../src/gateway/probe-failure.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import { FakeClock, settle } from "../reconcile/fake-clock.js";
 import { freePort } from "../../helpers/net.js";
@@ -124,14 +125,16 @@ describe("Endpoint", () => {
     clock.advance(0);
     await settle();
     expect(endpoint.currentHealth.state).toBe("Ready");
-    upstream.probeResult = new Error("ping: no answer within 1000 ms");
+    upstream.probeResult = new ProbeError("ping", { kind: "timeout", ms: 1000 });
     clock.advance(5000);
     await settle();
     expect(endpoint.currentHealth).toMatchObject({ state: "Ready", consecutiveFailures: 1 });
     clock.advance(5000);
     await settle();
     expect(endpoint.currentHealth).toMatchObject({ state: "Unhealthy", consecutiveFailures: 2 });
-    expect(endpoint.currentHealth.message).toMatch(/ping: no answer/);
+    expect(endpoint.currentHealth.message).toBe(
+      "MCP probe failed (2 in a row): ping: no answer within 1000 ms",
+    );
     upstream.probeResult = undefined;
     clock.advance(5000);
     await settle();

@@ -474,7 +474,11 @@ describe("StdioMultiplexer: attach drops and re-initialize", () => {
     h.clock.advance(1000);
     expect(await pending).toMatchObject({
       id: 3,
-      error: { code: -32000, message: expect.stringContaining("attach dropped") as unknown },
+      error: {
+        code: -32000,
+        message:
+          "server unavailable: initialize: server not ready within 1000 ms (last failure: attach: the connection to the server was lost)",
+      },
     });
     // New clients cannot initialize either.
     const opened = h.mux.openSession("user:alice", initializeRequest(9));
@@ -496,12 +500,43 @@ describe("StdioMultiplexer: attach drops and re-initialize", () => {
     await expect(silent).rejects.toThrow(/ping: no answer within/);
   });
 
+  it("probe failures name the step and the JSON-RPC code, never the server's error text", async () => {
+    const remote = "REMOTE-TEXT-7f3a";
+    const h = await harness();
+    h.mux.receive(
+      JSON.stringify({
+        jsonrpc: "2.0",
+        id: h.server.last("initialize").id,
+        error: { code: -32603, message: remote },
+      }),
+    );
+    await settle();
+    expect(h.mux.notReadyReason).toBe("initialize: JSON-RPC error -32603");
+    const probe = h.mux.ping(2000);
+    await settle();
+    await h.initialize();
+    h.mux.receive(
+      JSON.stringify({ jsonrpc: "2.0", id: h.server.last("ping").id, error: { code: 7, message: remote } }),
+    );
+    await expect(probe).rejects.toThrow(/^ping: JSON-RPC error 7$/);
+    // An initialize result that is no InitializeResult.
+    h.mux.disconnect("again");
+    const next = new FakeServer();
+    h.mux.connect(next);
+    await settle();
+    h.mux.receive(JSON.stringify({ jsonrpc: "2.0", id: next.last("initialize").id, result: { remote } }));
+    await settle();
+    expect(h.mux.notReadyReason).toBe(
+      "initialize: the initialize result lacks protocolVersion or capabilities",
+    );
+  });
+
   it("retries initialize on the next probe when the server did not answer it", async () => {
     const h = await harness({ initializeTimeoutMs: 500 });
     h.clock.advance(500);
     await settle();
     expect(h.mux.ready).toBe(false);
-    expect(h.mux.notReadyReason).toMatch(/initialize failed/);
+    expect(h.mux.notReadyReason).toBe("initialize: no answer within 500 ms");
     const probe = h.mux.ping(2000);
     await settle();
     expect(h.server.requests("initialize")).toHaveLength(2);
