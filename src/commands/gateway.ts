@@ -1,4 +1,7 @@
+import path from "node:path";
 import { loadGatewayConfig } from "../gateway/config.js";
+import { RotatingLogFile } from "../gateway/log-file.js";
+import { type LogLevel, createLogger } from "../observability/logger.js";
 import { createGatewayProcess } from "../gateway/process.js";
 import { parseCommandArgs } from "./common.js";
 import type { CommandIo } from "./io.js";
@@ -20,36 +23,51 @@ health goes to <state-dir>/gateway/health.json.
   --state-dir DIR        tokens.json and gateway/health.json (MCP_PORTAL_STATE_DIR, default <data-dir>/.mcp-portal)
   --installation NAME    the installation whose containers to serve (MCP_PORTAL_INSTALLATION)
   --listen HOST:PORT     the gateway's /healthz, /readyz, /metrics (MCP_PORTAL_GATEWAY_LISTEN, default 127.0.0.1:8081)
+  --log-file FILE        write the log to FILE (JSON lines), rotated at MCP_PORTAL_GATEWAY_LOG_MAX_BYTES
+                         (default 10 MiB; FILE.1 .. FILE.5 kept); without it the log goes to stdout
   --log-level LEVEL      fatal|error|warn|info|debug|trace (LOG_LEVEL)
-  --pretty               human-readable logs
+  --pretty               human-readable logs (stdout only)
 
 Also: MCP_PORTAL_ADMIN_TOKEN(_FILE), MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS (comma-separated origins, or *),
-MCP_PORTAL_GATEWAY_RESYNC_SECONDS (30), DOCKER_HOST.
+MCP_PORTAL_GATEWAY_RESYNC_SECONDS (30), the limits MCP_PORTAL_GATEWAY_* (README, "Gateway limits"), DOCKER_HOST.
 `;
 
 export async function gatewayCommand(args: string[], io: CommandIo): Promise<number> {
-  const config = serviceOptions(io, USAGE, () => {
+  const options = serviceOptions(io, USAGE, () => {
     const { values } = parseCommandArgs({
       args,
-      options: SERVICE_OPTIONS,
+      options: { ...SERVICE_OPTIONS, "log-file": { type: "string" } },
       strict: true,
     });
     if (values.help) return "help";
-    return loadGatewayConfig(io.env, {
+    const loaded = loadGatewayConfig(io.env, {
       ...serviceOverrides(values),
       MCP_PORTAL_GATEWAY_LISTEN: values.listen,
     });
+    return { config: loaded, logFile: values["log-file"] };
   });
-  if (typeof config === "number") return config;
-  const gateway = await createService(io, () => createGatewayProcess({ config, env: io.env }));
-  if (typeof gateway === "number") return gateway;
+  if (typeof options === "number") return options;
+  const { config, logFile } = options;
+  let file: RotatingLogFile | undefined;
+  const gateway = await createService(io, () => {
+    if (logFile === undefined) return createGatewayProcess({ config, env: io.env });
+    file = new RotatingLogFile(path.resolve(logFile), { maxBytes: config.limits.logMaxBytes });
+    const logger = createLogger({ level: config.logLevel as LogLevel, destination: file }).child({
+      component: "gateway",
+    });
+    return createGatewayProcess({ config, env: io.env, logger });
+  });
+  if (typeof gateway === "number") {
+    file?.close();
+    return gateway;
+  }
   const messages = {
     stopping: "gateway shutting down: closing ports and client sessions",
     stopped: "gateway stopped",
     startFailed: "gateway start failed",
     stopDeadlineMs: 15_000,
   };
-  return serveUntilSignal(gateway, messages, () => {
+  const code = await serveUntilSignal(gateway, messages, () => {
     gateway.logger.info(
       {
         listen: `${config.listen.host}:${config.listen.port}`,
@@ -60,4 +78,6 @@ export async function gatewayCommand(args: string[], io: CommandIo): Promise<num
       "gateway running",
     );
   });
+  file?.close();
+  return code;
 }

@@ -3,6 +3,28 @@ import { parseListen, type ListenAddress } from "../api/http-server.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { parseAllowedOrigins } from "./origin.js";
 
+/** What one tenant may take of the shared gateway (README, "Gateway limits"). */
+export interface GatewayLimits {
+  /** Requests one client session of a stdio server may have in flight. */
+  maxInflightPerSession: number;
+  /** Requests all sessions of one server may have in flight (HTTP servers: requests and streams at once). */
+  maxInflightPerServer: number;
+  /** Messages in one JSON-RPC batch. */
+  maxBatchMessages: number;
+  /** No answer and no activity (progress, stream data) this long: the request fails (timed out). */
+  requestTimeoutMs: number;
+  /** Resource subscriptions of one session. */
+  maxSubscriptionsPerSession: number;
+  /** Client sessions of one stdio server (idle ones are evicted first). */
+  maxSessionsPerServer: number;
+  /** Cap of one probe answer. */
+  probeMaxBytes: number;
+  /** stderr lines of one server logged per minute. */
+  stderrLinesPerMinute: number;
+  /** The gateway's own log file (--log-file) is rotated at this size. */
+  logMaxBytes: number;
+}
+
 /** The gateway's settings: the controller's shared names (installation, state dir, publish host, ...) plus its own. */
 export interface GatewayConfig {
   installation: string;
@@ -13,6 +35,7 @@ export interface GatewayConfig {
   listen: ListenAddress;
   allowedOrigins: ReadonlySet<string> | "*";
   resyncMs: number;
+  limits: GatewayLimits;
   dockerTimeoutMs: number;
   logLevel: string;
   logPretty: boolean;
@@ -29,20 +52,38 @@ export type GatewayOverrides = Partial<
   > & { LOG_PRETTY: boolean | undefined }
 >;
 
+const Int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** The gateway's own variables; the defaults are the README's. */
 const GatewayOnly = z.object({
   MCP_PORTAL_GATEWAY_LISTEN: z.string().default("127.0.0.1:8081"),
   MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS: z.string().default(""),
-  MCP_PORTAL_GATEWAY_RESYNC_SECONDS: z.coerce.number().int().min(1).max(86_400).default(30),
+  MCP_PORTAL_GATEWAY_RESYNC_SECONDS: Int(1, 86_400).default(30),
+  MCP_PORTAL_GATEWAY_MAX_INFLIGHT_PER_SESSION: Int(1, 100_000).default(64),
+  MCP_PORTAL_GATEWAY_MAX_INFLIGHT_PER_SERVER: Int(1, 1_000_000).default(256),
+  MCP_PORTAL_GATEWAY_MAX_BATCH: Int(1, 100_000).default(100),
+  MCP_PORTAL_GATEWAY_REQUEST_TIMEOUT_SECONDS: Int(1, 86_400).default(300),
+  MCP_PORTAL_GATEWAY_MAX_SUBSCRIPTIONS_PER_SESSION: Int(0, 100_000).default(100),
+  MCP_PORTAL_GATEWAY_MAX_SESSIONS_PER_SERVER: Int(1, 1_000_000).default(1000),
+  MCP_PORTAL_GATEWAY_PROBE_MAX_BYTES: Int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
+  MCP_PORTAL_GATEWAY_STDERR_LINES_PER_MINUTE: Int(0, 1_000_000).default(120),
+  MCP_PORTAL_GATEWAY_LOG_MAX_BYTES: Int(64 * 1024, 1024 * 1024 * 1024).default(10 * 1024 * 1024),
 });
+
+type GatewayVariable = keyof z.input<typeof GatewayOnly>;
 
 export function loadGatewayConfig(env: NodeJS.ProcessEnv, overrides: GatewayOverrides = {}): GatewayConfig {
   const { MCP_PORTAL_GATEWAY_LISTEN: listenOverride, ...shared } = overrides;
   const base = loadConfig(env, shared);
-  const parsed = GatewayOnly.safeParse({
-    MCP_PORTAL_GATEWAY_LISTEN: listenOverride ?? nonEmpty(env.MCP_PORTAL_GATEWAY_LISTEN),
-    MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS: env.MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS,
-    MCP_PORTAL_GATEWAY_RESYNC_SECONDS: nonEmpty(env.MCP_PORTAL_GATEWAY_RESYNC_SECONDS),
-  });
+  const raw: Partial<Record<GatewayVariable, string>> = {};
+  for (const name of Object.keys(GatewayOnly.shape) as GatewayVariable[]) {
+    const value = nonEmpty(env[name]);
+    if (value !== undefined) raw[name] = value;
+  }
+  if (listenOverride !== undefined) raw.MCP_PORTAL_GATEWAY_LISTEN = listenOverride;
+  if (env.MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS !== undefined)
+    raw.MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS = env.MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS;
+  const parsed = GatewayOnly.safeParse(raw);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
@@ -62,6 +103,17 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv, overrides: GatewayOver
     listen,
     allowedOrigins,
     resyncMs: parsed.data.MCP_PORTAL_GATEWAY_RESYNC_SECONDS * 1000,
+    limits: {
+      maxInflightPerSession: parsed.data.MCP_PORTAL_GATEWAY_MAX_INFLIGHT_PER_SESSION,
+      maxInflightPerServer: parsed.data.MCP_PORTAL_GATEWAY_MAX_INFLIGHT_PER_SERVER,
+      maxBatchMessages: parsed.data.MCP_PORTAL_GATEWAY_MAX_BATCH,
+      requestTimeoutMs: parsed.data.MCP_PORTAL_GATEWAY_REQUEST_TIMEOUT_SECONDS * 1000,
+      maxSubscriptionsPerSession: parsed.data.MCP_PORTAL_GATEWAY_MAX_SUBSCRIPTIONS_PER_SESSION,
+      maxSessionsPerServer: parsed.data.MCP_PORTAL_GATEWAY_MAX_SESSIONS_PER_SERVER,
+      probeMaxBytes: parsed.data.MCP_PORTAL_GATEWAY_PROBE_MAX_BYTES,
+      stderrLinesPerMinute: parsed.data.MCP_PORTAL_GATEWAY_STDERR_LINES_PER_MINUTE,
+      logMaxBytes: parsed.data.MCP_PORTAL_GATEWAY_LOG_MAX_BYTES,
+    },
     dockerTimeoutMs: base.dockerTimeoutMs,
     logLevel: base.logLevel,
     logPretty: base.logPretty,

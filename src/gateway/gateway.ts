@@ -140,6 +140,7 @@ export class Gateway {
 
   private createEndpoint(target: ServerTarget): Endpoint {
     const { attacher, clock, metrics, config, tuning } = this.deps;
+    const { limits } = config;
     const logger = this.deps.logger.child({ user_id: target.userId, server_id: target.serverId });
     const upstream: Upstream =
       target.transport === "stdio"
@@ -149,13 +150,25 @@ export class Gateway {
             logger,
             metrics,
             clientInfo: GATEWAY_CLIENT_INFO,
-            ...(tuning?.mux ? { mux: tuning.mux } : {}),
+            mux: {
+              requestTimeoutMs: limits.requestTimeoutMs,
+              maxInflightPerSession: limits.maxInflightPerSession,
+              maxInflightPerServer: limits.maxInflightPerServer,
+              maxSubscriptionsPerSession: limits.maxSubscriptionsPerSession,
+              maxSessions: limits.maxSessionsPerServer,
+              ...tuning?.mux,
+            },
+            maxBatchMessages: limits.maxBatchMessages,
+            stderrLinesPerMinute: limits.stderrLinesPerMinute,
           })
         : new HttpServerUpstream(target, {
             inspect: (containerId) => attacher.inspectEndpoint(containerId),
             logger,
             metrics,
             clientInfo: GATEWAY_CLIENT_INFO,
+            probeMaxBytes: limits.probeMaxBytes,
+            responseTimeoutMs: limits.requestTimeoutMs,
+            maxConcurrent: limits.maxInflightPerServer,
           });
     return new Endpoint(target, {
       upstream,

@@ -3,6 +3,7 @@ import type { Socket } from "node:net";
 import type { RequestContext, RequestHandler } from "./handler.js";
 import { pathnameOf, sendRpcError } from "./http-util.js";
 import { ERROR_CODES } from "./jsonrpc.js";
+import { markResult } from "./metrics.js";
 
 export interface HttpTarget {
   host: string;
@@ -16,11 +17,21 @@ export interface HttpProxyOptions {
   invalidate?: () => void;
   agent: http.Agent;
   connectTimeoutMs?: number;
+  /**
+   * The server must start its answer within this long, and a started answer must not go quiet for longer (each
+   * chunk restarts it); a GET's event stream (a session's channel for server messages) is exempt once it started.
+   */
+  responseTimeoutMs?: number;
+  /** Requests (streams included) this server may have at once; more get 429 (never an unbounded queue). */
+  maxConcurrent?: number;
   /** Paths served (exactly, or followed by "/" or "?"); others are 404. */
   paths?: readonly string[];
   onBytes?: (direction: "in" | "out", bytes: number) => void;
   onStream?: (delta: 1 | -1) => void;
 }
+
+/** The documented defaults (README, "Gateway limits"). */
+export const DEFAULT_PROXY_LIMITS = { responseTimeoutMs: 300_000, maxConcurrent: 256 } as const;
 
 /** Headers that describe one connection, never forwarded (RFC 9110 section 7.6.1), plus our own credentials. */
 const HOP_BY_HOP = new Set([
@@ -42,9 +53,14 @@ const HOP_BY_HOP = new Set([
  */
 export class HttpProxyHandler implements RequestHandler {
   private readonly paths: readonly string[];
+  private readonly responseTimeoutMs: number;
+  private readonly maxConcurrent: number;
+  private active = 0;
 
   constructor(private readonly options: HttpProxyOptions) {
     this.paths = options.paths ?? ["/mcp", "/sse", "/messages"];
+    this.responseTimeoutMs = options.responseTimeoutMs ?? DEFAULT_PROXY_LIMITS.responseTimeoutMs;
+    this.maxConcurrent = options.maxConcurrent ?? DEFAULT_PROXY_LIMITS.maxConcurrent;
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, _ctx: RequestContext): Promise<void> {
@@ -57,16 +73,31 @@ export class HttpProxyHandler implements RequestHandler {
         `not found: serving ${this.paths.join(", ")}`,
       );
     }
-    let target: HttpTarget;
-    try {
-      target = await this.options.target();
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      return sendRpcError(res, 503, ERROR_CODES.serverUnavailable, `server unavailable: ${message}`, {
-        "retry-after": "2",
-      });
+    if (this.active >= this.maxConcurrent) {
+      markResult(res, "limit_exceeded");
+      return sendRpcError(
+        res,
+        429,
+        ERROR_CODES.limitExceeded,
+        `too many requests in flight to this server (limit ${this.maxConcurrent})`,
+        { "retry-after": "1" },
+      );
     }
-    await this.forward(req, res, target);
+    this.active += 1;
+    try {
+      let target: HttpTarget;
+      try {
+        target = await this.options.target();
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        return sendRpcError(res, 503, ERROR_CODES.serverUnavailable, `server unavailable: ${message}`, {
+          "retry-after": "2",
+        });
+      }
+      await this.forward(req, res, target);
+    } finally {
+      this.active -= 1;
+    }
   }
 
   private forward(req: IncomingMessage, res: ServerResponse, target: HttpTarget): Promise<void> {
@@ -81,12 +112,38 @@ export class HttpProxyHandler implements RequestHandler {
         agent: this.options.agent,
       });
       let settled = false;
+      let timedOut = false;
+      let responseTimer: NodeJS.Timeout | undefined;
+      let answered: IncomingMessage | undefined;
       const done = () => {
         if (settled) return;
         settled = true;
         clearTimeout(connectTimer);
+        clearTimeout(responseTimer);
         resolve();
       };
+      // (Re)started by every sign of life; when it fires, the client gets a 504 or, mid-answer, a cut stream.
+      const armResponseTimer = () => {
+        clearTimeout(responseTimer);
+        responseTimer = setTimeout(() => {
+          timedOut = true;
+          if (res.headersSent) {
+            answered?.destroy();
+            res.destroy();
+          } else {
+            upstream.destroy();
+            markResult(res, "upstream_error");
+            sendRpcError(
+              res,
+              504,
+              ERROR_CODES.requestTimeout,
+              `no answer within ${this.responseTimeoutMs} ms`,
+            );
+          }
+          done();
+        }, this.responseTimeoutMs);
+      };
+      armResponseTimer();
       const connectTimer = setTimeout(() => {
         upstream.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));
       }, this.options.connectTimeoutMs ?? 5000);
@@ -95,15 +152,22 @@ export class HttpProxyHandler implements RequestHandler {
         if (!socket.connecting) clearTimeout(connectTimer);
         else socket.once("connect", () => clearTimeout(connectTimer));
       });
-      upstream.on("response", (response) => {
+      upstream.on("response", (answer) => {
+        answered = answer;
+        const response = answer;
         clearTimeout(connectTimer);
         const streaming = (response.headers["content-type"] ?? "").includes("text/event-stream");
+        if (streaming && req.method === "GET") clearTimeout(responseTimer);
+        else armResponseTimer();
         res.writeHead(response.statusCode ?? 502, responseHeaders(response.headers));
         if (streaming) {
           res.flushHeaders();
           onStream?.(1);
         }
-        response.on("data", (chunk: Buffer) => onBytes?.("out", chunk.length));
+        response.on("data", (chunk: Buffer) => {
+          onBytes?.("out", chunk.length);
+          if (!(streaming && req.method === "GET")) armResponseTimer();
+        });
         response.pipe(res);
         let finished = false;
         const finish = () => {
@@ -123,6 +187,7 @@ export class HttpProxyHandler implements RequestHandler {
         });
       });
       upstream.on("error", (error: NodeJS.ErrnoException) => {
+        if (timedOut) return;
         if (res.headersSent) {
           res.destroy();
         } else {
@@ -141,7 +206,10 @@ export class HttpProxyHandler implements RequestHandler {
         if (!res.writableFinished) upstream.destroy();
         done();
       });
-      req.on("data", (chunk: Buffer) => onBytes?.("in", chunk.length));
+      req.on("data", (chunk: Buffer) => {
+        onBytes?.("in", chunk.length);
+        if (!answered) armResponseTimer();
+      });
       req.pipe(upstream);
     });
   }

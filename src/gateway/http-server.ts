@@ -3,7 +3,7 @@ import type { ContainerEndpoint } from "../docker/attach.js";
 import type { Logger } from "../observability/logger.js";
 import type { ServerTarget, Upstream } from "./endpoint.js";
 import { type McpProbe, SseTransportProbe, StreamableHttpProbe } from "./http-probe.js";
-import { HttpProxyHandler, type HttpTarget } from "./http-proxy.js";
+import { DEFAULT_PROXY_LIMITS, HttpProxyHandler, type HttpTarget } from "./http-proxy.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { ProbeError, type UnavailableReason } from "./probe-failure.js";
 
@@ -14,6 +14,11 @@ export interface HttpServerDeps {
   logger: Logger;
   metrics: GatewayMetrics;
   clientInfo: { name: string; version: string };
+  /** Cap of one probe answer (default MAX_PROBE_RESPONSE_BYTES). */
+  probeMaxBytes?: number;
+  /** The proxy's response timeout and concurrency cap (defaults: DEFAULT_PROXY_LIMITS). */
+  responseTimeoutMs?: number;
+  maxConcurrent?: number;
 }
 
 /**
@@ -23,7 +28,7 @@ export interface HttpServerDeps {
 export class HttpServerUpstream implements Upstream {
   readonly handler: HttpProxyHandler;
   private readonly prober: McpProbe;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 16 });
+  private readonly agent: http.Agent;
   private resolved: Promise<HttpTarget> | undefined;
 
   constructor(
@@ -31,7 +36,12 @@ export class HttpServerUpstream implements Upstream {
     private readonly deps: HttpServerDeps,
   ) {
     const transport = target.transport;
+    const maxConcurrent = deps.maxConcurrent ?? DEFAULT_PROXY_LIMITS.maxConcurrent;
+    // As many sockets as requests may be in flight: the agent never queues a request the proxy admitted.
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: maxConcurrent, maxFreeSockets: 16 });
     this.handler = new HttpProxyHandler({
+      maxConcurrent,
+      ...(deps.responseTimeoutMs !== undefined ? { responseTimeoutMs: deps.responseTimeoutMs } : {}),
       target: () => this.resolve(),
       invalidate: () => {
         this.resolved = undefined;
@@ -44,7 +54,11 @@ export class HttpServerUpstream implements Upstream {
         ),
       onStream: (delta) => deps.metrics.openStreams.inc({ transport }, delta),
     });
-    const probeOptions = { target: () => this.resolve(), clientInfo: deps.clientInfo };
+    const probeOptions = {
+      target: () => this.resolve(),
+      clientInfo: deps.clientInfo,
+      ...(deps.probeMaxBytes !== undefined ? { maxResponseBytes: deps.probeMaxBytes } : {}),
+    };
     this.prober =
       transport === "sse" ? new SseTransportProbe(probeOptions) : new StreamableHttpProbe(probeOptions);
   }

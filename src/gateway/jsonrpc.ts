@@ -50,6 +50,8 @@ export const ERROR_CODES = {
   /** Implementation-defined server errors (-32000 to -32099): the gateway's own. */
   serverUnavailable: -32000,
   requestTimeout: -32001,
+  /** A gateway limit (requests in flight, batch size, subscriptions) refused the message. */
+  limitExceeded: -32003,
 } as const;
 
 function isRecord(value: unknown): value is Record<string, unknown> {

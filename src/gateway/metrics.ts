@@ -15,6 +15,7 @@ export const REQUEST_RESULTS = [
   "origin_rejected",
   "not_found",
   "session_not_found",
+  "limit_exceeded",
   "client_error",
   "unavailable",
   "upstream_error",
@@ -25,6 +26,7 @@ export type RequestResult = (typeof REQUEST_RESULTS)[number];
 export const PROBE_RESULTS = ["success", "failure"] as const;
 export const HEALTH_STATES = ["Starting", "Ready", "Unhealthy"] as const;
 export const DIRECTIONS = ["client_to_server", "server_to_client"] as const;
+export const STDERR_OUTCOMES = ["logged", "dropped"] as const;
 export type Direction = (typeof DIRECTIONS)[number];
 
 const REQUEST_DURATION_BUCKETS = [
@@ -52,6 +54,8 @@ export interface GatewayMetrics {
   readonly servers: Gauge<"state">;
   readonly listeners: Gauge;
   readonly dockerEventsReconnectsTotal: Counter;
+  readonly stderrLinesTotal: Counter<"outcome">;
+  readonly applyFailuresTotal: Counter;
   readonly buildInfo: Gauge<"version">;
 }
 
@@ -127,6 +131,17 @@ export function createGatewayMetrics(
       help: "Times the Docker events stream ended or failed and was reopened.",
       registers,
     }),
+    stderrLinesTotal: new Counter({
+      name: "mcp_portal_gateway_stderr_lines_total",
+      help: "Lines servers wrote to stderr: logged, or dropped by the per-server rate limit (or for their size).",
+      labelNames: ["outcome"],
+      registers,
+    }),
+    applyFailuresTotal: new Counter({
+      name: "mcp_portal_gateway_apply_failures_total",
+      help: "Discovery updates the gateway failed to apply (a later update is applied regardless).",
+      registers,
+    }),
     buildInfo: new Gauge({
       name: "mcp_portal_gateway_build_info",
       help: "Always 1; the version label names the running gateway build.",
@@ -143,6 +158,7 @@ export function createGatewayMetrics(
   metrics.sessions.set({ transport: "stdio" }, 0);
   for (const state of HEALTH_STATES) metrics.servers.set({ state }, 0);
   metrics.listeners.set(0);
+  for (const outcome of STDERR_OUTCOMES) metrics.stderrLinesTotal.inc({ outcome }, 0);
   metrics.buildInfo.set({ version: options.version ?? "unknown" }, 1);
   if (options.defaultMetrics !== false) {
     collectDefaultMetrics({ register: registry, prefix: "" });

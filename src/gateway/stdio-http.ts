@@ -8,15 +8,20 @@ import {
   sendJson,
   sendRpcError,
 } from "./http-util.js";
-import { type Classified, ERROR_CODES, type JsonRpcResponse, classify } from "./jsonrpc.js";
+import { type Classified, ERROR_CODES, type JsonRpcResponse, classify, errorResponse } from "./jsonrpc.js";
 import { PROTOCOL_VERSION_HEADER, SESSION_HEADER, isSupportedVersion } from "./protocol.js";
 import { SseWriter } from "./sse.js";
 import type { MessageSink, MuxSession, StdioMultiplexer } from "./stdio-mux.js";
 import type { RequestContext, RequestHandler } from "./handler.js";
 import { markResult } from "./metrics.js";
 
+/** Default cap of messages in one JSON-RPC batch (MCP_PORTAL_GATEWAY_MAX_BATCH). */
+export const DEFAULT_MAX_BATCH_MESSAGES = 100;
+
 export interface StdioHttpOptions {
   maxBodyBytes?: number;
+  /** A batch with more messages is refused whole, before anything of it reaches the server. */
+  maxBatchMessages?: number;
   /** Keep-alive comments on GET streams (default 25 s). */
   keepAliveMs?: number;
   onBytes?: (direction: "in" | "out", bytes: number) => void;
@@ -30,6 +35,7 @@ export interface StdioHttpOptions {
  */
 export class StdioHttpHandler implements RequestHandler {
   private readonly maxBodyBytes: number;
+  private readonly maxBatchMessages: number;
   private readonly keepAliveMs: number;
 
   constructor(
@@ -37,6 +43,7 @@ export class StdioHttpHandler implements RequestHandler {
     private readonly options: StdioHttpOptions = {},
   ) {
     this.maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
+    this.maxBatchMessages = options.maxBatchMessages ?? DEFAULT_MAX_BATCH_MESSAGES;
     this.keepAliveMs = options.keepAliveMs ?? 25_000;
   }
 
@@ -90,6 +97,7 @@ export class StdioHttpHandler implements RequestHandler {
     }
     const batch = Array.isArray(parsed);
     const values: unknown[] = batch ? (parsed as unknown[]) : [parsed];
+    if (values.length > this.maxBatchMessages) return this.refuseBatch(res, values);
     const messages = values.map(classify);
     if (values.length === 0 || messages.some((m) => m === undefined)) {
       return sendRpcError(
@@ -152,6 +160,27 @@ export class StdioHttpHandler implements RequestHandler {
       return;
     }
     this.reply(res, 200, batch ? responses : responses[0], batch);
+  }
+
+  /**
+   * A batch over the cap: nothing of it is processed; each request in it gets an error under its own id (a batch
+   * without a valid request id gets one error with id null), with HTTP 400.
+   */
+  private refuseBatch(res: ServerResponse, values: unknown[]): void {
+    const message = `batch of ${values.length} messages refused: at most ${this.maxBatchMessages} per batch`;
+    const errors = values.flatMap((value) => {
+      const classified = classify(value);
+      return classified?.kind === "request"
+        ? [errorResponse(classified.message.id, ERROR_CODES.invalidRequest, message)]
+        : [];
+    });
+    markResult(res, "limit_exceeded");
+    const bytes = sendJson(
+      res,
+      400,
+      errors.length > 0 ? errors : errorResponse(null, ERROR_CODES.invalidRequest, message),
+    );
+    this.options.onBytes?.("out", bytes);
   }
 
   private get(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {

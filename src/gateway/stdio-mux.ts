@@ -36,6 +36,12 @@ import { UPSTREAM_PROTOCOL_VERSION, capabilityFor, negotiateVersion } from "./pr
  *   stream, where a client expects related traffic), else the most recently active session with an open GET
  *   stream; with none, the server gets a "method not found" error. A server `ping` is answered by the gateway.
  * - `resources/subscribe` is forwarded; `resources/unsubscribe` only once no other session still subscribes.
+ * - Limits (one tenant must not exhaust the shared gateway): at most `maxInflightPerSession` requests of one session
+ *   and `maxInflightPerServer` of all sessions in flight (waiting for the server to be ready counts), the same cap
+ *   on the server's own requests waiting for clients, `maxSubscriptionsPerSession` resource subscriptions. A request
+ *   over a cap gets a JSON-RPC error (LIMIT_EXCEEDED) under its own id and never reaches the server. A request
+ *   without an answer, progress or related server request for `requestTimeoutMs` is cancelled at the server and
+ *   answered with REQUEST_TIMEOUT, so every timer the multiplexer holds is bounded in time and in number.
  * - When the attach drops, requests in flight fail with a JSON-RPC error (their outcome is unknown, and a
  *   tools/call is not safe to repeat). Sessions survive: the next attach re-initializes the server, replays the
  *   resource subscriptions and announces list_changed, and requests arriving meanwhile wait for that (up to
@@ -75,6 +81,8 @@ export interface MuxSession {
   stream: MessageSink | undefined;
   /** Client request id key → gateway id, for requests in flight. */
   readonly inflight: Map<string, number>;
+  /** Requests of this session waiting for the server to be (re)initialized. */
+  waiting: number;
   readonly subscriptions: Set<string>;
 }
 
@@ -92,14 +100,29 @@ export interface StdioMuxOptions {
   initializeTimeoutMs?: number;
   /** How long a client request waits for the server to be (re)initialized before it fails (default 10 s). */
   readyWaitMs?: number;
-  /** Upper bound of one forwarded request, so nothing waits forever (default 1 h). */
-  maxRequestMs?: number;
+  /** A request without answer or activity (progress, a related server request) this long is cancelled (300 s). */
+  requestTimeoutMs?: number;
+  /** Requests one session may have in flight (64). */
+  maxInflightPerSession?: number;
+  /** Requests all sessions together may have in flight, and server requests waiting for clients (256). */
+  maxInflightPerServer?: number;
+  /** Distinct resource URIs one session may subscribe to (100). */
+  maxSubscriptionsPerSession?: number;
   maxSessions?: number;
   /** A session with no stream and nothing in flight is forgotten after this long (default 1 h). */
   sessionIdleMs?: number;
   newSessionId?: () => string;
   onEvent?: (event: MuxEvent) => void;
 }
+
+/** The documented defaults of the limits (README, "Gateway limits"). */
+export const DEFAULT_MUX_LIMITS = {
+  requestTimeoutMs: 300_000,
+  maxInflightPerSession: 64,
+  maxInflightPerServer: 256,
+  maxSubscriptionsPerSession: 100,
+  maxSessions: 1000,
+} as const;
 
 /** The capabilities the gateway declares to the server: it relays these requests to a client that has them. */
 export const GATEWAY_CLIENT_CAPABILITIES = { roots: { listChanged: true }, sampling: {}, elicitation: {} };
@@ -134,6 +157,8 @@ interface ServerRequestRoute {
   serverId: JsonRpcId;
   sessionId: string;
   sink: MessageSink;
+  /** The client request in flight it was sent alongside (its timeout restarts on this exchange). */
+  viaGatewayId: number | undefined;
 }
 
 interface Waiter {
@@ -158,16 +183,25 @@ export class StdioMultiplexer {
 
   private readonly initializeTimeoutMs: number;
   private readonly readyWaitMs: number;
-  private readonly maxRequestMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly maxInflightPerSession: number;
+  private readonly maxInflightPerServer: number;
+  private readonly maxSubscriptionsPerSession: number;
   private readonly maxSessions: number;
+  /** Client requests and session opens waiting for the server to be ready. */
+  private waiting = 0;
   private readonly sessionIdleMs: number;
   private readonly newSessionId: () => string;
 
   constructor(private readonly options: StdioMuxOptions) {
     this.initializeTimeoutMs = options.initializeTimeoutMs ?? 10_000;
     this.readyWaitMs = options.readyWaitMs ?? 10_000;
-    this.maxRequestMs = options.maxRequestMs ?? 3_600_000;
-    this.maxSessions = options.maxSessions ?? 1000;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_MUX_LIMITS.requestTimeoutMs;
+    this.maxInflightPerSession = options.maxInflightPerSession ?? DEFAULT_MUX_LIMITS.maxInflightPerSession;
+    this.maxInflightPerServer = options.maxInflightPerServer ?? DEFAULT_MUX_LIMITS.maxInflightPerServer;
+    this.maxSubscriptionsPerSession =
+      options.maxSubscriptionsPerSession ?? DEFAULT_MUX_LIMITS.maxSubscriptionsPerSession;
+    this.maxSessions = options.maxSessions ?? DEFAULT_MUX_LIMITS.maxSessions;
     this.sessionIdleMs = options.sessionIdleMs ?? 3_600_000;
     this.newSessionId = options.newSessionId ?? randomUUID;
   }
@@ -363,11 +397,17 @@ export class StdioMultiplexer {
     owner: string,
     request: JsonRpcRequest,
   ): Promise<{ session?: MuxSession; response: JsonRpcResponse }> {
+    if (!this.initialized && this.serverLoad() >= this.maxInflightPerServer) {
+      return { response: this.overServerLimit(request.id) };
+    }
     let result: InitializeResult;
+    this.waiting += 1;
     try {
       result = await this.whenReady(this.readyWaitMs);
     } catch (error) {
       return { response: unavailable(request.id, error) };
+    } finally {
+      this.waiting -= 1;
     }
     const now = this.options.clock.now();
     this.sweep(now);
@@ -391,6 +431,7 @@ export class StdioMultiplexer {
       lastActive: now,
       stream: undefined,
       inflight: new Map(),
+      waiting: 0,
       subscriptions: new Set(),
     };
     this.sessions.set(session.id, session);
@@ -487,6 +528,14 @@ export class StdioMultiplexer {
   ): Promise<JsonRpcResponse | undefined> {
     session.lastActive = this.options.clock.now();
     const key = idKey(request.id);
+    if (session.inflight.size + session.waiting >= this.maxInflightPerSession) {
+      return errorResponse(
+        request.id,
+        ERROR_CODES.limitExceeded,
+        `too many requests in flight on this session (limit ${this.maxInflightPerSession})`,
+      );
+    }
+    if (this.serverLoad() >= this.maxInflightPerServer) return this.overServerLimit(request.id);
     if (session.inflight.has(key)) {
       return errorResponse(
         request.id,
@@ -495,16 +544,30 @@ export class StdioMultiplexer {
       );
     }
     const uri = paramsRecord(request.params)?.uri;
-    if (request.method === "resources/subscribe" && typeof uri === "string") session.subscriptions.add(uri);
+    if (request.method === "resources/subscribe" && typeof uri === "string") {
+      if (!session.subscriptions.has(uri) && session.subscriptions.size >= this.maxSubscriptionsPerSession) {
+        return errorResponse(
+          request.id,
+          ERROR_CODES.limitExceeded,
+          `too many resource subscriptions on this session (limit ${this.maxSubscriptionsPerSession})`,
+        );
+      }
+      session.subscriptions.add(uri);
+    }
     if (request.method === "resources/unsubscribe" && typeof uri === "string") {
       session.subscriptions.delete(uri);
       if (this.subscribed(uri)) return { jsonrpc: "2.0", id: request.id, result: {} };
     }
     if (!this.initialized) {
+      session.waiting += 1;
+      this.waiting += 1;
       try {
         await this.whenReady(this.readyWaitMs);
       } catch (error) {
         return unavailable(request.id, error);
+      } finally {
+        session.waiting -= 1;
+        this.waiting -= 1;
       }
       if (!this.sessions.has(session.id)) {
         return errorResponse(request.id, ERROR_CODES.invalidRequest, "session closed");
@@ -534,18 +597,9 @@ export class StdioMultiplexer {
         sink,
         startedAt: this.options.clock.now(),
         resolve,
-        timer: this.options.clock.setTimeout(() => {
-          this.sendUpstream({
-            jsonrpc: "2.0",
-            method: "notifications/cancelled",
-            params: { requestId: gatewayId, reason: "timed out at the gateway" },
-          });
-          this.complete(
-            gatewayId,
-            errorResponse(request.id, ERROR_CODES.requestTimeout, `no answer within ${this.maxRequestMs} ms`),
-          );
-        }, this.maxRequestMs),
+        timer: undefined,
       };
+      this.armTimeout(entry);
       this.pending.set(gatewayId, entry);
       session.inflight.set(key, gatewayId);
       if (!link.send(upstream)) {
@@ -555,6 +609,39 @@ export class StdioMultiplexer {
         );
       }
     });
+  }
+
+  /** (Re)starts a request's timeout: its answer or some activity must come within `requestTimeoutMs`. */
+  private armTimeout(entry: ClientRequest): void {
+    this.options.clock.clearTimeout(entry.timer);
+    entry.timer = this.options.clock.setTimeout(() => {
+      this.sendUpstream({
+        jsonrpc: "2.0",
+        method: "notifications/cancelled",
+        params: { requestId: entry.gatewayId, reason: "timed out at the gateway" },
+      });
+      this.complete(
+        entry.gatewayId,
+        errorResponse(
+          entry.clientId,
+          ERROR_CODES.requestTimeout,
+          `no answer or progress within ${this.requestTimeoutMs} ms`,
+        ),
+      );
+    }, this.requestTimeoutMs);
+  }
+
+  /** Requests in flight or waiting at this server (internal ones included: there are few). */
+  private serverLoad(): number {
+    return this.pending.size + this.waiting;
+  }
+
+  private overServerLimit(id: JsonRpcId): JsonRpcResponse {
+    return errorResponse(
+      id,
+      ERROR_CODES.limitExceeded,
+      `too many requests in flight to this server (limit ${this.maxInflightPerServer})`,
+    );
   }
 
   /** A client notification (cancellation, progress of a server request, roots changed, ...). */
@@ -585,6 +672,7 @@ export class StdioMultiplexer {
     if (!route || route.sessionId !== session.id)
       return this.dropped("client response to no pending request");
     this.serverRequests.delete(key);
+    this.touch(route.viaGatewayId);
     this.sendUpstream(response);
   }
 
@@ -637,6 +725,16 @@ export class StdioMultiplexer {
       this.sendUpstream({ jsonrpc: "2.0", id: request.id, result: {} });
       return;
     }
+    if (this.serverRequests.size >= this.maxInflightPerServer) {
+      this.sendUpstream(
+        errorResponse(
+          request.id,
+          ERROR_CODES.limitExceeded,
+          `too many server requests waiting for clients (limit ${this.maxInflightPerServer})`,
+        ),
+      );
+      return;
+    }
     const route = this.routeServerRequest(request.method);
     if (!route) {
       this.sendUpstream(
@@ -649,10 +747,13 @@ export class StdioMultiplexer {
       return;
     }
     this.serverRequests.set(idKey(request.id), { serverId: request.id, ...route });
+    this.touch(route.viaGatewayId);
     route.sink.send(request);
   }
 
-  private routeServerRequest(method: string): { sessionId: string; sink: MessageSink } | undefined {
+  private routeServerRequest(
+    method: string,
+  ): { sessionId: string; sink: MessageSink; viaGatewayId: number | undefined } | undefined {
     const capability = capabilityFor(method);
     const eligible = (session: MuxSession | undefined): session is MuxSession =>
       session !== undefined &&
@@ -668,13 +769,15 @@ export class StdioMultiplexer {
       )
         best = entry;
     }
-    if (best) return { sessionId: best.sessionId, sink: best.sink };
+    if (best) return { sessionId: best.sessionId, sink: best.sink, viaGatewayId: best.gatewayId };
     let recent: MuxSession | undefined;
     for (const session of this.sessions.values()) {
       if (!eligible(session) || session.stream?.open !== true) continue;
       if (!recent || session.lastActive > recent.lastActive) recent = session;
     }
-    return recent?.stream ? { sessionId: recent.id, sink: recent.stream } : undefined;
+    return recent?.stream
+      ? { sessionId: recent.id, sink: recent.stream, viaGatewayId: undefined }
+      : undefined;
   }
 
   private onServerNotification(notification: JsonRpcNotification): void {
@@ -686,6 +789,7 @@ export class StdioMultiplexer {
         if (entry?.kind !== "client" || entry.progressToken === undefined) {
           return this.dropped("progress for no request in flight");
         }
+        this.armTimeout(entry);
         this.deliver(entry.sessionId, entry.sink, {
           ...notification,
           params: { ...params, progressToken: entry.progressToken },
@@ -726,6 +830,12 @@ export class StdioMultiplexer {
     if (sink.open) return sink.send(message);
     const stream = this.sessions.get(sessionId)?.stream;
     if (stream?.open) stream.send(message);
+  }
+
+  /** Activity on a client request in flight (a related server request or its answer): restart its timeout. */
+  private touch(gatewayId: number | undefined): void {
+    const entry = gatewayId === undefined ? undefined : this.pending.get(gatewayId);
+    if (entry?.kind === "client") this.armTimeout(entry);
   }
 
   private complete(gatewayId: number, response: JsonRpcResponse | undefined): void {

@@ -14,6 +14,9 @@ export interface StdioServerDeps {
   metrics: GatewayMetrics;
   clientInfo: { name: string; version: string };
   mux?: Partial<Omit<StdioMuxOptions, "clock" | "clientInfo" | "onEvent">>;
+  /** Batch cap of the HTTP side (default 100). */
+  maxBatchMessages?: number;
+  stderrLinesPerMinute?: number;
 }
 
 const SWEEP_INTERVAL_MS = 60_000;
@@ -62,6 +65,7 @@ export class StdioServerUpstream implements Upstream {
       },
     });
     this.handler = new StdioHttpHandler(this.mux, {
+      ...(deps.maxBatchMessages !== undefined ? { maxBatchMessages: deps.maxBatchMessages } : {}),
       onBytes: (direction, bytes) =>
         metrics.bytesTotal.inc(
           { transport: "stdio", direction: direction === "in" ? "client_to_server" : "server_to_client" },
@@ -88,6 +92,10 @@ export class StdioServerUpstream implements Upstream {
         mux: this.mux,
         clock: this.deps.clock,
         logger: this.deps.logger,
+        ...(this.deps.stderrLinesPerMinute !== undefined
+          ? { stderrLinesPerMinute: this.deps.stderrLinesPerMinute }
+          : {}),
+        onStderrLine: (outcome) => this.deps.metrics.stderrLinesTotal.inc({ outcome }),
         onAttach: () => {
           if (this.attaches > 0) this.deps.metrics.attachReconnectsTotal.inc();
           this.attaches += 1;

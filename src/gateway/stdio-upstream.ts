@@ -5,6 +5,12 @@ import { backoffDelay } from "../reconcile/backoff.js";
 import type { Clock } from "../reconcile/clock.js";
 import type { JsonRpcMessage } from "./jsonrpc.js";
 import { LineSplitter } from "./line-splitter.js";
+import {
+  DEFAULT_STDERR_LINES_PER_MINUTE,
+  STDERR_MAX_LINE_BYTES,
+  StderrLog,
+  type StderrOutcome,
+} from "./stderr-log.js";
 import type { StdioMultiplexer, UpstreamLink } from "./stdio-mux.js";
 
 export interface StdioUpstreamOptions {
@@ -18,15 +24,16 @@ export interface StdioUpstreamOptions {
   maxLineBytes?: number;
   /** Unwritten bytes the server's stdin may hold before requests are refused (default 8 MiB). */
   maxQueuedBytes?: number;
+  /** stderr lines of this server logged per minute; the rest are dropped and counted (default 120). */
+  stderrLinesPerMinute?: number;
+  onStderrLine?: (outcome: StderrOutcome) => void;
   onAttach?: (reattach: boolean) => void;
   onBytes?: (direction: "in" | "out", bytes: number) => void;
 }
 
-const STDERR_LINE_LIMIT = 2000;
-
 /**
  * Keeps one attach to a stdio server's container open while the container runs: every line of stdout goes to
- * the multiplexer, every line of stderr to the log; when the attach drops, the multiplexer is told and a new
+ * the multiplexer, stderr lines to the log (rate-limited per server: StderrLog); when the attach drops, the multiplexer is told and a new
  * attach follows with backoff (the container may have been restarted).
  */
 export class StdioUpstream {
@@ -35,9 +42,16 @@ export class StdioUpstream {
   private current: AttachedStdio | undefined;
   private sleeping: { timer: unknown; resolve: () => void } | undefined;
   private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly stderrLog: StderrLog;
 
   constructor(private readonly options: StdioUpstreamOptions) {
     this.backoff = options.backoff ?? { baseMs: 200, maxMs: 5000 };
+    this.stderrLog = new StderrLog({
+      linesPerMinute: options.stderrLinesPerMinute ?? DEFAULT_STDERR_LINES_PER_MINUTE,
+      clock: options.clock,
+      logger: options.logger,
+      ...(options.onStderrLine ? { onLine: options.onStderrLine } : {}),
+    });
   }
 
   get attached(): boolean {
@@ -93,6 +107,7 @@ export class StdioUpstream {
       const reason = await attached.closed;
       // Only this attach's link: a newer attach (a replaced container) may already be connected.
       mux.disconnect(reason, link);
+      this.stderrLog.flush();
       this.current = undefined;
       if (!this.running) break;
       logger.info({ reason }, "attach ended; re-attaching");
@@ -114,11 +129,10 @@ export class StdioUpstream {
       stdout.push(chunk);
     });
     attached.stdout.on("end", () => stdout.end());
-    const stderr = new LineSplitter(maxLineBytes, (line) =>
-      logger.info(
-        { stream: "stderr" },
-        line.length > STDERR_LINE_LIMIT ? `${line.slice(0, STDERR_LINE_LIMIT)}…` : line,
-      ),
+    const stderr = new LineSplitter(
+      STDERR_MAX_LINE_BYTES,
+      (line) => this.stderrLog.line(line),
+      () => this.stderrLog.overflow(),
     );
     attached.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
     attached.stderr.on("end", () => stderr.end());

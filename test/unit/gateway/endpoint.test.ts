@@ -8,7 +8,11 @@ import type { AuthResult } from "../../../src/auth/authenticate.js";
 import { Endpoint, type ServerTarget, type Upstream } from "../../../src/gateway/endpoint.js";
 import type { RequestContext } from "../../../src/gateway/handler.js";
 import type { HealthState } from "../../../src/gateway/health.js";
-import { HttpProxyHandler } from "../../../src/gateway/http-proxy.js";
+import {
+  DEFAULT_PROXY_LIMITS,
+  HttpProxyHandler,
+  type HttpProxyOptions,
+} from "../../../src/gateway/http-proxy.js";
 import { createGatewayMetrics } from "../../../src/gateway/metrics.js";
 import { parseAllowedOrigins } from "../../../src/gateway/origin.js";
 import { ProbeError } from "../../../src/gateway/probe-failure.js";
@@ -197,9 +201,16 @@ describe("HttpProxyHandler", () => {
     return (server.address() as AddressInfo).port;
   }
 
-  async function proxyTo(port: number) {
+  async function proxyTo(
+    port: number,
+    options: Partial<Pick<HttpProxyOptions, "responseTimeoutMs" | "maxConcurrent">> = {},
+  ) {
     const agent = new http.Agent({ keepAlive: true });
-    const proxy = new HttpProxyHandler({ target: () => Promise.resolve({ host: "127.0.0.1", port }), agent });
+    const proxy = new HttpProxyHandler({
+      target: () => Promise.resolve({ host: "127.0.0.1", port }),
+      agent,
+      ...options,
+    });
     return serve((req, res) => void proxy.handle(req, res, { owner: "admin" }));
   }
 
@@ -240,6 +251,97 @@ describe("HttpProxyHandler", () => {
     expect(seen[0]?.["mcp-session-id"]).toBe("s-1");
     expect(seen[0]?.host).toBe(`127.0.0.1:${upstream}`);
     expect(seen[0]?.["x-forwarded-host"]).toBe(`127.0.0.1:${port}`);
+  });
+
+  it("has documented defaults: a 300 s response timeout, 256 requests at once per server", () => {
+    expect(DEFAULT_PROXY_LIMITS).toEqual({ responseTimeoutMs: 300_000, maxConcurrent: 256 });
+  });
+
+  it("answers 504 with a JSON-RPC error when the server does not start its answer in time", async () => {
+    const upstream = await serve((req) => req.resume());
+    const port = await proxyTo(upstream, { responseTimeoutMs: 300 });
+    const started = Date.now();
+    const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
+      method: "POST",
+      body: "{}",
+      signal: AbortSignal.timeout(5000),
+    });
+    expect(res.status).toBe(504);
+    expect(await res.json()).toEqual({
+      jsonrpc: "2.0",
+      id: null,
+      error: { code: -32001, message: "no answer within 300 ms" },
+    });
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it("cuts a streamed answer once it is quiet for the timeout; activity keeps it going; GET streams are exempt", async () => {
+    const closed: string[] = [];
+    const upstream = await serve((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.on("close", () => closed.push(req.method ?? ""));
+      res.flushHeaders();
+      if (req.method === "GET") return;
+      let n = 0;
+      const timer = setInterval(() => {
+        n += 1;
+        res.write(`event: message\ndata: {"n":${n}}\n\n`);
+        if (n === 8) clearInterval(timer);
+      }, 100);
+      res.on("close", () => clearInterval(timer));
+    });
+    const port = await proxyTo(upstream, { responseTimeoutMs: 400 });
+    const get = await fetch(`http://127.0.0.1:${port}/mcp`, { headers: { accept: "text/event-stream" } });
+    expect(get.status).toBe(200);
+    const res = await fetch(`http://127.0.0.1:${port}/mcp`, { method: "POST", body: "{}" });
+    let text = "";
+    const reader = res.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+    let failed = false;
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+    } catch {
+      failed = true;
+    }
+    // 8 events 100 ms apart (each restarting the 400 ms timeout) all arrived, then the quiet stream was cut.
+    expect(text.match(/event: message/g)).toHaveLength(8);
+    expect(failed).toBe(true);
+    expect(closed).toEqual(["POST"]);
+    // The GET stream, quiet all along for longer than the timeout, is still open.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(closed).toEqual(["POST"]);
+    await get.body?.cancel();
+  });
+
+  it("answers 429 with a JSON-RPC error beyond the requests one server may have at once", async () => {
+    const hold: http.ServerResponse[] = [];
+    const upstream = await serve((req, res) => {
+      req.resume();
+      hold.push(res);
+    });
+    const port = await proxyTo(upstream, { maxConcurrent: 2 });
+    const url = `http://127.0.0.1:${port}/mcp`;
+    const first = [fetch(url, { method: "POST", body: "{}" }), fetch(url, { method: "POST", body: "{}" })];
+    for (let i = 0; i < 100 && hold.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    const third = await fetch(url, { method: "POST", body: "{}" });
+    expect(third.status).toBe(429);
+    expect(third.headers.get("retry-after")).toBe("1");
+    expect(await third.json()).toEqual({
+      jsonrpc: "2.0",
+      id: null,
+      error: { code: -32003, message: "too many requests in flight to this server (limit 2)" },
+    });
+    hold.shift()!.writeHead(200).end("{}");
+    expect((await first[0]!).status).toBe(200);
+    const fourth = fetch(url, { method: "POST", body: "{}" });
+    for (let i = 0; i < 100 && hold.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    for (const res of hold.splice(0)) res.writeHead(200).end("{}");
+    expect((await fourth).status).toBe(200);
+    expect((await first[1]!).status).toBe(200);
   });
 
   it("answers 502 when the server refuses connections, 404 outside the MCP paths", async () => {

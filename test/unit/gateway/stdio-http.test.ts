@@ -10,9 +10,11 @@ import { INIT_RESULT } from "./fake-stdio.js";
 
 /** Answers like a tiny MCP server: initialize, ping, tools/call echoing its params; "notify" emits a notification. */
 class AnsweringServer implements UpstreamLink {
+  readonly received: JsonRpcMessage[] = [];
   constructor(private readonly mux: () => StdioMultiplexer) {}
 
   send(message: JsonRpcMessage): boolean {
+    this.received.push(message);
     if (!("id" in message) || !("method" in message)) return true;
     const reply = (result: unknown) =>
       setImmediate(() => this.mux().receive(JSON.stringify({ jsonrpc: "2.0", id: message.id, result })));
@@ -34,6 +36,7 @@ describe("StdioHttpHandler", () => {
   let server: http.Server;
   let base: string;
   let mux: StdioMultiplexer;
+  let upstream: AnsweringServer;
 
   beforeAll(async () => {
     mux = new StdioMultiplexer({
@@ -41,7 +44,8 @@ describe("StdioHttpHandler", () => {
       clientInfo: { name: "gw", version: "0" },
       readyWaitMs: 2000,
     });
-    mux.connect(new AnsweringServer(() => mux));
+    upstream = new AnsweringServer(() => mux);
+    mux.connect(upstream);
     const handler = new StdioHttpHandler(mux, { keepAliveMs: 0 });
     server = http.createServer(
       (req, res) => void handler.handle(req, res, { owner: String(req.headers["x-owner"] ?? "admin") }),
@@ -114,6 +118,34 @@ describe("StdioHttpHandler", () => {
       { "mcp-session-id": session },
     );
     expect(accepted.status).toBe(202);
+  });
+
+  it("refuses a batch over 100 messages whole: one JSON-RPC error per request, under its id", async () => {
+    const session = await initialize();
+    const before = upstream.received.length;
+    const batch = Array.from({ length: 101 }, (_, i) =>
+      i === 50
+        ? { jsonrpc: "2.0", method: "notifications/roots/list_changed" }
+        : { jsonrpc: "2.0", id: `r${i}`, method: "tools/call", params: { i } },
+    );
+    const res = await post(batch, { "mcp-session-id": session, accept: "application/json" });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { id: string; error: { code: number; message: string } }[];
+    expect(body).toHaveLength(100);
+    expect(body.map((r) => r.id)).toEqual(batch.flatMap((m) => ("id" in m ? [m.id] : [])));
+    expect(body[0]!.error).toEqual({
+      code: -32600,
+      message: "batch of 101 messages refused: at most 100 per batch",
+    });
+    // Nothing of it reached the server; a batch at the limit does.
+    expect(upstream.received.length).toBe(before);
+    const limit = await post(batch.slice(0, 100), { "mcp-session-id": session, accept: "application/json" });
+    expect(limit.status).toBe(200);
+    const answers = (await limit.json()) as ({ result: unknown } | { error: { code: number } })[];
+    expect(answers).toHaveLength(99);
+    // Each request of a batch counts against the session's in-flight cap (64).
+    expect(answers.filter((a) => "result" in a)).toHaveLength(64);
+    expect(answers.filter((a) => "error" in a && a.error.code === -32003)).toHaveLength(35);
   });
 
   it("refuses what the transport does not allow", async () => {
