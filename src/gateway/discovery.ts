@@ -132,19 +132,19 @@ export class Discovery {
     do {
       this.again = false;
       if (this.stopped) return;
+      let step = "listing containers";
       try {
         const containers = await runtime.listContainers(ownerFilters(installation));
         if (this.stopped) return;
         logger.debug({ containers: containers.length }, "listed the installation's containers");
+        step = "applying the listed containers";
         await this.options.onTargets(serverTargets(containers));
         this.synced = true;
         failed = false;
       } catch (error) {
+        // Either way, look again soon (below): every list carries the full set, so the next one repairs it.
         failed = true;
-        logger.warn(
-          { err: error instanceof Error ? error.message : String(error) },
-          "listing containers failed",
-        );
+        logger.warn({ err: error instanceof Error ? error.message : String(error) }, `${step} failed`);
       }
     } while (this.again);
     clock.clearTimeout(this.resyncTimer);

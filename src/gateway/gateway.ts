@@ -22,6 +22,8 @@ export interface GatewayDeps {
   clock: Clock;
   logger: Logger;
   metrics: GatewayMetrics;
+  /** What serves a target (default: a stdio multiplexer or an HTTP proxy, by transport); tests pass their own. */
+  createUpstream?: (target: ServerTarget, logger: Logger) => Upstream;
   /** Tuning for tests: request waits, bind retries, multiplexer timeouts. */
   tuning?: {
     readyWaitMs?: number;
@@ -107,9 +109,21 @@ export class Gateway {
     return this.discovery.list();
   }
 
+  /**
+   * Updates are applied one after the other. The chain itself never holds a rejection: a failed update is logged
+   * and counted, and the next one (each carries the full set of targets) is applied regardless. The caller still
+   * learns of the failure (discovery then lists again soon).
+   */
   private apply(targets: Map<string, ServerTarget>): Promise<void> {
-    this.applying = this.applying.then(() => this.applyNow(targets));
-    return this.applying;
+    const run = this.applying.then(() => this.applyNow(targets));
+    this.applying = run.catch((error: unknown) => {
+      this.deps.metrics.applyFailuresTotal.inc();
+      this.deps.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        "applying discovered servers failed",
+      );
+    });
+    return run;
   }
 
   private async applyNow(targets: Map<string, ServerTarget>): Promise<void> {
@@ -139,37 +153,9 @@ export class Gateway {
   }
 
   private createEndpoint(target: ServerTarget): Endpoint {
-    const { attacher, clock, metrics, config, tuning } = this.deps;
-    const { limits } = config;
+    const { clock, metrics, config } = this.deps;
     const logger = this.deps.logger.child({ user_id: target.userId, server_id: target.serverId });
-    const upstream: Upstream =
-      target.transport === "stdio"
-        ? new StdioServerUpstream({
-            attach: (containerId) => attacher.attachStdio(containerId),
-            clock,
-            logger,
-            metrics,
-            clientInfo: GATEWAY_CLIENT_INFO,
-            mux: {
-              requestTimeoutMs: limits.requestTimeoutMs,
-              maxInflightPerSession: limits.maxInflightPerSession,
-              maxInflightPerServer: limits.maxInflightPerServer,
-              maxSubscriptionsPerSession: limits.maxSubscriptionsPerSession,
-              maxSessions: limits.maxSessionsPerServer,
-              ...tuning?.mux,
-            },
-            maxBatchMessages: limits.maxBatchMessages,
-            stderrLinesPerMinute: limits.stderrLinesPerMinute,
-          })
-        : new HttpServerUpstream(target, {
-            inspect: (containerId) => attacher.inspectEndpoint(containerId),
-            logger,
-            metrics,
-            clientInfo: GATEWAY_CLIENT_INFO,
-            probeMaxBytes: limits.probeMaxBytes,
-            responseTimeoutMs: limits.requestTimeoutMs,
-            maxConcurrent: limits.maxInflightPerServer,
-          });
+    const upstream = (this.deps.createUpstream ?? ((t, l) => this.defaultUpstream(t, l)))(target, logger);
     return new Endpoint(target, {
       upstream,
       listenHost: config.publishHost,
@@ -179,9 +165,41 @@ export class Gateway {
       logger,
       metrics,
       onHealth: (t, health, previous) => this.onHealth(t, health, previous, logger),
-      ...(tuning?.readyWaitMs !== undefined ? { readyWaitMs: tuning.readyWaitMs } : {}),
-      ...(tuning?.bindRetryMs !== undefined ? { bindRetryMs: tuning.bindRetryMs } : {}),
+      ...(this.deps.tuning?.readyWaitMs !== undefined ? { readyWaitMs: this.deps.tuning.readyWaitMs } : {}),
+      ...(this.deps.tuning?.bindRetryMs !== undefined ? { bindRetryMs: this.deps.tuning.bindRetryMs } : {}),
     });
+  }
+
+  private defaultUpstream(target: ServerTarget, logger: Logger): Upstream {
+    const { attacher, clock, metrics, config, tuning } = this.deps;
+    const { limits } = config;
+    return target.transport === "stdio"
+      ? new StdioServerUpstream({
+          attach: (containerId) => attacher.attachStdio(containerId),
+          clock,
+          logger,
+          metrics,
+          clientInfo: GATEWAY_CLIENT_INFO,
+          mux: {
+            requestTimeoutMs: limits.requestTimeoutMs,
+            maxInflightPerSession: limits.maxInflightPerSession,
+            maxInflightPerServer: limits.maxInflightPerServer,
+            maxSubscriptionsPerSession: limits.maxSubscriptionsPerSession,
+            maxSessions: limits.maxSessionsPerServer,
+            ...tuning?.mux,
+          },
+          maxBatchMessages: limits.maxBatchMessages,
+          stderrLinesPerMinute: limits.stderrLinesPerMinute,
+        })
+      : new HttpServerUpstream(target, {
+          inspect: (containerId) => attacher.inspectEndpoint(containerId),
+          logger,
+          metrics,
+          clientInfo: GATEWAY_CLIENT_INFO,
+          probeMaxBytes: limits.probeMaxBytes,
+          responseTimeoutMs: limits.requestTimeoutMs,
+          maxConcurrent: limits.maxInflightPerServer,
+        });
   }
 
   private onHealth(target: ServerTarget, health: HealthState, previous: HealthState, logger: Logger): void {
