@@ -217,6 +217,7 @@ async function throughput(stateDir: string): Promise<void> {
   const stdioTarget = target(port, "stdio", containerId);
   const attacher = new DockerodeAttacher(docker, { timeoutMs: 10_000 });
   const upstream = new StdioServerUpstream({
+    userId: stdioTarget.userId,
     attach: (id) => attacher.attachStdio(id),
     clock: systemClock,
     logger,

@@ -7,6 +7,13 @@ export type Authorization =
 
 const REALM = 'Bearer realm="mcp-portal"';
 
+/** The session owner of a user's own token (sessions are bound to their owner). */
+export function userOwner(userId: string): string {
+  return `user:${userId}`;
+}
+
+export const ADMIN_OWNER = "admin";
+
 /**
  * A server is reachable with a token of its own user (label mcp.portal.user_id) or the admin token. No or an
  * invalid token: 401 with WWW-Authenticate; another user's token: 403; an unreadable token store: 503. With no
@@ -27,7 +34,7 @@ export function authorize(result: AuthResult, serverUserId: string): Authorizati
     };
   }
   const { caller } = result;
-  if (caller.kind === "admin") return { ok: true, owner: "admin" };
-  if (caller.userId === serverUserId) return { ok: true, owner: `user:${caller.userId}` };
+  if (caller.kind === "admin") return { ok: true, owner: ADMIN_OWNER };
+  if (caller.userId === serverUserId) return { ok: true, owner: userOwner(caller.userId) };
   return { ok: false, status: 403, message: "this token belongs to another user", headers: {} };
 }

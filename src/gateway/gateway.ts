@@ -28,7 +28,7 @@ export interface GatewayDeps {
   tuning?: {
     readyWaitMs?: number;
     bindRetryMs?: number;
-    mux?: Partial<Omit<StdioMuxOptions, "clock" | "clientInfo" | "onEvent">>;
+    mux?: Partial<Omit<StdioMuxOptions, "clock" | "clientInfo" | "onEvent" | "serverUserId">>;
   };
 }
 
@@ -175,6 +175,7 @@ export class Gateway {
     const { limits } = config;
     return target.transport === "stdio"
       ? new StdioServerUpstream({
+          userId: target.userId,
           attach: (containerId) => attacher.attachStdio(containerId),
           clock,
           logger,

@@ -14,6 +14,7 @@ import {
   progressTokenOf,
   withProgressToken,
 } from "./jsonrpc.js";
+import { userOwner } from "./authorize.js";
 import { ProbeError, type ProbeStep } from "./probe-failure.js";
 import { UPSTREAM_PROTOCOL_VERSION, capabilityFor, negotiateVersion } from "./protocol.js";
 
@@ -31,10 +32,12 @@ import { UPSTREAM_PROTOCOL_VERSION, capabilityFor, negotiateVersion } from "./pr
  *   `notifications/resources/updated` to the sessions subscribed to that URI; everything else (list_changed,
  *   log messages, unknown methods) to every session's GET stream. A session without an open GET stream misses
  *   broadcasts (the spec lets a server drop what it cannot deliver).
- * - Server-to-client requests (sampling, elicitation, roots) go to ONE session whose client declared the
- *   capability: the one with the most recently started request still in flight (on that request's response
- *   stream, where a client expects related traffic), else the most recently active session with an open GET
- *   stream; with none, the server gets a "method not found" error. A server `ping` is answered by the gateway.
+ * - Server-to-client requests (sampling, elicitation, roots) go to ONE session of the server's own user (never
+ *   an admin's: a user's server must not elicit input from, sample through, or list the roots of an admin's
+ *   client) whose client declared the capability: the one with the most recently started request still in flight
+ *   (on that request's response stream, where a client expects related traffic, and most likely the request that
+ *   caused it), else the most recently active session with an open GET stream; with none, the server gets a
+ *   "method not found" error. Only the session asked may answer. A server `ping` is answered by the gateway.
  * - `resources/subscribe` is forwarded; `resources/unsubscribe` only once no other session still subscribes.
  * - Limits (one tenant must not exhaust the shared gateway): at most `maxInflightPerSession` requests of one session
  *   and `maxInflightPerServer` of all sessions in flight (waiting for the server to be ready counts), the same cap
@@ -95,6 +98,8 @@ export type MuxEvent =
 
 export interface StdioMuxOptions {
   clock: Clock;
+  /** The user whose server this is: only that user's sessions receive the server's own requests. */
+  serverUserId: string;
   clientInfo: { name: string; version: string };
   /** How long the server may take to answer `initialize` (default 10 s). */
   initializeTimeoutMs?: number;
@@ -741,7 +746,7 @@ export class StdioMultiplexer {
         errorResponse(
           request.id,
           ERROR_CODES.methodNotFound,
-          `no connected client can handle ${request.method} (the gateway routes it to one live session)`,
+          `no connected client of the server's user can handle ${request.method} (the gateway routes it to one live session of that user)`,
         ),
       );
       return;
@@ -755,8 +760,10 @@ export class StdioMultiplexer {
     method: string,
   ): { sessionId: string; sink: MessageSink; viaGatewayId: number | undefined } | undefined {
     const capability = capabilityFor(method);
+    const owner = userOwner(this.options.serverUserId);
     const eligible = (session: MuxSession | undefined): session is MuxSession =>
       session !== undefined &&
+      session.owner === owner &&
       (capability === undefined || session.clientCapabilities[capability] !== undefined);
     let best: ClientRequest | undefined;
     for (const entry of this.pending.values()) {

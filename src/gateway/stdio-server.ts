@@ -8,12 +8,14 @@ import { StdioMultiplexer, type StdioMuxOptions } from "./stdio-mux.js";
 import { StdioUpstream } from "./stdio-upstream.js";
 
 export interface StdioServerDeps {
+  /** The user whose server this is (its own requests go only to that user's sessions). */
+  userId: string;
   attach: (containerId: string) => Promise<AttachedStdio>;
   clock: Clock;
   logger: Logger;
   metrics: GatewayMetrics;
   clientInfo: { name: string; version: string };
-  mux?: Partial<Omit<StdioMuxOptions, "clock" | "clientInfo" | "onEvent">>;
+  mux?: Partial<Omit<StdioMuxOptions, "clock" | "clientInfo" | "onEvent" | "serverUserId">>;
   /** Batch cap of the HTTP side (default 100). */
   maxBatchMessages?: number;
   stderrLinesPerMinute?: number;
@@ -35,6 +37,7 @@ export class StdioServerUpstream implements Upstream {
     const { logger, metrics } = deps;
     this.mux = new StdioMultiplexer({
       ...deps.mux,
+      serverUserId: deps.userId,
       clock: deps.clock,
       clientInfo: deps.clientInfo,
       onEvent: (event) => {

@@ -68,6 +68,7 @@ export async function harness(options: Partial<StdioMuxOptions> = {}): Promise<H
   let sessions = 0;
   const mux = new StdioMultiplexer({
     clock,
+    serverUserId: "alice",
     clientInfo: { name: "gateway-test", version: "0" },
     newSessionId: () => `session-${++sessions}`,
     readyWaitMs: 5_000,

@@ -53,7 +53,7 @@ describe("server stderr in the gateway's log", () => {
     const attach = fakeAttach();
     const upstream = new StdioUpstream({
       attach: () => Promise.resolve(attach),
-      mux: new StdioMultiplexer({ clock, clientInfo: { name: "t", version: "0" } }),
+      mux: new StdioMultiplexer({ clock, serverUserId: "alice", clientInfo: { name: "t", version: "0" } }),
       clock,
       logger,
       stderrLinesPerMinute: 10,

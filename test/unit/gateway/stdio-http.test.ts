@@ -41,6 +41,7 @@ describe("StdioHttpHandler", () => {
   beforeAll(async () => {
     mux = new StdioMultiplexer({
       clock: systemClock,
+      serverUserId: "alice",
       clientInfo: { name: "gw", version: "0" },
       readyWaitMs: 2000,
     });

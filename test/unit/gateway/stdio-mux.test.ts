@@ -379,6 +379,49 @@ describe("StdioMultiplexer: server notifications and requests", () => {
   });
 });
 
+describe("StdioMultiplexer: server requests reach only the server's own user", () => {
+  it("never routes a server request to an admin session, even one with the most recent request in flight", async () => {
+    const h = await harness({ serverUserId: "alice" });
+    await h.initialize();
+    const alice = await open(h, "user:alice", { sampling: {}, elicitation: {}, roots: {} });
+    const admin = await open(h, "admin", { sampling: {}, elicitation: {}, roots: {} });
+    const aliceStream = new RecordingSink();
+    h.mux.setStream(alice.session, aliceStream);
+    const aliceSink = new RecordingSink();
+    const adminSink = new RecordingSink();
+    void h.mux.forward(alice.session, { jsonrpc: "2.0", id: 1, method: "tools/call" }, aliceSink);
+    h.clock.advance(10);
+    // The admin's call is the most recent one in flight: the old rule would have picked it.
+    void h.mux.forward(admin.session, { jsonrpc: "2.0", id: 1, method: "tools/call" }, adminSink);
+    await settle();
+    for (const [id, method] of [
+      ["s1", "sampling/createMessage"],
+      ["e1", "elicitation/create"],
+      ["r1", "roots/list"],
+    ] as const) {
+      h.mux.receive(JSON.stringify({ jsonrpc: "2.0", id, method, params: {} }));
+    }
+    expect(adminSink.messages).toEqual([]);
+    expect(aliceSink.messages.map((m) => ("id" in m ? m.id : undefined))).toEqual(["s1", "e1", "r1"]);
+    // The admin cannot answer them either.
+    h.mux.respond(admin.session, { jsonrpc: "2.0", id: "s1", result: { forged: true } });
+    expect(h.server.received.some((m) => "result" in m && m.id === "s1")).toBe(false);
+  });
+
+  it("answers the server with an error when only an admin session could take the request", async () => {
+    const h = await harness({ serverUserId: "alice" });
+    await h.initialize();
+    const admin = await open(h, "admin", { elicitation: {} });
+    const adminStream = new RecordingSink();
+    h.mux.setStream(admin.session, adminStream);
+    void h.mux.forward(admin.session, { jsonrpc: "2.0", id: 1, method: "tools/call" }, adminStream);
+    await settle();
+    h.mux.receive(JSON.stringify({ jsonrpc: "2.0", id: "e1", method: "elicitation/create", params: {} }));
+    expect(adminStream.messages).toEqual([]);
+    expect(h.server.received.at(-1)).toMatchObject({ id: "e1", error: { code: -32601 } });
+  });
+});
+
 describe("StdioMultiplexer: attach drops and re-initialize", () => {
   it("fails requests in flight, keeps sessions, re-initializes on the next attach and serves them again", async () => {
     const events: string[] = [];
