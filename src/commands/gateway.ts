@@ -67,6 +67,17 @@ export async function gatewayCommand(args: string[], io: CommandIo): Promise<num
     startFailed: "gateway start failed",
     stopDeadlineMs: 15_000,
   };
+  // Started by `run` with an IPC channel (not with --keep-gateway): the channel closes when `run` exits, even
+  // when it is killed with SIGKILL, and the gateway then stops as on SIGTERM instead of serving on unsupervised.
+  const supervised = process.channel !== undefined;
+  const supervisorGone = () => {
+    gateway.logger.warn("the supervising run process is gone; stopping");
+    process.kill(process.pid, "SIGTERM");
+  };
+  if (supervised) {
+    process.channel?.unref();
+    process.once("disconnect", supervisorGone);
+  }
   const code = await serveUntilSignal(gateway, messages, () => {
     gateway.logger.info(
       {
@@ -74,10 +85,13 @@ export async function gatewayCommand(args: string[], io: CommandIo): Promise<num
         publish_host: config.publishHost,
         installation: config.installation,
         state_dir: config.stateDir,
+        supervised,
       },
       "gateway running",
     );
   });
   file?.close();
+  process.off("disconnect", supervisorGone);
+  if (process.connected) process.disconnect();
   return code;
 }

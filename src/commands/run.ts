@@ -1,10 +1,11 @@
 import { loadConfig } from "../config.js";
 import { createDaemon } from "../daemon.js";
-import { ensureGateway } from "./gateway-launcher.js";
+import { GatewaySupervisor } from "./gateway-launcher.js";
 import { errorMessage, parseCommandArgs } from "./common.js";
 import type { CommandIo } from "./io.js";
 import {
   SERVICE_OPTIONS,
+  type Service,
   createService,
   serveUntilSignal,
   serviceOptions,
@@ -20,6 +21,8 @@ const USAGE = `Usage: mcp-portal run [options]
   --allow-mass-prune     let one pass remove more than the safe share of managed containers
   --read-only-api        the API refuses every write (git is the only writer) (MCP_PORTAL_READ_ONLY_API)
   --no-gateway           do not start the gateway process (run it yourself: mcp-portal gateway)
+  --keep-gateway         leave the gateway running when run stops (the next run of this installation adopts
+                         it), so restarting the controller drops no MCP client
   --once                 converge every user once, then exit (0 when everything applied)
   --log-level LEVEL      fatal|error|warn|info|debug|trace (LOG_LEVEL)
   --pretty               human-readable logs
@@ -34,6 +37,7 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
         "allow-mass-prune": { type: "boolean" },
         "read-only-api": { type: "boolean" },
         "no-gateway": { type: "boolean" },
+        "keep-gateway": { type: "boolean" },
         once: { type: "boolean" },
       },
       strict: true,
@@ -45,7 +49,12 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
       MCP_PORTAL_ALLOW_MASS_PRUNE: values["allow-mass-prune"],
       MCP_PORTAL_READ_ONLY_API: values["read-only-api"],
     });
-    return { config, once: values.once === true, gateway: values["no-gateway"] !== true };
+    return {
+      config,
+      once: values.once === true,
+      gateway: values["no-gateway"] !== true,
+      keepGateway: values["keep-gateway"] === true,
+    };
   });
   if (typeof options === "number") return options;
   const { config, once } = options;
@@ -71,12 +80,31 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     startFailed: "start failed",
     stopDeadlineMs: 30_000,
   };
-  return serveUntilSignal(daemon, messages, async () => {
+  // The gateway serves users' ports in its own process; run supervises it (and stops it) unless --keep-gateway.
+  const supervisor =
+    config.gateway && options.gateway
+      ? new GatewaySupervisor({ config, env: io.env, logger, keep: options.keepGateway })
+      : undefined;
+  const service: Service = {
+    logger,
+    async start() {
+      // First: another installation's gateway on our address fails the start before anything else happens.
+      await supervisor?.start();
+      await daemon.start();
+    },
+    async stop() {
+      await Promise.all([supervisor?.stop(), daemon.stop()]);
+    },
+  };
+  return serveUntilSignal(service, messages, () => {
     logger.info(
-      { listen: config.listen, data_dir: config.dataDir, installation: config.installation },
+      {
+        listen: config.listen,
+        data_dir: config.dataDir,
+        installation: config.installation,
+        ...(supervisor ? { gateway_pid: supervisor.pid } : {}),
+      },
       "controller running",
     );
-    // The gateway serves users' ports in its own process, so restarting the controller drops no client.
-    if (config.gateway && options.gateway) await ensureGateway(config, io.env, logger);
   });
 }
