@@ -146,6 +146,20 @@ describe("Endpoint", () => {
     expect(upstream.probes).toBe(4);
   });
 
+  it("keeps the text of an unexpected probe error out of its health message", async () => {
+    const { clock, upstream, endpoint } = await start();
+    upstream.probeResult = Object.assign(new Error("REMOTE-TEXT-7f3a said no"), { code: "not-an-errno" });
+    clock.advance(0);
+    await settle();
+    expect(endpoint.currentHealth.message).toBe(
+      "MCP probe failed (1 in a row): probe failed (unexpected error)",
+    );
+    upstream.probeResult = Object.assign(new Error("REMOTE-TEXT-7f3a"), { code: "ECONNRESET" });
+    clock.advance(1000);
+    await settle();
+    expect(endpoint.currentHealth.message).toBe("MCP probe failed (2 in a row): probe failed (ECONNRESET)");
+  });
+
   it("marks a stopped container Unhealthy at once, answers 503 after a bounded wait, and serves again once it runs", async () => {
     const { clock, upstream, endpoint, url, target } = await start();
     clock.advance(0);
