@@ -85,14 +85,17 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     config.gateway && options.gateway
       ? new GatewaySupervisor({ config, env: io.env, logger, keep: options.keepGateway })
       : undefined;
+  let stopRequested = false;
   const service: Service = {
     logger,
     async start() {
       // First: another installation's gateway on our address fails the start before anything else happens.
       await supervisor?.start();
-      await daemon.start();
+      // A signal while the gateway started: do not start the controller only to stop it.
+      if (!stopRequested) await daemon.start();
     },
     async stop() {
+      stopRequested = true;
       await Promise.all([supervisor?.stop(), daemon.stop()]);
     },
   };

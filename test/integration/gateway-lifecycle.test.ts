@@ -1,9 +1,9 @@
 // The gateway's lifecycle under `run`, with real processes (`run` as the CLI, its gateway as the CLI's child):
 // supervision (stop on SIGTERM, restart after a crash, stop when run is killed), --keep-gateway and adoption, and
 // the refusal of another installation's gateway. Every process a test starts (or finds) is killed in afterEach.
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, realpathSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import Docker from "dockerode";
@@ -13,6 +13,18 @@ import { spawnDaemon, testEnv, waitFor } from "../helpers/daemon.js";
 import { TestDataDir } from "../helpers/data-dir.js";
 import { cleanupInstallation, describeDocker, newTestInstallation } from "../helpers/docker.js";
 import { freePort } from "../helpers/net.js";
+import { PORTAL_VERSION } from "../../src/version.js";
+
+/** A stand-in gateway (plain node, no tsx): answers /identity as told, exits on SIGTERM. */
+const FAKE_GATEWAY = `
+const http = require("node:http");
+const [host, port] = process.env.FAKE_LISTEN.split(":");
+http.createServer((_req, res) => res.end(JSON.stringify({
+  kind: "mcp-portal-gateway", installation: process.env.FAKE_INSTALLATION, state_dir: process.env.FAKE_STATE_DIR,
+  version: process.env.FAKE_VERSION, pid: process.pid, listen: process.env.FAKE_LISTEN, started_at: "2026-01-01T00:00:00Z",
+}))).listen(Number(port), host, () => process.stdout.write("ready\\n"));
+process.on("SIGTERM", () => process.exit(0));
+`;
 
 const docker = new Docker();
 
@@ -74,6 +86,29 @@ describeDocker("gateway lifecycle under run", () => {
       MCP_PORTAL_GATEWAY_LISTEN: `127.0.0.1:${port}`,
     });
     return { data, installation, listen: `127.0.0.1:${port}`, env };
+  }
+
+  /** Starts a stand-in gateway for `setup`'s installation reporting `version`; resolves once it listens. */
+  async function fakeGateway(
+    target: { data: TestDataDir; installation: string; listen: string },
+    version: string,
+  ): Promise<ChildProcess> {
+    await mkdir(target.data.stateDir, { recursive: true });
+    const child = spawn(process.execPath, ["-e", FAKE_GATEWAY], {
+      env: {
+        FAKE_LISTEN: target.listen,
+        FAKE_INSTALLATION: target.installation,
+        FAKE_STATE_DIR: realpathSync(target.data.stateDir),
+        FAKE_VERSION: version,
+      },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    runs.push(child);
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.once("data", () => resolve());
+      child.once("exit", () => reject(new Error("the fake gateway exited")));
+    });
+    return child;
   }
 
   function startRun(env: Record<string, string>, args: string[] = []) {
@@ -158,6 +193,39 @@ describeDocker("gateway lifecycle under run", () => {
     await waitFor("the adopted gateway stopped", () => !alive(gateway.pid), 30_000);
   });
 
+  it("replaces this installation's gateway of another version (an upgrade) with its own", async () => {
+    const target = await setup();
+    const old = await fakeGateway(target, "0.0.1-old");
+    const oldExit = new Promise((resolve) => old.once("exit", resolve));
+    const run = startRun(target.env);
+    const gateway = await gatewayOf(target.listen, target.installation, old.pid);
+    expect(gateway.version).toBe(PORTAL_VERSION);
+    await oldExit;
+    expect(run.output()).toContain("replacing this installation's gateway of another version");
+    await waitFor("controller running", () => run.output().includes('"msg":"controller running"'), 60_000);
+    run.child.kill("SIGTERM");
+    expect(await run.exited, run.output()).toBe(0);
+    expect(alive(gateway.pid)).toBe(false);
+  });
+
+  it("starts a gateway of its own when the one it adopted vanishes", async () => {
+    const target = await setup();
+    const adopted = await fakeGateway(target, PORTAL_VERSION);
+    const run = startRun(target.env);
+    await waitFor(
+      "adoption",
+      () => run.output().includes('"msg":"adopted the running gateway of this installation"'),
+      60_000,
+    );
+    adopted.kill("SIGKILL");
+    const own = await gatewayOf(target.listen, target.installation, adopted.pid);
+    expect(run.output()).toContain("the adopted gateway is gone; starting one");
+    await waitFor("controller running", () => run.output().includes('"msg":"controller running"'), 60_000);
+    run.child.kill("SIGTERM");
+    expect(await run.exited).toBe(0);
+    expect(alive(own.pid)).toBe(false);
+  });
+
   it("refuses loudly, with a non-zero exit, another installation's gateway or a stranger on the gateway address", async () => {
     const first = await setup();
     const runA = startRun(first.env);
@@ -181,6 +249,7 @@ describeDocker("gateway lifecycle under run", () => {
     const runC = startRun(third.env);
     expect(await runC.exited).toBe(1);
     expect(runC.output()).toContain("answers, but not as an mcp-portal gateway reporting its identity");
+    await waitFor("controller running", () => runA.output().includes('"msg":"controller running"'), 60_000);
     runA.child.kill("SIGTERM");
     expect(await runA.exited).toBe(0);
     expect(alive(gatewayA.pid)).toBe(false);
