@@ -6,8 +6,9 @@ import { PolicyFile } from "../schema/policy.js";
 import { isValidUserId } from "../util/ids.js";
 import type { Problem } from "../validate/problem.js";
 import { isErrno, type LoadedFile, type ReadOptions, readJsonFile } from "./read-json-file.js";
+import { checkTreeDir, errnoCode, resolveRoot, symlinkRefused } from "./tree-paths.js";
 
-/** Relative paths of the data-directory contract (DESIGN.md section 2). */
+/** Relative paths of the data-directory contract (README: the data directory). */
 export const DATA_PATHS = {
   baseDir: "catalogs/base",
   overlayDir: "catalogs/overlays",
@@ -24,10 +25,22 @@ export interface Listing {
   problems: Problem[];
 }
 
-/** `*.json` files of a directory, sorted by name so results never depend on the listing order. */
+/**
+ * `*.json` files of a directory, sorted by name so results never depend on the listing order. A directory that
+ * leads outside the data dir is a problem, not a listing (each file is checked again when read).
+ */
 export async function listJsonFiles(dataDir: string, relDir: string): Promise<Listing> {
+  const unlistable = (error: unknown): Listing => ({
+    names: [],
+    problems: [{ file: relDir, path: "$", message: `cannot list directory: ${errnoCode(error)}` }],
+  });
   try {
-    const entries = await readdir(path.join(dataDir, relDir), { withFileTypes: true });
+    const root = await resolveRoot(dataDir);
+    if (root === undefined) return { names: [], problems: [] };
+    const dir = await checkTreeDir(root, relDir);
+    if (dir.status === "missing") return { names: [], problems: [] };
+    if (dir.status === "refused") return { names: [], problems: [dir.problem] };
+    const entries = await readdir(dir.dir, { withFileTypes: true });
     const names = entries
       .filter(
         (e) => (e.isFile() || e.isSymbolicLink()) && e.name.endsWith(".json") && !e.name.startsWith("."),
@@ -37,39 +50,58 @@ export async function listJsonFiles(dataDir: string, relDir: string): Promise<Li
     return { names, problems: [] };
   } catch (error) {
     if (isErrno(error, "ENOENT")) return { names: [], problems: [] };
-    return {
-      names: [],
-      problems: [{ file: relDir, path: "$", message: `cannot list directory: ${String(error)}` }],
-    };
+    return unlistable(error);
   }
 }
 
-/** Valid user directories, plus a problem for each directory whose name may not be used as a user id. */
+/**
+ * The user ids of the data dir, plus a problem for each entry that may not be used as one. A user directory that
+ * is a symbolic link is listed (so the controller looks at it and keeps its last good state) with a problem: its
+ * files are refused when read. `users` itself being a link is a problem too; its entries are listed the same way.
+ */
 export async function listUserDirs(dataDir: string): Promise<Listing> {
+  const problems: Problem[] = [];
+  const unlistable = (error: unknown): Listing => ({
+    names: [],
+    problems: [
+      ...problems,
+      { file: DATA_PATHS.usersDir, path: "$", message: `cannot list directory: ${errnoCode(error)}` },
+    ],
+  });
+  let root: string | undefined;
   try {
-    const entries = await readdir(path.join(dataDir, DATA_PATHS.usersDir), { withFileTypes: true });
-    const names: string[] = [];
-    const problems: Problem[] = [];
-    for (const entry of entries) {
-      if (!entry.isDirectory()) continue;
-      if (isValidUserId(entry.name)) names.push(entry.name);
-      else
-        problems.push({
-          file: `${DATA_PATHS.usersDir}/${JSON.stringify(entry.name).slice(1, -1).slice(0, 80)}`,
-          path: "$",
-          message: "directory name is not a valid user id (^[a-zA-Z0-9-]{1,32}$); ignored",
-        });
-    }
-    return { names: names.sort(), problems };
+    root = await resolveRoot(dataDir);
   } catch (error) {
-    if (isErrno(error, "ENOENT")) return { names: [], problems: [] };
-    return {
-      names: [],
-      problems: [
-        { file: DATA_PATHS.usersDir, path: "$", message: `cannot list directory: ${String(error)}` },
-      ],
-    };
+    return unlistable(error);
   }
+  if (root === undefined) return { names: [], problems: [] };
+  const usersDir = await checkTreeDir(root, DATA_PATHS.usersDir);
+  if (usersDir.status === "missing") return { names: [], problems: [] };
+  if (usersDir.status === "refused") problems.push(usersDir.problem);
+  let entries;
+  try {
+    entries = await readdir(path.join(root, DATA_PATHS.usersDir), { withFileTypes: true });
+  } catch (error) {
+    if (isErrno(error, "ENOENT")) return { names: [], problems };
+    return unlistable(error);
+  }
+  const names: string[] = [];
+  for (const entry of entries) {
+    const link = entry.isSymbolicLink();
+    if (!entry.isDirectory() && !link) continue;
+    const file = `${DATA_PATHS.usersDir}/${JSON.stringify(entry.name).slice(1, -1).slice(0, 80)}`;
+    if (!isValidUserId(entry.name)) {
+      problems.push({
+        file,
+        path: "$",
+        message: "directory name is not a valid user id (^[a-zA-Z0-9-]{1,32}$); ignored",
+      });
+      continue;
+    }
+    names.push(entry.name);
+    if (link) problems.push(symlinkRefused(file));
+  }
+  return { names: names.sort(), problems };
 }
 
 export interface GlobalFiles {

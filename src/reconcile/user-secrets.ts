@@ -6,6 +6,8 @@ import { readSecretsFile, resolveSecrets } from "../secrets/store.js";
 export interface SecretKeys {
   keyRing: KeyRing;
   digestKey: DigestKey;
+  /** Size cap of secrets.env (MCP_PORTAL_MAX_FILE_BYTES); the default cap when absent. */
+  maxFileBytes?: number;
 }
 
 /**
@@ -30,7 +32,11 @@ export async function loadUserSecrets(
   }
   let entries;
   try {
-    entries = await readSecretsFile(dataDir, userId);
+    entries = await readSecretsFile(
+      dataDir,
+      userId,
+      keys.maxFileBytes === undefined ? {} : { maxBytes: keys.maxFileBytes },
+    );
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     return () => ({ ok: false, reason: "SecretDecryptFailed", message });

@@ -1,5 +1,5 @@
-import { readFile } from "node:fs/promises";
 import * as path from "node:path";
+import { type ReadOptions, readCappedFile } from "../catalog/read-json-file.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { SECRET_NAME_PATTERN, USER_ID_PATTERN } from "../util/ids.js";
 import { decryptSecret, encryptSecret } from "./cipher.js";
@@ -44,22 +44,25 @@ export function secretsFilePath(dataDir: string, userId: string): string {
 
 /**
  * Reads and parses a user's secrets.env. A missing file (or user dir) means no secrets and yields `[]`;
- * a file that exists but cannot be read or parsed throws SecretsFileError, never `[]`.
+ * a file that exists but cannot be read or parsed (or is refused: a link, a device, over the size cap) throws
+ * SecretsFileError, never `[]`.
  */
-export async function readSecretsFile(dataDir: string, userId: string): Promise<SecretEntry[]> {
-  const file = secretsFilePath(dataDir, userId);
+export async function readSecretsFile(
+  dataDir: string,
+  userId: string,
+  options: ReadOptions = {},
+): Promise<SecretEntry[]> {
+  assertUserId(userId);
   const label = secretsFileLabel(userId);
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return [];
+  // The same guarded read as every file of the tree: no links under users/, no devices or FIFOs, size-capped.
+  const read = await readCappedFile(dataDir, label, options);
+  if (read.status === "missing") return [];
+  if (read.status === "invalid") {
     throw new SecretsFileError("SECRETS_FILE_UNREADABLE", label, [
-      `${label}: cannot read (${code ?? "unknown error"})`,
+      `${read.problem.file}: ${read.problem.message}`,
     ]);
   }
-  const parsed = parseSecretsFile(text);
+  const parsed = parseSecretsFile(read.bytes.toString("utf8"));
   if (!parsed.ok) {
     throw new SecretsFileError(
       "SECRETS_FILE_INVALID",
