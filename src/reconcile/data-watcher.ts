@@ -30,8 +30,45 @@ export interface DataWatcherOptions {
 }
 
 export interface DataWatcher {
+  /** Settles once the first scan is done: changes from then on are reported. */
+  ready: Promise<void>;
   close(): Promise<void>;
 }
+
+/** The files a user directory may hold; nothing else in it matters to the desired state. */
+const USER_FILES: ReadonlySet<string> = new Set([
+  "enabled-servers.json",
+  "custom-servers.json",
+  "secrets.env",
+]);
+const CATALOG_DIRS: ReadonlySet<string> = new Set(["base", "overlays"]);
+
+/**
+ * Whether a path of the tree (relative to its root, `/`-separated) belongs to the data-directory layout:
+ * `policy.json`, `catalogs/{base,overlays}/*.json`, `users/<id>/{enabled-servers.json,custom-servers.json,
+ * secrets.env}` and the directories on the way. Nothing else is watched, so a user's folder cannot make the
+ * watcher walk a large or deep tree.
+ */
+export function isLayoutPath(relPath: string): boolean {
+  if (relPath === "") return true;
+  const parts = relPath.split("/");
+  const [top, second = "", third = ""] = parts;
+  if (top === "policy.json") return parts.length === 1;
+  if (top === "catalogs") {
+    if (parts.length === 1) return true;
+    if (!CATALOG_DIRS.has(second)) return false;
+    return parts.length === 2 || (parts.length === 3 && third.endsWith(".json") && !third.startsWith("."));
+  }
+  if (top === "users") {
+    if (parts.length === 1) return true;
+    if (!isValidUserId(second)) return false;
+    return parts.length === 2 || (parts.length === 3 && USER_FILES.has(third));
+  }
+  return false;
+}
+
+/** The layout is three levels deep (`users/<id>/<file>`): chokidar never descends further. */
+const LAYOUT_DEPTH = 2;
 
 /**
  * chokidar over the data dir; events only name what to look at, the reconcile reads the files itself. When the
@@ -66,6 +103,7 @@ export async function watchDataDir(options: DataWatcherOptions): Promise<DataWat
     linkWatcher.on("error", options.onError);
   }
   return {
+    ready: new Promise((resolve) => tree.once("ready", () => resolve())),
     async close() {
       await Promise.all([tree.close(), linkWatcher?.close()]);
     },
@@ -76,15 +114,15 @@ function watchTree(root: string, options: DataWatcherOptions): FSWatcher {
   const ignored = options.ignoredDirs.map((d) => path.resolve(d));
   const watcher = watch(root, {
     ignoreInitial: true,
-    followSymlinks: true,
+    // A link is reported as itself, never followed: a user's `x -> /usr` must not make us walk /usr.
+    followSymlinks: false,
+    depth: LAYOUT_DEPTH,
     ignored: (p: string) => {
       const abs = path.resolve(p);
       if (ignored.some((d) => abs === d || abs.startsWith(d + path.sep))) return true;
       const rel = path.relative(root, abs);
-      // ".mcp-portal" is the default state dir: under a swapped symlink its path no longer matches ignoredDirs.
-      return rel
-        .split(path.sep)
-        .some((part) => part === ".git" || part === "node_modules" || part === ".mcp-portal");
+      if (rel.startsWith("..") || path.isAbsolute(rel)) return true;
+      return !isLayoutPath(rel.split(path.sep).join("/"));
     },
   });
   watcher.on("all", (event, changed) => {

@@ -1,4 +1,4 @@
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { formatProblem } from "../../../src/validate/problem.js";
@@ -333,6 +333,25 @@ describe("validateTree", () => {
     expect(await lines(dir)).toEqual([]);
     expect(await lines(path.join(dir, "nope"))).toEqual([
       `.: $: data dir ${path.join(dir, "nope")} does not exist or is not a directory`,
+    ]);
+  });
+
+  it("reports every refused link, device and over-deep file, each blocking only its own user", async () => {
+    const dir = await brokenCopy(async (d) => {
+      await rm(path.join(d, "users/carol/custom-servers.json"));
+      await symlink("../bob/custom-servers.json", path.join(d, "users/carol/custom-servers.json"));
+      await symlink("bob", path.join(d, "users/eve"));
+      await symlink("/dev/zero", path.join(d, "users/alice/secrets.env"));
+      await writeFile(path.join(path.dirname(d), "outside.json"), "{}");
+      await symlink("../../../outside.json", path.join(d, "catalogs/base/outside.json"));
+      await writeFile(path.join(d, "users/bob/enabled-servers.json"), "[".repeat(100) + "]".repeat(100));
+    });
+    expect(await lines(dir)).toEqual([
+      "catalogs/base/outside.json: $: resolves outside the data directory; refused",
+      "users/alice/secrets.env: $: is a symbolic link; links are refused under users/ (what depends on it is left as it is until it is a real file)",
+      "users/bob/enabled-servers.json: line 1, column 65: nested deeper than 64 levels; refused without parsing",
+      "users/carol/custom-servers.json: $: is a symbolic link; links are refused under users/ (what depends on it is left as it is until it is a real file)",
+      "users/eve: $: is a symbolic link; links are refused under users/ (what depends on it is left as it is until it is a real directory)",
     ]);
   });
 
