@@ -1,6 +1,7 @@
 import path from "node:path";
 import { z } from "zod";
 import { ImageGlob, MAX_IMAGE_GLOBS } from "./schema/policy.js";
+import type { LockSettings } from "./util/file-lock.js";
 
 const Int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const Bool = z
@@ -18,9 +19,18 @@ export const InstallationName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, "installation must match ^[a-z0-9][a-z0-9-]{0,30}$");
 
-/** Raw settings: env names of DESIGN.md section 7, with flags merged over them by the CLI. */
+/** The lock files shared by the daemon and the CLI (`secrets`, `tokens` read these too). */
+const LOCK_FIELDS = {
+  MCP_PORTAL_LOCK_WAIT_MS: Int(0, 600_000).default(10_000),
+  MCP_PORTAL_LOCK_STALE_MS: Int(1000, 3_600_000).default(30_000),
+};
+
+/** Raw settings: the env names of the README's configuration table, with flags merged over them by the CLI. */
 const RawConfig = z
   .object({
+    ...LOCK_FIELDS,
+    MCP_PORTAL_LIVE_MAX_CONNECTIONS_PER_TOKEN: Int(1, 10_000).default(8),
+    MCP_PORTAL_LIVE_TOKEN_RECHECK_MS: Int(100, 60_000).default(1000),
     MCP_PORTAL_DATA_DIR: z.string().min(1).default("."),
     MCP_PORTAL_STATE_DIR: z.string().min(1).optional(),
     MCP_PORTAL_INSTALLATION: InstallationName.default("default"),
@@ -109,6 +119,9 @@ export interface Config {
   logPretty: boolean;
   /** GitOps setups where git is the only writer: the API refuses every write (403 READ_ONLY). */
   readOnlyApi: boolean;
+  locks: LockSettings;
+  /** Live-event connections (SSE, WebSocket): per-token cap, and how often their tokens are checked again. */
+  live: { maxConnectionsPerToken: number; tokenRecheckMs: number };
 }
 
 export class ConfigError extends Error {
@@ -175,6 +188,11 @@ export function loadConfig(
     logLevel: c.LOG_LEVEL,
     logPretty: c.LOG_PRETTY,
     readOnlyApi: c.MCP_PORTAL_READ_ONLY_API,
+    locks: { waitMs: c.MCP_PORTAL_LOCK_WAIT_MS, staleMs: c.MCP_PORTAL_LOCK_STALE_MS },
+    live: {
+      maxConnectionsPerToken: c.MCP_PORTAL_LIVE_MAX_CONNECTIONS_PER_TOKEN,
+      tokenRecheckMs: c.MCP_PORTAL_LIVE_TOKEN_RECHECK_MS,
+    },
   };
 }
 
@@ -194,4 +212,14 @@ function parseAllowedImages(value: string): string[] | undefined {
       );
   }
   return globs;
+}
+
+/** The lock settings alone, for commands that do not load the whole configuration (secrets, tokens). */
+export function loadLockSettings(env: NodeJS.ProcessEnv): LockSettings {
+  const parsed = z.object(LOCK_FIELDS).safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join(".") || "config"}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
+  }
+  return { waitMs: parsed.data.MCP_PORTAL_LOCK_WAIT_MS, staleMs: parsed.data.MCP_PORTAL_LOCK_STALE_MS };
 }

@@ -7,7 +7,8 @@ import { UserId } from "../util/ids.js";
 import { PORTAL_VERSION } from "../version.js";
 import { type ApiContext, type ApiDeps, resolveLimits } from "./deps.js";
 import { ApiError, errorBody, handleError } from "./errors.js";
-import { KeyedMutex } from "./keyed-mutex.js";
+import { DEFAULT_LOCK_SETTINGS } from "../util/file-lock.js";
+import { StateLocks } from "../util/state-locks.js";
 import { LiveHub } from "./live/live-hub.js";
 import { buildOpenApi } from "./openapi.js";
 import { API_PREFIX } from "./prefix.js";
@@ -48,7 +49,8 @@ export async function registerApi(server: FastifyInstance, deps: ApiDeps): Promi
   const tokens = new TokenCache(deps.config.stateDir, (message) =>
     logger.error({ err: message }, "tokens.json is invalid: user tokens are refused until it is fixed"),
   );
-  const ctx: ApiContext = { deps, limits, locks: new KeyedMutex(), now: deps.now ?? (() => new Date()) };
+  const locks = new StateLocks(deps.config.stateDir, deps.config.locks ?? DEFAULT_LOCK_SETTINGS);
+  const ctx: ApiContext = { deps, limits, locks, now: deps.now ?? (() => new Date()) };
   const hub = new LiveHub(deps.events, logger, {
     maxBufferedBytes: limits.streamBufferBytes,
     heartbeatMs: limits.heartbeatMs,

@@ -4,13 +4,13 @@ import type { z } from "zod";
 import { DATA_PATHS, listUserDirs } from "../catalog/data-tree.js";
 import { readCappedFile } from "../catalog/read-json-file.js";
 import type { BaseCatalogFile } from "../schema/catalog.js";
+import { writeTreeFile } from "../catalog/tree-write.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { sha256Hex } from "../util/canonical-json.js";
+import { LockNames } from "../util/state-locks.js";
 import { type ApiContext, dataRoot } from "./deps.js";
 import { ApiError, invalidDesiredState, notFound } from "./errors.js";
 import { baseCatalogProblems } from "./write-checks.js";
-
-const BASE_LOCK = "catalogs/base";
 
 export interface CatalogWriteOutcome {
   name: string;
@@ -52,7 +52,7 @@ export function storeBaseCatalog(
       ),
     );
   }
-  return ctx.locks.run(BASE_LOCK, async () => {
+  return ctx.locks.run(LockNames.baseCatalogs, "api: store base catalog", async () => {
     const dataDir = await dataRoot(ctx);
     const existing = await readCappedFile(dataDir, file, { maxBytes: Number.MAX_SAFE_INTEGER });
     if (existing.status === "invalid") {
@@ -74,7 +74,7 @@ export function storeBaseCatalog(
     if (problems.length > 0) throw invalidDesiredState(problems);
     let backup: string | undefined;
     if (existing.status === "ok") backup = await writeBackup(ctx, name, existing.bytes);
-    await writeFileAtomic(path.join(dataDir, file), text);
+    await writeTreeFile(dataDir, file, text, { createDirs: true });
     ctx.deps.global.invalidate();
     const users = await enqueueAllUsers(ctx, dataDir);
     return { name, file, created, changed: true, ...(backup ? { backup } : {}), users_enqueued: users };

@@ -6,11 +6,12 @@ import type { Logger } from "../observability/logger.js";
 import type { GlobalInputsStore } from "../reconcile/desired-inputs.js";
 import type { StatusStore } from "../reconcile/status.js";
 import type { SecretKeys } from "../reconcile/user-secrets.js";
-import type { KeyedMutex } from "./keyed-mutex.js";
+import type { StateLocks } from "../util/state-locks.js";
 
 /** What the API needs from the daemon; `registerApi(server, deps)` is the only wiring. */
 export interface ApiDeps {
-  config: Pick<Config, "dataDir" | "stateDir" | "overlays" | "maxFileBytes">;
+  config: Pick<Config, "dataDir" | "stateDir" | "overlays" | "maxFileBytes"> &
+    Partial<Pick<Config, "locks" | "live">>;
   /** Where MCP_PORTAL_ADMIN_TOKEN / MCP_PORTAL_ADMIN_TOKEN_FILE are read from. */
   env: NodeJS.ProcessEnv;
   events: Pick<EventBus, "subscribe">;
@@ -38,13 +39,18 @@ export interface ApiLimits {
   heartbeatMs: number;
   /** Backups kept per base catalog (default 20). */
   backupsKept: number;
+  /** Live-event connections one token may hold at once (MCP_PORTAL_LIVE_MAX_CONNECTIONS_PER_TOKEN, default 8). */
+  liveConnectionsPerToken: number;
+  /** How often open live-event connections check that their token still exists (default 1 s). */
+  tokenRecheckMs: number;
 }
 
 /** Everything the route modules share. */
 export interface ApiContext {
   deps: ApiDeps;
   limits: ApiLimits;
-  locks: KeyedMutex;
+  /** The state dir's lock files, shared with the CLI: one per user, one for the base catalogs. */
+  locks: StateLocks;
   now: () => Date;
 }
 
@@ -55,6 +61,8 @@ export function resolveLimits(deps: ApiDeps): ApiLimits {
     streamBufferBytes: 1024 * 1024,
     heartbeatMs: 15_000,
     backupsKept: 20,
+    liveConnectionsPerToken: deps.config.live?.maxConnectionsPerToken ?? 8,
+    tokenRecheckMs: deps.config.live?.tokenRecheckMs ?? 1000,
     ...deps.limits,
   };
 }

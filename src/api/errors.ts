@@ -1,5 +1,7 @@
 import { STATUS_CODES } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { TreeWriteError } from "../catalog/tree-write.js";
+import { LockTimeoutError } from "../util/file-lock.js";
 import { type Problem, formatProblem } from "../validate/problem.js";
 
 /** The body of every error answer: fastify's own shape, plus `problems` as `file: path: reason` lines. */
@@ -63,6 +65,18 @@ export function handleError(
   reply: FastifyReply,
 ) {
   if (error instanceof ApiError) return reply.code(error.statusCode).send(error.toBody());
+  if (error instanceof TreeWriteError) {
+    return reply
+      .code(409)
+      .send(errorBody(409, "PATH_REFUSED", "the file cannot be written where it is", [error.problem]));
+  }
+  if (error instanceof LockTimeoutError) {
+    // Another process (the CLI, usually) holds the resource: worth retrying shortly.
+    return reply
+      .code(503)
+      .header("retry-after", "2")
+      .send(errorBody(503, "LOCKED", error.message));
+  }
   const status = error.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
     return reply.code(status).send(errorBody(status, error.code ?? "BAD_REQUEST", error.message));

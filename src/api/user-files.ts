@@ -1,4 +1,3 @@
-import path from "node:path";
 import type { z } from "zod";
 import { DATA_PATHS, loadUserFiles } from "../catalog/data-tree.js";
 import { mergeUserCatalog } from "../catalog/merge.js";
@@ -6,8 +5,10 @@ import { jsonSyntaxProblem, readCappedFile } from "../catalog/read-json-file.js"
 import { EnabledServersFile, type ServerConfig } from "../schema/enabled-servers.js";
 import { encryptSecret } from "../secrets/cipher.js";
 import { SecretsFileError } from "../secrets/errors.js";
+import { checkTreeDir } from "../catalog/tree-paths.js";
+import { writeTreeFile } from "../catalog/tree-write.js";
 import { readSecretsFile, writeSecretsFile } from "../secrets/store.js";
-import { writeFileAtomic } from "../util/atomic-write.js";
+import { LockNames } from "../util/state-locks.js";
 import { type EntryContext, checkEnabledEntries, checkEnabledEntry } from "../validate/cross-checks.js";
 import { type Problem, problemsFromZod } from "../validate/problem.js";
 import { type ApiContext, dataRoot } from "./deps.js";
@@ -15,9 +16,35 @@ import { ApiError, invalidDesiredState } from "./errors.js";
 import { introduced, secretNames, sourced } from "./write-checks.js";
 
 /*
- * Writes to one user's desired-state files: read, change, validate, write atomically, all under the user's lock,
- * then enqueue the user (the file watcher would notice too; this saves the debounce).
+ * Writes to one user's desired-state files: read, change, validate, write atomically, all under the user's lock
+ * (a lock file in the state dir, shared with the CLI), then enqueue the user (the file watcher would notice too;
+ * this saves the debounce). The user's directory must exist and be a real directory: the API never creates a
+ * user (a token outliving its user must not bring the user back) and never writes through a link.
  */
+
+/** Runs a write for one user under the user's lock, once users/<id>/ is known to be a real directory. */
+function userWrite<T>(
+  ctx: ApiContext,
+  userId: string,
+  purpose: string,
+  task: (root: string) => Promise<T>,
+): Promise<T> {
+  return ctx.locks.run(LockNames.user(userId), `api: ${purpose}`, async () => {
+    const root = await dataRoot(ctx);
+    const dir = await checkTreeDir(root, `${DATA_PATHS.usersDir}/${userId}`);
+    if (dir.status === "missing") {
+      throw new ApiError(
+        404,
+        "USER_NOT_FOUND",
+        `users/${userId}/ does not exist in the data directory; the API never creates a user (add the directory to the tree first)`,
+      );
+    }
+    if (dir.status === "refused") {
+      throw new ApiError(409, "USER_DIR_REFUSED", `users/${userId}/ cannot be used`, [dir.problem]);
+    }
+    return task(root);
+  });
+}
 
 type EnabledInput = z.input<typeof EnabledServersFile>;
 type EntryInput = EnabledInput["servers"][number];
@@ -67,7 +94,7 @@ async function writeEnabled(
 ): Promise<boolean> {
   const text = `${JSON.stringify(value, null, 2)}\n`;
   if (text === previous) return false;
-  await writeFileAtomic(path.join(root, file), text);
+  await writeTreeFile(root, file, text);
   return true;
 }
 
@@ -102,8 +129,7 @@ export function enableServer(
   serverId: string,
   config: z.input<typeof ServerConfig> | undefined,
 ): Promise<WriteOutcome> {
-  return ctx.locks.run(`user:${userId}`, async () => {
-    const root = await dataRoot(ctx);
+  return userWrite(ctx, userId, "enable server", async (root) => {
     const { file, value, text } = await readEnabledForUpdate(ctx, root, userId);
     const servers: EntryInput[] = [...value.servers];
     let index = servers.findIndex((s) => s.id === serverId);
@@ -134,8 +160,7 @@ function isEmptyConfig(config: z.input<typeof ServerConfig>): boolean {
 
 /** Removes `serverId` from the user's enabled servers; unchanged (not an error) when it was not enabled. */
 export function disableServer(ctx: ApiContext, userId: string, serverId: string): Promise<WriteOutcome> {
-  return ctx.locks.run(`user:${userId}`, async () => {
-    const root = await dataRoot(ctx);
+  return userWrite(ctx, userId, "disable server", async (root) => {
     const { file, value, text } = await readEnabledForUpdate(ctx, root, userId);
     const servers = value.servers.filter((s) => s.id !== serverId);
     if (servers.length === value.servers.length) return { file, changed: false };
@@ -146,9 +171,9 @@ export function disableServer(ctx: ApiContext, userId: string, serverId: string)
 }
 
 /** The user's secrets.env entries; a file that cannot be used is a 409 with its problems. */
-async function readSecretsForUpdate(root: string, userId: string) {
+async function readSecretsForUpdate(ctx: ApiContext, root: string, userId: string) {
   try {
-    return await readSecretsFile(root, userId);
+    return await readSecretsFile(root, userId, { maxBytes: ctx.deps.config.maxFileBytes });
   } catch (error) {
     if (!(error instanceof SecretsFileError)) throw error;
     const file = DATA_PATHS.secrets(userId);
@@ -179,9 +204,8 @@ export function setSecrets(
       ),
     );
   }
-  return ctx.locks.run(`user:${userId}`, async () => {
-    const root = await dataRoot(ctx);
-    const entries = await readSecretsForUpdate(root, userId);
+  return userWrite(ctx, userId, "set secrets", async (root) => {
+    const entries = await readSecretsForUpdate(ctx, root, userId);
     for (const [name, value] of values) {
       const entry = { name, ...encryptSecret(keys.keyRing, userId, name, value) };
       const index = entries.findIndex((existing) => existing.name === name);
@@ -199,7 +223,7 @@ export async function listSecretNames(
   ctx: ApiContext,
   userId: string,
 ): Promise<{ name: string; key_id: string }[]> {
-  const entries = await readSecretsForUpdate(await dataRoot(ctx), userId);
+  const entries = await readSecretsForUpdate(ctx, await dataRoot(ctx), userId);
   return entries.map((entry) => ({ name: entry.name, key_id: entry.keyId }));
 }
 
@@ -208,9 +232,8 @@ export async function listSecretNames(
  * 404 when the user has no such secret.
  */
 export function removeSecret(ctx: ApiContext, userId: string, name: string): Promise<void> {
-  return ctx.locks.run(`user:${userId}`, async () => {
-    const root = await dataRoot(ctx);
-    const entries = await readSecretsForUpdate(root, userId);
+  return userWrite(ctx, userId, "remove secret", async (root) => {
+    const entries = await readSecretsForUpdate(ctx, root, userId);
     const remaining = entries.filter((entry) => entry.name !== name);
     if (remaining.length === entries.length)
       throw new ApiError(404, "NOT_FOUND", `user ${userId} has no secret ${name}`);

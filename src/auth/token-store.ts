@@ -2,12 +2,15 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "../util/atomic-write.js";
+import { DEFAULT_LOCK_SETTINGS, type LockSettings, withFileLock } from "../util/file-lock.js";
 import { UserId } from "../util/ids.js";
+import { LockNames, lockFile } from "../util/state-locks.js";
 import { TOKEN_ID_PATTERN, generateToken } from "./token-format.js";
 
 /*
  * <state-dir>/tokens.json: `{ "tokens": [{ "id", "user_id", "hash", "created_at" }] }`, mode 0600, written
- * atomically by `mcp-portal tokens`, read by the API (re-read whenever the file changes).
+ * atomically by `mcp-portal tokens` under the state dir's `tokens` lock (so concurrent commands lose nothing),
+ * read by the API (re-read whenever the file changes).
  */
 
 export const TOKENS_FILE_NAME = "tokens.json";
@@ -82,10 +85,10 @@ export async function createToken(
   stateDir: string,
   userId: string,
   now: Date = new Date(),
+  locks: LockSettings = DEFAULT_LOCK_SETTINGS,
 ): Promise<{ record: TokenRecord; token: string }> {
   const user = UserId.safeParse(userId);
   if (!user.success) throw new TokenStoreError(`user id must match ^[a-zA-Z0-9-]{1,32}$`);
-  const tokens = await readTokens(stateDir);
   const generated = generateToken();
   const record: TokenRecord = {
     id: generated.id,
@@ -93,17 +96,34 @@ export async function createToken(
     hash: generated.hash,
     created_at: now.toISOString(),
   };
-  await writeTokens(stateDir, [...tokens, record]);
+  await withTokensLock(stateDir, "tokens create", locks, async () => {
+    await writeTokens(stateDir, [...(await readTokens(stateDir)), record]);
+  });
   return { record, token: generated.token };
 }
 
 /** Removes a token by id; false when there was none. */
-export async function revokeToken(stateDir: string, id: string): Promise<boolean> {
-  const tokens = await readTokens(stateDir);
-  const remaining = tokens.filter((token) => token.id !== id);
-  if (remaining.length === tokens.length) return false;
-  await writeTokens(stateDir, remaining);
-  return true;
+export function revokeToken(
+  stateDir: string,
+  id: string,
+  locks: LockSettings = DEFAULT_LOCK_SETTINGS,
+): Promise<boolean> {
+  return withTokensLock(stateDir, "tokens revoke", locks, async () => {
+    const tokens = await readTokens(stateDir);
+    const remaining = tokens.filter((token) => token.id !== id);
+    if (remaining.length === tokens.length) return false;
+    await writeTokens(stateDir, remaining);
+    return true;
+  });
+}
+
+function withTokensLock<T>(
+  stateDir: string,
+  purpose: string,
+  locks: LockSettings,
+  task: () => Promise<T>,
+): Promise<T> {
+  return withFileLock(lockFile(stateDir, LockNames.tokens), purpose, locks, task);
 }
 
 export type TokenSnapshot =

@@ -1,8 +1,16 @@
+import { loadLockSettings } from "../config.js";
 import { AuditLog } from "../observability/audit.js";
 import { SecretUsageError } from "../secrets/errors.js";
 import { generateKey, loadKeyRing } from "../secrets/key-ring.js";
 import { rotateSecrets, type RotationReport } from "../secrets/rotate.js";
-import { listSecrets, MAX_SECRET_VALUE_BYTES, removeSecret, setSecret } from "../secrets/store.js";
+import {
+  assertUserId,
+  listSecrets,
+  MAX_SECRET_VALUE_BYTES,
+  removeSecret,
+  setSecret,
+} from "../secrets/store.js";
+import { LockNames, StateLocks } from "../util/state-locks.js";
 import { parseSubcommand, unknownSubcommand, usageFailure } from "./common.js";
 import { type CommandIo, UsageError } from "./io.js";
 
@@ -44,12 +52,21 @@ async function run(args: string[], io: CommandIo): Promise<number> {
     return 0;
   }
   const { subcommand: command, dataDir, stateDir, expect } = parsed;
+  // The API writes the same files under the same lock files: neither loses the other's update.
+  const locks = new StateLocks(stateDir, loadLockSettings(io.env));
+  const lockUser = <T>(user: string, purpose: string, task: () => Promise<T>) => {
+    assertUserId(user);
+    return locks.run(LockNames.user(user), purpose, task);
+  };
   switch (command) {
     case "set": {
       const [user = "", name = ""] = expect(2, "<user> <NAME>");
       const keyRing = await loadKeyRing(io.env);
       const value = await readValue(io);
-      const { created, keyId } = await setSecret(dataDir, user, name, value, keyRing);
+      // An admin may create the user's directory this way (the API never does).
+      const { created, keyId } = await lockUser(user, "cli: secrets set", () =>
+        setSecret(dataDir, user, name, value, keyRing, { createUserDir: true }),
+      );
       await auditSecretChange(stateDir, user, created ? "create_secret" : "update_secret", name, {
         key_id: keyId,
       });
@@ -63,7 +80,7 @@ async function run(args: string[], io: CommandIo): Promise<number> {
     }
     case "rm": {
       const [user = "", name = ""] = expect(2, "<user> <NAME>");
-      if (!(await removeSecret(dataDir, user, name))) {
+      if (!(await lockUser(user, "cli: secrets rm", () => removeSecret(dataDir, user, name)))) {
         io.stderr.write(`error: user ${user} has no secret ${name}\n`);
         return 1;
       }
@@ -74,7 +91,12 @@ async function run(args: string[], io: CommandIo): Promise<number> {
     case "rotate": {
       expect(0, "");
       const keyRing = await loadKeyRing(io.env);
-      const report = await rotateSecrets({ dataDir, stateDir, keyRing });
+      const report = await rotateSecrets({
+        dataDir,
+        stateDir,
+        keyRing,
+        lockUser: (user, task) => lockUser(user, "cli: secrets rotate", task),
+      });
       await auditSecretChange(stateDir, null, "rotate_secrets", "secrets.env", {
         primary_key_id: keyRing.primaryKeyId,
         files: report.files.length,

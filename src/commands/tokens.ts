@@ -6,6 +6,8 @@ import {
   revokeToken,
   tokensFilePath,
 } from "../auth/token-store.js";
+import { ConfigError, loadLockSettings } from "../config.js";
+import { LockTimeoutError } from "../util/file-lock.js";
 import { isValidUserId } from "../util/ids.js";
 import { parseSubcommand, unknownSubcommand, usageFailure } from "./common.js";
 import { type CommandIo, UsageError } from "./io.js";
@@ -31,7 +33,8 @@ export async function tokensCommand(args: string[], io: CommandIo): Promise<numb
     if (error instanceof UsageError) {
       return usageFailure(io, USAGE, error.message);
     }
-    if (error instanceof TokenStoreError) {
+    if (error instanceof ConfigError) return usageFailure(io, USAGE, error.message);
+    if (error instanceof TokenStoreError || error instanceof LockTimeoutError) {
       io.stderr.write(`error: ${error.message}\n`);
       return 1;
     }
@@ -50,7 +53,7 @@ async function run(args: string[], io: CommandIo): Promise<number> {
     case "create": {
       const [user = ""] = expect(1, "<user>");
       if (!isValidUserId(user)) throw new UsageError("user id must match ^[a-zA-Z0-9-]{1,32}$");
-      const { record, token } = await createToken(stateDir, user);
+      const { record, token } = await createToken(stateDir, user, new Date(), loadLockSettings(io.env));
       io.stdout.write(`${token}\n`);
       io.stderr.write(
         `created token ${record.id} for user ${user} in ${tokensFilePath(stateDir)}; it is shown only this once\n`,
@@ -68,7 +71,7 @@ async function run(args: string[], io: CommandIo): Promise<number> {
       const [id = ""] = expect(1, "<id>");
       if (!TOKEN_ID_PATTERN.test(id))
         throw new UsageError("a token id is 16 hex characters (see tokens list)");
-      if (!(await revokeToken(stateDir, id))) {
+      if (!(await revokeToken(stateDir, id, loadLockSettings(io.env)))) {
         io.stderr.write(`error: no token ${id}\n`);
         return 1;
       }

@@ -1,6 +1,6 @@
 import { readdir } from "node:fs/promises";
 import * as path from "node:path";
-import { writeFileAtomic } from "../util/atomic-write.js";
+import { writeTreeFile } from "../catalog/tree-write.js";
 import { isValidUserId } from "../util/ids.js";
 import { decryptSecret, encryptSecret } from "./cipher.js";
 import { rotateDigestKey, type DigestKeyRotation } from "./digest.js";
@@ -13,8 +13,13 @@ export interface RotateOptions {
   /** When given, `<stateDir>/secret-digest.key` is re-sealed too (its seed, and so every digest, is kept). */
   stateDir?: string;
   keyRing: KeyRing;
-  /** Injectable for tests (crash simulation); defaults to the atomic writer. */
+  /** Injectable for tests (crash simulation); defaults to the data tree's atomic writer. */
   writeFile?: WriteFile;
+  /**
+   * Runs one user's read-modify-write under that user's lock (the CLI passes the state dir's lock files, so a
+   * concurrent API write is never lost); unlocked when absent.
+   */
+  lockUser?: <T>(userId: string, task: () => Promise<T>) => Promise<T>;
 }
 
 export type FileRotation =
@@ -37,7 +42,8 @@ export interface RotationReport {
  */
 export async function rotateSecrets(options: RotateOptions): Promise<RotationReport> {
   const { dataDir, keyRing } = options;
-  const writeFile = options.writeFile ?? writeFileAtomic;
+  const writeFile = options.writeFile ?? writeTreeFile;
+  const lockUser = options.lockUser ?? (<T>(_userId: string, task: () => Promise<T>) => task());
   const files: FileRotation[] = [];
   const skipped: RotationReport["skipped"] = [];
 
@@ -51,14 +57,20 @@ export async function rotateSecrets(options: RotateOptions): Promise<RotationRep
       skipped.push({ entry: dirent.name, reason: "directory name is not a valid user id" });
       continue;
     }
-    const result = await rotateUser(dataDir, dirent.name, keyRing, writeFile);
+    const userId = dirent.name;
+    const result = await lockUser(userId, () => rotateUser(dataDir, userId, keyRing, writeFile)).catch(
+      (error: unknown): FileRotation => ({
+        userId,
+        file: secretsFileLabel(userId),
+        status: "failed",
+        error: error instanceof Error ? error.message : String(error),
+      }),
+    );
     if (result !== undefined) files.push(result);
   }
 
   const digestKey: DigestKeyRotation =
-    options.stateDir === undefined
-      ? { status: "absent" }
-      : await rotateDigestKey(options.stateDir, keyRing, writeFile);
+    options.stateDir === undefined ? { status: "absent" } : await rotateDigestKey(options.stateDir, keyRing);
   const ok = files.every((file) => file.status !== "failed") && digestKey.status !== "failed";
   return { files, skipped, digestKey, ok };
 }
@@ -120,7 +132,7 @@ async function rotateUser(
   if (reencrypted === 0) return { userId, file, status: "current", total: entries.length, reencrypted };
 
   try {
-    await writeSecretsFile(dataDir, userId, next, writeFile);
+    await writeSecretsFile(dataDir, userId, next, { writeFile });
   } catch (error) {
     return fail(error);
   }

@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { type ReadOptions, readCappedFile } from "../catalog/read-json-file.js";
-import { writeFileAtomic } from "../util/atomic-write.js";
+import { writeTreeFile } from "../catalog/tree-write.js";
 import { SECRET_NAME_PATTERN, USER_ID_PATTERN } from "../util/ids.js";
 import { decryptSecret, encryptSecret } from "./cipher.js";
 import type { DigestKey } from "./digest.js";
@@ -9,8 +9,9 @@ import type { KeyRing } from "./key-ring.js";
 import { parseSecretsFile, serializeSecretsFile, type SecretEntry } from "./secrets-file.js";
 
 /*
- * users/<id>/secrets.env under the data dir. Writes are atomic with mode 0600. Writers are not locked against
- * each other: callers serialise writes to one user's file (one CLI invocation, or the API's per-user queue).
+ * users/<id>/secrets.env under the data dir, read and written with the data tree's rules (no links under users/,
+ * size cap). Writes are atomic with mode 0600. Writers are not locked here: callers hold the user's lock
+ * (the state dir's lock file, shared by the CLI and the API) around each read-modify-write.
  */
 
 export const SECRETS_FILE_NAME = "secrets.env";
@@ -18,7 +19,7 @@ export const SECRETS_FILE_MODE = 0o600;
 /** Upper bound for one value; environment variables are not the place for more. */
 export const MAX_SECRET_VALUE_BYTES = 64 * 1024;
 
-export type WriteFile = typeof writeFileAtomic;
+export type WriteFile = typeof writeTreeFile;
 
 export function assertUserId(userId: string): void {
   if (!USER_ID_PATTERN.test(userId)) {
@@ -73,14 +74,24 @@ export async function readSecretsFile(
   return parsed.entries;
 }
 
+export interface SecretsWriteOptions {
+  /** Create users/<id>/ when it does not exist (the CLI, run by an admin); the API never does. */
+  createUserDir?: boolean;
+  writeFile?: WriteFile;
+}
+
+/** Writes the file atomically (0600); a missing user directory is an error unless `createUserDir`. */
 export async function writeSecretsFile(
   dataDir: string,
   userId: string,
   entries: readonly SecretEntry[],
-  writeFile: WriteFile = writeFileAtomic,
+  options: SecretsWriteOptions = {},
 ): Promise<void> {
-  await writeFile(secretsFilePath(dataDir, userId), serializeSecretsFile(entries), {
+  assertUserId(userId);
+  const write = options.writeFile ?? writeTreeFile;
+  await write(dataDir, secretsFileLabel(userId), serializeSecretsFile(entries), {
     mode: SECRETS_FILE_MODE,
+    createDirs: options.createUserDir === true,
   });
 }
 
@@ -102,6 +113,7 @@ export async function setSecret(
   name: string,
   value: string,
   keyRing: KeyRing,
+  options: SecretsWriteOptions & ReadOptions = {},
 ): Promise<{ created: boolean; keyId: string }> {
   assertUserId(userId);
   assertSecretName(name);
@@ -117,19 +129,24 @@ export async function setSecret(
       `secret ${name}: value exceeds ${MAX_SECRET_VALUE_BYTES} bytes`,
     );
   }
-  const entries = await readSecretsFile(dataDir, userId);
+  const entries = await readSecretsFile(dataDir, userId, options);
   const entry: SecretEntry = { name, ...encryptSecret(keyRing, userId, name, value) };
   const index = entries.findIndex((existing) => existing.name === name);
   if (index >= 0) entries[index] = entry;
   else entries.push(entry);
-  await writeSecretsFile(dataDir, userId, entries);
+  await writeSecretsFile(dataDir, userId, entries, options);
   return { created: index < 0, keyId: entry.keyId };
 }
 
 /** Removes a secret; false when it did not exist (a missing file is not created). */
-export async function removeSecret(dataDir: string, userId: string, name: string): Promise<boolean> {
+export async function removeSecret(
+  dataDir: string,
+  userId: string,
+  name: string,
+  options: ReadOptions = {},
+): Promise<boolean> {
   assertSecretName(name);
-  const entries = await readSecretsFile(dataDir, userId);
+  const entries = await readSecretsFile(dataDir, userId, options);
   const remaining = entries.filter((entry) => entry.name !== name);
   if (remaining.length === entries.length) return false;
   await writeSecretsFile(dataDir, userId, remaining);

@@ -39,7 +39,8 @@ export async function writeFileAtomic(
   await syncDirectory(dir);
 }
 
-async function syncDirectory(dir: string): Promise<void> {
+/** fsync of a directory, so a rename in it survives a crash (best effort: some filesystems refuse it). */
+export async function syncDirectory(dir: string): Promise<void> {
   let handle;
   try {
     handle = await open(dir, "r");

@@ -29,6 +29,8 @@ export interface FixtureOptions {
   adminToken?: string | undefined;
   readOnly?: boolean;
   secretKeys?: boolean;
+  /** The key line (`<id>:<base64>`) the API encrypts with; a fresh one by default. */
+  secretKey?: string;
   limits?: ApiDeps["limits"];
   logLines?: string[];
 }
@@ -70,7 +72,7 @@ export async function apiFixture(options: FixtureOptions = {}): Promise<ApiFixtu
     logger,
     health: { isShuttingDown: () => false, dockerReachable: () => true, firstSyncDone: () => true },
   });
-  const keyRing = parseKeyList(generateKey("k1"));
+  const keyRing = parseKeyList(options.secretKey ?? generateKey("k1"));
   const enqueued: string[] = [];
   const audits: AuditEventInput[] = [];
   const bus = new EventBus();

@@ -1,4 +1,4 @@
-import { readdir, readFile, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { readSecretsFile } from "../../../src/secrets/store.js";
@@ -21,6 +21,8 @@ async function fixture(options: FixtureOptions = {}): Promise<ApiFixture> {
   const f = await apiFixture(options);
   fixtures.push(f);
   await f.write("catalogs/base/main.json", BASE);
+  // The API writes only into existing user directories (see api-tree-safety.test.ts).
+  await mkdir(path.join(f.dataDir, "users/alice"), { recursive: true });
   return f;
 }
 afterEach(async () => {
@@ -90,7 +92,7 @@ describe("enable and disable", () => {
     expect(f.enqueued).toEqual(["alice", "alice", "alice"]);
   });
 
-  it("creates the user's file when there is none", async () => {
+  it("creates the user's file when the directory has none", async () => {
     const f = await fixture();
     const response = await enable(f, f.admin, "time");
     expect(response.statusCode).toBe(200);

@@ -37,6 +37,25 @@ describe("mcp-portal tokens", () => {
     expect((await cli(["list", "--state-dir", stateDir])).stdout).toBe("");
   });
 
+  it("loses no token when several `tokens create` and `revoke` run at once (each holds the tokens lock)", async () => {
+    const stateDir = await mkdtemp(path.join(tmpdir(), "mcp-portal-tokens-"));
+    dirs.push(stateDir);
+    const keep = await cli(["create", "keep", "--state-dir", stateDir]);
+    const doomed = (await cli(["create", "doomed", "--state-dir", stateDir])).stdout.trim().slice(4, 20);
+    const results = await Promise.all([
+      ...Array.from({ length: 12 }, (_, i) => cli(["create", `user-${i}`, "--state-dir", stateDir])),
+      cli(["revoke", doomed, "--state-dir", stateDir]),
+    ]);
+    expect(results.map((r) => r.code)).toEqual(Array(13).fill(0));
+    const users = (await cli(["list", "--state-dir", stateDir])).stdout
+      .trim()
+      .split("\n")
+      .map((line) => line.split("\t")[1])
+      .sort();
+    expect(users).toEqual(["keep", ...Array.from({ length: 12 }, (_, i) => `user-${i}`)].sort());
+    expect(keep.code).toBe(0);
+  });
+
   it("answers usage errors with 2", async () => {
     expect((await cli([])).code).toBe(2);
     expect((await cli(["create", "not/valid"])).code).toBe(2);

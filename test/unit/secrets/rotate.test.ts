@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { writeFileAtomic } from "../../../src/util/atomic-write.js";
+import { writeTreeFile } from "../../../src/catalog/tree-write.js";
 import { loadDigestKey } from "../../../src/secrets/digest.js";
 import { generateKey, parseKeyList, type KeyRing } from "../../../src/secrets/key-ring.js";
 import { rotateSecrets } from "../../../src/secrets/rotate.js";
@@ -21,6 +21,8 @@ const oldRing = parseKeyList(k1);
 const bothRing = parseKeyList(`${k2},${k1}`);
 const newRing = parseKeyList(k2);
 const tempDir = useTempDirs();
+/** These tests act as the admin's CLI, which may create a user's directory. */
+const CREATE = { createUserDir: true };
 
 const VALUES: Record<string, Record<string, string>> = {
   alice: { A_TOKEN: "alice-a", B_TOKEN: "alice-b" },
@@ -30,7 +32,8 @@ const VALUES: Record<string, Record<string, string>> = {
 
 async function seed(dataDir: string): Promise<void> {
   for (const [user, secrets] of Object.entries(VALUES)) {
-    for (const [name, value] of Object.entries(secrets)) await setSecret(dataDir, user, name, value, oldRing);
+    for (const [name, value] of Object.entries(secrets))
+      await setSecret(dataDir, user, name, value, oldRing, CREATE);
   }
 }
 
@@ -85,10 +88,10 @@ describe("secrets rotate", () => {
     const bobBefore = await readFile(secretsFilePath(dataDir, "bob"), "utf8");
 
     let writes = 0;
-    const crashingWrite: WriteFile = async (file, data, options) => {
+    const crashingWrite: WriteFile = async (root, file, data, options) => {
       writes += 1;
       if (writes === 2) throw new Error("simulated crash");
-      await writeFileAtomic(file, data, options);
+      await writeTreeFile(root, file, data, options);
     };
     const report = await rotateSecrets({ dataDir, stateDir, keyRing: bothRing, writeFile: crashingWrite });
     expect(report.ok).toBe(false);
@@ -112,7 +115,7 @@ describe("secrets rotate", () => {
   it("does not rewrite a file in which any value fails to decrypt", async () => {
     const dataDir = await tempDir();
     await seed(dataDir);
-    await setSecret(dataDir, "bob", "LOST", "lost-value", parseKeyList(generateKey("gone")));
+    await setSecret(dataDir, "bob", "LOST", "lost-value", parseKeyList(generateKey("gone")), CREATE);
     const bobBefore = await readFile(secretsFilePath(dataDir, "bob"), "utf8");
 
     const report = await rotateSecrets({ dataDir, keyRing: bothRing });

@@ -1,6 +1,7 @@
-import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
+import { TreeWriteError } from "../../../src/catalog/tree-write.js";
 import { DigestKey } from "../../../src/secrets/digest.js";
 import { SecretsFileError, SecretUsageError } from "../../../src/secrets/errors.js";
 import { generateKey, parseKeyList } from "../../../src/secrets/key-ring.js";
@@ -11,6 +12,7 @@ import {
   resolveSecrets,
   secretsFilePath,
   setSecret,
+  writeSecretsFile,
 } from "../../../src/secrets/store.js";
 import { useTempDirs } from "./helpers.js";
 
@@ -18,18 +20,20 @@ const k1 = generateKey("k1");
 const ring = parseKeyList(k1);
 const digestKey = DigestKey.fromSeed(Buffer.alloc(32, 7));
 const tempDir = useTempDirs();
+/** These tests act as the admin's CLI, which may create a user's directory. */
+const CREATE = { createUserDir: true };
 
 describe("secrets store", () => {
   it("sets, lists, replaces and removes secrets; the file is 0600 and holds no plaintext", async () => {
     const dataDir = await tempDir();
-    expect(await setSecret(dataDir, "alice", "GITHUB_TOKEN", "ghp_plaintext_value", ring)).toEqual({
+    expect(await setSecret(dataDir, "alice", "GITHUB_TOKEN", "ghp_plaintext_value", ring, CREATE)).toEqual({
       created: true,
       keyId: "k1",
     });
-    expect(await setSecret(dataDir, "alice", "OTHER", "second-plaintext", ring)).toMatchObject({
+    expect(await setSecret(dataDir, "alice", "OTHER", "second-plaintext", ring, CREATE)).toMatchObject({
       created: true,
     });
-    expect(await setSecret(dataDir, "alice", "GITHUB_TOKEN", "ghp_new_value", ring)).toMatchObject({
+    expect(await setSecret(dataDir, "alice", "GITHUB_TOKEN", "ghp_new_value", ring, CREATE)).toMatchObject({
       created: false,
     });
 
@@ -80,7 +84,9 @@ describe("secrets store", () => {
       "users/alice/secrets.env: line 2: A: payload is too short to hold a nonce and a tag",
       "users/alice/secrets.env: line 3: B: value is not encrypted (expected enc:v1:<key-id>:<base64>)",
     ]);
-    await expect(setSecret(dataDir, "alice", "C", "x", ring)).rejects.toBeInstanceOf(SecretsFileError);
+    await expect(setSecret(dataDir, "alice", "C", "x", ring, CREATE)).rejects.toBeInstanceOf(
+      SecretsFileError,
+    );
     expect(await readFile(file, "utf8")).toContain("B=plaintext");
 
     await mkdir(path.join(dataDir, "users", "dir"), { recursive: true });
@@ -96,13 +102,34 @@ describe("secrets store", () => {
     }
   });
 
+  it("does not create a user's directory unless asked to, and never writes through a linked one", async () => {
+    const dataDir = await tempDir();
+    await mkdir(path.join(dataDir, "users"));
+    const error = await setSecret(dataDir, "zed", "A", "v", ring).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TreeWriteError);
+    expect(error).toMatchObject({ code: "TREE_DIR_MISSING", problem: { file: "users/zed" } });
+    await expect(stat(path.join(dataDir, "users/zed"))).rejects.toMatchObject({ code: "ENOENT" });
+    await setSecret(dataDir, "bob", "B", "v", ring, CREATE);
+    await symlink("bob", path.join(dataDir, "users/eve"));
+    await expect(setSecret(dataDir, "eve", "STOLEN", "v", ring, CREATE)).rejects.toBeInstanceOf(
+      SecretsFileError,
+    );
+    await expect(writeSecretsFile(dataDir, "eve", [], CREATE)).rejects.toMatchObject({
+      code: "TREE_PATH_REFUSED",
+      problem: { file: "users/eve" },
+    });
+    expect((await listSecrets(dataDir, "bob")).map((s) => s.name)).toEqual(["B"]);
+  });
+
   it("validates user ids, names and values before touching the disk", async () => {
     const dataDir = await tempDir();
-    await expect(setSecret(dataDir, "../etc", "X", "v", ring)).rejects.toMatchObject({
+    await expect(setSecret(dataDir, "../etc", "X", "v", ring, CREATE)).rejects.toMatchObject({
       code: "SECRET_INVALID_USER_ID",
     });
-    await expect(setSecret(dataDir, "alice", "lower", "v", ring)).rejects.toBeInstanceOf(SecretUsageError);
-    await expect(setSecret(dataDir, "alice", "X", "a\0b", ring)).rejects.toMatchObject({
+    await expect(setSecret(dataDir, "alice", "lower", "v", ring, CREATE)).rejects.toBeInstanceOf(
+      SecretUsageError,
+    );
+    await expect(setSecret(dataDir, "alice", "X", "a\0b", ring, CREATE)).rejects.toMatchObject({
       code: "SECRET_INVALID_VALUE",
     });
     await expect(readSecretsFile(dataDir, "a/b")).rejects.toMatchObject({ code: "SECRET_INVALID_USER_ID" });
@@ -110,11 +137,11 @@ describe("secrets store", () => {
 
   it("resolves missing and undecryptable secrets as distinct errors without leaking values", async () => {
     const dataDir = await tempDir();
-    await setSecret(dataDir, "alice", "GOOD", "good-value", ring);
-    await setSecret(dataDir, "alice", "MOVED", "moved-value", ring);
-    await setSecret(dataDir, "bob", "FOREIGN", "foreign-value", ring);
+    await setSecret(dataDir, "alice", "GOOD", "good-value", ring, CREATE);
+    await setSecret(dataDir, "alice", "MOVED", "moved-value", ring, CREATE);
+    await setSecret(dataDir, "bob", "FOREIGN", "foreign-value", ring, CREATE);
     const otherRing = parseKeyList(generateKey("k9"));
-    await setSecret(dataDir, "alice", "UNKNOWN_KEY", "unknown-value", otherRing);
+    await setSecret(dataDir, "alice", "UNKNOWN_KEY", "unknown-value", otherRing, CREATE);
 
     // Copy bob's ciphertext into alice's file under a new name, and swap MOVED under another name.
     const aliceFile = secretsFilePath(dataDir, "alice");

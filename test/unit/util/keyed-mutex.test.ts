@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KeyedMutex } from "../../../src/api/keyed-mutex.js";
+import { KeyedMutex } from "../../../src/util/keyed-mutex.js";
 
 const tick = () => new Promise((r) => setTimeout(r, 1));
 

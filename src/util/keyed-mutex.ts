@@ -1,7 +1,6 @@
 /**
- * Runs tasks one at a time per key (a user id, or "catalogs/base"), in arrival order; different keys run
- * concurrently. The API's read-modify-write of one user's files happens under that user's key, so concurrent
- * requests never lose an update.
+ * Runs tasks one at a time per key, in arrival order; different keys run concurrently. In-process only: the
+ * state dir's lock files (StateLocks) add the same guarantee across processes.
  */
 export class KeyedMutex {
   private readonly tails = new Map<string, Promise<unknown>>();
