@@ -54,6 +54,11 @@ export async function registerApi(server: FastifyInstance, deps: ApiDeps): Promi
   const hub = new LiveHub(deps.events, logger, {
     maxBufferedBytes: limits.streamBufferBytes,
     heartbeatMs: limits.heartbeatMs,
+    recheckMs: limits.tokenRecheckMs,
+    validTokens: async () => {
+      const snapshot = await tokens.current();
+      return snapshot.status === "ok" ? (id) => snapshot.byId.has(id) : () => false;
+    },
   });
   const states = new WeakMap<FastifyRequest, RequestState>();
   const options: RegisterOptions = {
@@ -62,7 +67,11 @@ export async function registerApi(server: FastifyInstance, deps: ApiDeps): Promi
     defaultBodyLimit: limits.bodyBytes,
     onWriteDone: (request, reply, meta, state) => auditWrite(deps, request, reply, meta, state),
   };
-  const routes: ApiRoute[] = [...userRoutes(ctx), ...adminRoutes(ctx), sseRoute(hub)];
+  const routes: ApiRoute[] = [
+    ...userRoutes(ctx),
+    ...adminRoutes(ctx),
+    sseRoute(hub, limits.liveConnectionsPerToken),
+  ];
   const metas: RouteMeta[] = [];
   let document: Record<string, unknown> | undefined;
   const docs = defineRoute({
@@ -106,7 +115,7 @@ export async function registerApi(server: FastifyInstance, deps: ApiDeps): Promi
         done();
       });
       for (const route of [...routes, docs]) registerRoute(api, route, options);
-      registerWebSocketRoute(api, hub, options);
+      registerWebSocketRoute(api, hub, options, limits.liveConnectionsPerToken);
     },
     { prefix: API_PREFIX },
   );

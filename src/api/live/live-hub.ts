@@ -10,28 +10,45 @@ export interface EventSink {
   heartbeat(): void;
   /** Bytes written but not yet taken by the client (kernel buffers aside). */
   buffered(): number;
-  /** Ends the connection; `slow` when it is dropped for not reading. */
-  close(reason: "slow" | "shutdown"): void;
+  /** Ends the connection: `slow` when dropped for not reading, `revoked` when its token is gone. */
+  close(reason: CloseReason): void;
 }
+
+export type CloseReason = "slow" | "shutdown" | "revoked";
+
+/** Whose credential a connection uses: a user token by id, or the admin token (which cannot be revoked). */
+export type Credential = { kind: "token"; tokenId: string } | { kind: "admin" };
 
 export interface LiveHubOptions {
   maxBufferedBytes: number;
   heartbeatMs: number;
+  /** How often open connections' tokens are checked again. */
+  recheckMs: number;
+  /** Called once per recheck: which user tokens are still valid (none when the token store is unusable). */
+  validTokens: () => Promise<(tokenId: string) => boolean>;
 }
 
 interface Connection {
   sink: EventSink;
   accepts: (event: PortalEvent) => boolean;
+  credential: Credential;
+}
+
+export function credentialKey(credential: Credential): string {
+  return credential.kind === "admin" ? "admin" : `token:${credential.tokenId}`;
 }
 
 /**
  * Fans daemon events out to live connections. A connection whose client does not keep up (more than
- * `maxBufferedBytes` pending) is closed rather than allowed to grow memory; drops are logged and counted.
+ * `maxBufferedBytes` pending) is closed rather than allowed to grow memory; drops are logged and counted. Every
+ * `recheckMs` the user tokens of open connections are checked again: a revoked token's streams are closed.
  */
 export class LiveHub {
   private readonly connections = new Set<Connection>();
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
+  private rechecking = false;
   private droppedTotal = 0;
 
   constructor(
@@ -41,8 +58,8 @@ export class LiveHub {
   ) {}
 
   /** Registers a connection; the returned function forgets it (call it when the client goes away). */
-  open(sink: EventSink, accepts: (event: PortalEvent) => boolean): () => void {
-    const connection: Connection = { sink, accepts };
+  open(sink: EventSink, accepts: (event: PortalEvent) => boolean, credential: Credential): () => void {
+    const connection: Connection = { sink, accepts, credential };
     this.connections.add(connection);
     if (this.connections.size === 1) this.start();
     return () => this.forget(connection);
@@ -50,6 +67,14 @@ export class LiveHub {
 
   get size(): number {
     return this.connections.size;
+  }
+
+  /** Open connections using this credential (the per-token cap). */
+  countFor(credential: Credential): number {
+    const key = credentialKey(credential);
+    let count = 0;
+    for (const connection of this.connections) if (credentialKey(connection.credential) === key) count++;
+    return count;
   }
 
   get dropped(): number {
@@ -68,6 +93,8 @@ export class LiveHub {
     this.unsubscribe = this.bus.subscribe((event) => this.dispatch(event));
     this.timer = setInterval(() => this.beat(), this.options.heartbeatMs);
     this.timer.unref();
+    this.recheckTimer = setInterval(() => void this.recheck(), this.options.recheckMs);
+    this.recheckTimer.unref();
   }
 
   private forget(connection: Connection): void {
@@ -77,6 +104,34 @@ export class LiveHub {
     this.unsubscribe = undefined;
     clearInterval(this.timer);
     this.timer = undefined;
+    clearInterval(this.recheckTimer);
+    this.recheckTimer = undefined;
+  }
+
+  /** Closes the connections whose user token no longer exists. */
+  private async recheck(): Promise<void> {
+    if (this.rechecking) return;
+    this.rechecking = true;
+    try {
+      let valid: (tokenId: string) => boolean;
+      try {
+        valid = await this.options.validTokens();
+      } catch {
+        valid = () => false; // cannot tell: fail closed, like new requests do
+      }
+      for (const connection of [...this.connections]) {
+        const { credential } = connection;
+        if (credential.kind === "admin" || valid(credential.tokenId)) continue;
+        this.forget(connection);
+        this.logger.info(
+          { transport: connection.sink.kind, actor: connection.sink.actor },
+          "live-event connection closed: its token was revoked",
+        );
+        connection.sink.close("revoked");
+      }
+    } finally {
+      this.rechecking = false;
+    }
   }
 
   private dispatch(event: PortalEvent): void {

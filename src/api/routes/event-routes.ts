@@ -4,7 +4,7 @@ import type { Caller } from "../../auth/authenticate.js";
 import type { PortalEvent } from "../../events/event-bus.js";
 import { UserId } from "../../util/ids.js";
 import { ApiError, badRequest } from "../errors.js";
-import type { LiveHub } from "../live/live-hub.js";
+import type { Credential, LiveHub } from "../live/live-hub.js";
 import { sseSink, wsSink } from "../live/sinks.js";
 import { type ApiRoute, type RegisterOptions, type RouteMeta, defineRoute, stateOf } from "../route.js";
 import { problemsFromZod } from "../../validate/problem.js";
@@ -42,7 +42,22 @@ export function actorOf(caller: Caller | undefined): string {
   return caller.kind === "admin" ? "admin" : `token:${caller.tokenId}`;
 }
 
-export function sseRoute(hub: LiveHub): ApiRoute {
+function credentialOf(caller: Caller | undefined): Credential {
+  if (caller === undefined) throw new ApiError(401, "UNAUTHENTICATED", "missing bearer token");
+  return caller.kind === "admin" ? { kind: "admin" } : { kind: "token", tokenId: caller.tokenId };
+}
+
+/** The per-token cap on live connections; an over-cap request is answered 429 before any stream starts. */
+function admit(hub: LiveHub, credential: Credential, maxPerToken: number): void {
+  if (hub.countFor(credential) < maxPerToken) return;
+  throw new ApiError(
+    429,
+    "TOO_MANY_STREAMS",
+    `this token already has ${maxPerToken} live-event connection(s) open (MCP_PORTAL_LIVE_MAX_CONNECTIONS_PER_TOKEN); close one first`,
+  );
+}
+
+export function sseRoute(hub: LiveHub, maxPerToken: number): ApiRoute {
   return defineRoute({
     method: "GET",
     path: "/events",
@@ -57,9 +72,12 @@ export function sseRoute(hub: LiveHub): ApiRoute {
       400: "Malformed query",
       401: "Missing or invalid token",
       403: "Another user's events",
+      429: "This token has too many live-event connections open",
     },
     handle: ({ query, caller, reply }) => {
       const accepts = eventFilter(caller, query.user_id);
+      const credential = credentialOf(caller);
+      admit(hub, credential, maxPerToken);
       reply.hijack();
       const raw = reply.raw;
       raw.writeHead(200, {
@@ -69,7 +87,7 @@ export function sseRoute(hub: LiveHub): ApiRoute {
         "x-accel-buffering": "no",
       });
       raw.write("retry: 3000\n: connected\n\n");
-      const forget = hub.open(sseSink(raw, actorOf(caller)), accepts);
+      const forget = hub.open(sseSink(raw, actorOf(caller)), accepts, credential);
       raw.on("close", forget);
       return Promise.resolve(undefined);
     },
@@ -90,6 +108,7 @@ export const WS_ROUTE_META: RouteMeta = {
     400: "Malformed query",
     401: "Missing or invalid token",
     403: "Another user's events",
+    429: "This token has too many live-event connections open",
   },
 };
 
@@ -98,6 +117,7 @@ export function registerWebSocketRoute(
   instance: FastifyInstance,
   hub: LiveHub,
   options: RegisterOptions,
+  maxPerToken: number,
 ): void {
   const filters = new WeakMap<FastifyRequest, (event: PortalEvent) => boolean>();
   instance.route({
@@ -112,7 +132,9 @@ export function registerWebSocketRoute(
       const query = EventsQuery.safeParse(request.query);
       if (!query.success) return done(badRequest("invalid query", problemsFromZod("query", query.error)));
       try {
-        filters.set(request, eventFilter(stateOf(options.states, request).caller, query.data.user_id));
+        const caller = stateOf(options.states, request).caller;
+        filters.set(request, eventFilter(caller, query.data.user_id));
+        admit(hub, credentialOf(caller), maxPerToken);
       } catch (error) {
         return done(error as Error);
       }
@@ -120,7 +142,14 @@ export function registerWebSocketRoute(
     },
     handler: (socket, request) => {
       const accepts = filters.get(request) ?? (() => false);
-      const forget = hub.open(wsSink(socket, actorOf(stateOf(options.states, request).caller)), accepts);
+      const caller = stateOf(options.states, request).caller;
+      const credential = credentialOf(caller);
+      // Upgrades admitted at the same moment may together pass the cap: the second look closes the extra one.
+      if (hub.countFor(credential) >= maxPerToken) {
+        socket.close(1008, "too many live-event connections for this token");
+        return;
+      }
+      const forget = hub.open(wsSink(socket, actorOf(caller)), accepts, credential);
       socket.on("close", forget);
       // Clients only listen; anything they send is ignored.
       socket.on("message", () => undefined);

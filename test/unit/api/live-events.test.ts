@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { readTokens, revokeToken } from "../../../src/auth/token-store.js";
 import type { PortalEvent } from "../../../src/events/event-bus.js";
 import { type ApiFixture, type FixtureOptions, apiFixture } from "./api-fixture.js";
 import { openSse } from "../../helpers/net.js";
@@ -181,5 +182,90 @@ describe("WebSocket events", () => {
     await sse.ended;
     await closed;
     expect(f.api.hub.size).toBe(0);
+  });
+});
+
+describe("live events and their tokens", () => {
+  function connectWs(
+    url: string,
+    headers: Record<string, string>,
+  ): Promise<{ ws: WebSocket; messages: PortalEvent[]; closed: Promise<{ code: number; reason: string }> }> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { headers });
+      const messages: PortalEvent[] = [];
+      const closed = new Promise<{ code: number; reason: string }>((done) =>
+        ws.once("close", (code, reason) => done({ code, reason: reason.toString("utf8") })),
+      );
+      ws.on("message", (data: Buffer) => messages.push(JSON.parse(data.toString("utf8")) as PortalEvent));
+      ws.once("open", () => resolve({ ws, messages, closed }));
+      ws.once("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode ?? 0}`)));
+      ws.once("error", reject);
+    });
+  }
+
+  function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+    return Promise.race([
+      promise,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms),
+      ),
+    ]);
+  }
+
+  async function revokeAll(f: ApiFixture, userId: string): Promise<void> {
+    for (const t of await readTokens(f.stateDir))
+      if (t.user_id === userId) await revokeToken(f.stateDir, t.id);
+  }
+
+  it("closes a stream (SSE and WebSocket) promptly when its token is revoked, and sends nothing after", async () => {
+    const { f, base } = await listening({ limits: { tokenRecheckMs: 50 } });
+    const alice = await f.tokenFor("alice");
+    const bob = await f.tokenFor("bob");
+    const sse = await openSse(`${base}/events`, alice);
+    const ws = await connectWs(`${base.replace("http:", "ws:")}/ws`, alice);
+    const bobStream = await openSse(`${base}/events`, bob);
+    await until("subscribed", () => f.api.hub.size === 3);
+    await revokeAll(f, "alice");
+    const revokedAt = Date.now();
+    await within(2000, "SSE closed", sse.ended);
+    expect(await within(2000, "WebSocket closed", ws.closed)).toEqual({
+      code: 1008,
+      reason: "token revoked",
+    });
+    expect(Date.now() - revokedAt).toBeLessThan(2000);
+    f.bus.publish(statusEvent("alice"));
+    f.bus.publish(statusEvent("bob"));
+    await until("bob's event", () => bobStream.events.length === 1);
+    expect(sse.events).toEqual([]);
+    expect(ws.messages).toEqual([]);
+    expect(f.api.hub.size).toBe(1);
+    // The same token cannot open a new one either.
+    expect((await openSse(`${base}/events`, alice)).status).toBe(401);
+    bobStream.close();
+  });
+
+  it("caps the live connections of one token (429 with a JSON error), for SSE and WebSocket alike", async () => {
+    const { f, base } = await listening({ limits: { liveConnectionsPerToken: 2 } });
+    const wsBase = base.replace("http:", "ws:");
+    const alice = await f.tokenFor("alice");
+    const first = await openSse(`${base}/events`, alice);
+    const second = await connectWs(`${wsBase}/ws`, alice);
+    await until("two", () => f.api.hub.size === 2);
+    const third = await fetch(`${base}/events`, { headers: alice });
+    expect(third.status).toBe(429);
+    expect(await third.json()).toMatchObject({ statusCode: 429, code: "TOO_MANY_STREAMS" });
+    await expect(connectWs(`${wsBase}/ws`, alice)).rejects.toThrow("HTTP 429");
+    // Per token: another token (of the same user, or the admin) is counted apart.
+    const otherToken = await openSse(`${base}/events`, await f.tokenFor("alice"));
+    expect(otherToken.status).toBe(200);
+    await until("three", () => f.api.hub.size === 3);
+    // A freed slot can be used again.
+    first.close();
+    await until("freed", () => f.api.hub.size === 2);
+    const again = await openSse(`${base}/events`, alice);
+    expect(again.status).toBe(200);
+    for (const s of [again, otherToken]) s.close();
+    second.ws.close();
+    await until("all closed", () => f.api.hub.size === 0);
   });
 });
