@@ -6,6 +6,7 @@ import {
   revokeToken,
   tokensFilePath,
 } from "../auth/token-store.js";
+import { checkTreeDir, resolveRoot } from "../catalog/tree-paths.js";
 import { ConfigError, loadLockSettings } from "../config.js";
 import { LockTimeoutError } from "../util/file-lock.js";
 import { isValidUserId } from "../util/ids.js";
@@ -17,7 +18,8 @@ const USAGE = `Usage: mcp-portal tokens <command> [--state-dir DIR] [--data-dir 
 Commands:
   create <user>   create an API token for a user and print it once (only its sha256 is stored)
   list            list tokens: id, user, created_at (never the tokens)
-  revoke <id>     delete a token; the API refuses it from the next request on
+  revoke <id>     delete a token; the API refuses it from the next request on, and closes its live-event
+                  streams within MCP_PORTAL_LIVE_TOKEN_RECHECK_MS
 
 Tokens live in <state-dir>/tokens.json (mode 0600). A user token reaches only that user's API paths and
 events; the admin token comes from MCP_PORTAL_ADMIN_TOKEN or MCP_PORTAL_ADMIN_TOKEN_FILE.
@@ -48,7 +50,7 @@ async function run(args: string[], io: CommandIo): Promise<number> {
     io.stdout.write(USAGE);
     return 0;
   }
-  const { subcommand: command, stateDir, expect } = parsed;
+  const { subcommand: command, dataDir, stateDir, expect } = parsed;
   switch (command) {
     case "create": {
       const [user = ""] = expect(1, "<user>");
@@ -58,6 +60,11 @@ async function run(args: string[], io: CommandIo): Promise<number> {
       io.stderr.write(
         `created token ${record.id} for user ${user} in ${tokensFilePath(stateDir)}; it is shown only this once\n`,
       );
+      if (!(await userDirExists(dataDir, user))) {
+        io.stderr.write(
+          `note: users/${user}/ is not a directory of ${dataDir}; the API refuses this token's writes until it is\n`,
+        );
+      }
       return 0;
     }
     case "list": {
@@ -81,4 +88,9 @@ async function run(args: string[], io: CommandIo): Promise<number> {
     default:
       throw unknownSubcommand(command);
   }
+}
+
+async function userDirExists(dataDir: string, userId: string): Promise<boolean> {
+  const root = await resolveRoot(dataDir).catch(() => undefined);
+  return root !== undefined && (await checkTreeDir(root, `users/${userId}`)).status === "ok";
 }

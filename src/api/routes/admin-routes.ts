@@ -43,7 +43,8 @@ const ADMIN_ERRORS = {
 } as const;
 
 const CATALOG_WRITE = {
-  409: "The existing file cannot be read",
+  409: "The existing file cannot be read, or the file or its directory is a link the API does not write through",
+  503: "Another process holds the base catalogs lock (LOCKED; retry)",
   413: "Body or resulting file too large",
   422: "The catalog would make the desired state invalid; nothing written",
 } as const;

@@ -40,6 +40,14 @@ const USER_ERRORS = {
   403: "The token may not access this user (or the API is disabled or read-only)",
 } as const;
 
+/** What every write for a user may also answer: the API changes only existing, real user directories. */
+const USER_WRITE_ERRORS = {
+  ...USER_ERRORS,
+  404: "users/{user_id}/ does not exist (USER_NOT_FOUND): the API never creates a user",
+  409: "The file is invalid as it is, or users/{user_id} or the file is a symbolic link (USER_DIR_REFUSED)",
+  503: "Another process (the CLI) holds the user's lock (LOCKED; retry), or no valid catalog yet",
+} as const;
+
 /** The user's merged catalog: base catalogs, selected overlays, then the user's custom servers. */
 async function userCatalog(ctx: ApiContext, userId: string) {
   const root = await dataRoot(ctx);
@@ -118,10 +126,8 @@ export function userRoutes(ctx: ApiContext): ApiRoute[] {
       body: ServerConfig.optional(),
       responses: {
         200: "Enabled (`changed: false` when the file already said so)",
-        ...USER_ERRORS,
-        409: "enabled-servers.json is invalid as it is",
+        ...USER_WRITE_ERRORS,
         422: "The change would make the desired state invalid",
-        503: "No valid catalog yet",
       },
       audit: { action: "enable_server" },
       handle: async ({ params, body, rawBody, audit }) => {
@@ -143,7 +149,7 @@ export function userRoutes(ctx: ApiContext): ApiRoute[] {
       description:
         "Removes the server from users/{user_id}/enabled-servers.json; `changed: false` when it was not enabled.",
       params: UserServerParams,
-      responses: { 200: "Disabled", ...USER_ERRORS, 409: "enabled-servers.json is invalid as it is" },
+      responses: { 200: "Disabled", ...USER_WRITE_ERRORS },
       audit: { action: "disable_server" },
       handle: async ({ params, audit }) => {
         const { user_id: userId, server_id: serverId } = params;
@@ -199,9 +205,8 @@ export function userRoutes(ctx: ApiContext): ApiRoute[] {
       body: SetSecretsRequest,
       responses: {
         200: "Stored; every secret name the user now has",
-        ...USER_ERRORS,
-        409: "secrets.env is invalid as it is",
-        503: "The controller has no secret keys",
+        ...USER_WRITE_ERRORS,
+        503: "The controller has no secret keys, or another process holds the user's lock (LOCKED; retry)",
       },
       audit: { action: "set_secrets", eventType: "SECRET_CHANGE" },
       handle: async ({ params, body, audit }) => {
@@ -221,9 +226,8 @@ export function userRoutes(ctx: ApiContext): ApiRoute[] {
       params: UserSecretParams,
       responses: {
         200: "Removed",
-        ...USER_ERRORS,
-        404: "No such secret",
-        409: "secrets.env is invalid as it is",
+        ...USER_WRITE_ERRORS,
+        404: "No such secret, or users/{user_id}/ does not exist (USER_NOT_FOUND)",
         422: "An enabled server requires the secret",
       },
       audit: { action: "remove_secret", eventType: "SECRET_CHANGE" },

@@ -24,6 +24,9 @@ describe("mcp-portal tokens", () => {
     const token = created.stdout.trim();
     expect(token).toMatch(/^mcp_[0-9a-f]{16}_/);
     expect(created.stderr).toMatch(/shown only this once/);
+    expect(created.stderr).toMatch(
+      /note: users\/alice\/ is not a directory of .*; the API refuses this token's writes/,
+    );
     expect(await readFile(tokensFilePath(stateDir), "utf8")).not.toContain(token);
     const id = token.slice(4, 20);
 
