@@ -88,7 +88,8 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     options.runtime ??
     new DockerodeRuntime(dockerFromEnv(options.env), { timeoutMs: config.dockerTimeoutMs });
   const runtime = new InstrumentedRuntime(inner, metrics);
-  const secrets = await loadSecretKeys(options.env, config.stateDir, logger);
+  const keys = await loadSecretKeys(options.env, config.stateDir, logger);
+  const secrets = keys && { ...keys, maxFileBytes: config.maxFileBytes };
   const allocator = new NetworkAllocator({
     portRange: config.portRange,
     portsPerUser: config.portsPerUser,
