@@ -111,6 +111,7 @@ export class LiveHub {
   /** Closes the connections whose user token no longer exists. */
   private async recheck(): Promise<void> {
     if (this.rechecking) return;
+    if (![...this.connections].some((c) => c.credential.kind === "token")) return;
     this.rechecking = true;
     try {
       let valid: (tokenId: string) => boolean;
