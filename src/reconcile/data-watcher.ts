@@ -1,4 +1,5 @@
 import { watch, type FSWatcher } from "chokidar";
+import type { Stats } from "node:fs";
 import { lstat, realpath } from "node:fs/promises";
 import path from "node:path";
 import { isValidUserId } from "../util/ids.js";
@@ -114,15 +115,20 @@ function watchTree(root: string, options: DataWatcherOptions): FSWatcher {
   const ignored = options.ignoredDirs.map((d) => path.resolve(d));
   const watcher = watch(root, {
     ignoreInitial: true,
-    // A link is reported as itself, never followed: a user's `x -> /usr` must not make us walk /usr.
+    // Never follow a link: a user's `x -> /usr` must not make us walk /usr.
     followSymlinks: false,
     depth: LAYOUT_DEPTH,
-    ignored: (p: string) => {
+    ignored: (p: string, stats?: Stats) => {
       const abs = path.resolve(p);
       if (ignored.some((d) => abs === d || abs.startsWith(d + path.sep))) return true;
       const rel = path.relative(root, abs);
       if (rel.startsWith("..") || path.isAbsolute(rel)) return true;
-      return !isLayoutPath(rel.split(path.sep).join("/"));
+      const posixRel = rel.split(path.sep).join("/");
+      if (!isLayoutPath(posixRel)) return true;
+      // Links under users/ are refused when read, so nothing is lost by not watching them, and chokidar (not
+      // following links) would otherwise keep treating a link later replaced by a real directory as a file,
+      // never watching inside it. Replacing a watched file or directory by a link is still reported (unlink).
+      return stats?.isSymbolicLink() === true && posixRel.startsWith("users/");
     },
   });
   watcher.on("all", (event, changed) => {

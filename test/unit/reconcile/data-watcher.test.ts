@@ -1,4 +1,4 @@
-import { mkdir, rename, symlink, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type DataChange, type DataWatcher, watchDataDir } from "../../../src/reconcile/data-watcher.js";
@@ -120,5 +120,32 @@ describe("data watcher", () => {
       userId: "bob",
     });
     expect(changes.find((c) => c.file === "policy.json")).toMatchObject({ scope: "global" });
+  });
+
+  it("watches a user folder again after it was a link and is a real directory once more", async () => {
+    const root = path.join(await tempDir(), "data");
+    await put(root, "users/alice/enabled-servers.json", '{"servers":[]}');
+    await put(root, "users/bob/enabled-servers.json", '{"servers":[]}');
+    const changes = await watching(root);
+    await sentinel(root, changes, 0);
+    // alice's folder becomes a link to bob's: reported (the directory went away).
+    await rename(path.join(root, "users/alice"), path.join(root, "attic"));
+    await symlink("bob", path.join(root, "users/alice"));
+    await until("alice's folder gone", () =>
+      changes.some((c) => c.file === "users/alice" && c.event === "unlinkDir"),
+    );
+    await new Promise((r) => setTimeout(r, 1200));
+    // Fixed: a real directory again; later edits in it must be reported.
+    await rm(path.join(root, "users/alice"));
+    await mkdir(path.join(root, "users/alice"));
+    await until("alice's folder back", () =>
+      changes.some((c) => c.file === "users/alice" && c.event === "addDir"),
+    );
+    const before = changes.length;
+    await new Promise((r) => setTimeout(r, 300));
+    await put(root, "users/alice/enabled-servers.json", '{"servers":[],"edited":true}');
+    await until("the edit", () =>
+      changes.slice(before).some((c) => c.file === "users/alice/enabled-servers.json"),
+    );
   });
 });
