@@ -115,8 +115,12 @@ function watchTree(root: string, options: DataWatcherOptions): FSWatcher {
   const ignored = options.ignoredDirs.map((d) => path.resolve(d));
   const watcher = watch(root, {
     ignoreInitial: true,
-    // Never follow a link: a user's `x -> /usr` must not make us walk /usr.
-    followSymlinks: false,
+    // Links under users/ are never followed: they are filtered out below (on lstat's answer) before chokidar acts
+    // on them. Links of the admin's part are followed so that a change behind one is seen; like everything else,
+    // only at the layout's positions and at most LAYOUT_DEPTH deep, so even a link to /usr costs one listing.
+    // (With followSymlinks off, chokidar keeps a link later replaced by a directory as a file, never watching
+    // inside it, and misses changes behind an admin's link.)
+    followSymlinks: true,
     depth: LAYOUT_DEPTH,
     ignored: (p: string, stats?: Stats) => {
       const abs = path.resolve(p);
@@ -125,9 +129,8 @@ function watchTree(root: string, options: DataWatcherOptions): FSWatcher {
       if (rel.startsWith("..") || path.isAbsolute(rel)) return true;
       const posixRel = rel.split(path.sep).join("/");
       if (!isLayoutPath(posixRel)) return true;
-      // Links under users/ are refused when read, so nothing is lost by not watching them, and chokidar (not
-      // following links) would otherwise keep treating a link later replaced by a real directory as a file,
-      // never watching inside it. Replacing a watched file or directory by a link is still reported (unlink).
+      // Links under users/ are refused when read, so nothing is lost by not watching them; replacing a watched
+      // file or directory by one is still reported (as its removal).
       return stats?.isSymbolicLink() === true && posixRel.startsWith("users/");
     },
   });

@@ -148,4 +148,27 @@ describe("data watcher", () => {
       changes.slice(before).some((c) => c.file === "users/alice/enabled-servers.json"),
     );
   });
+
+  it("notices a change behind an admin's link inside the data dir, and costs nothing for links to large trees", async () => {
+    const root = path.join(await tempDir(), "data");
+    await put(root, "users/alice/enabled-servers.json", '{"servers":[]}');
+    await put(root, "shared/main.json");
+    await mkdir(path.join(root, "catalogs/base"), { recursive: true });
+    await symlink("../../shared/main.json", path.join(root, "catalogs/base/main.json"));
+    await symlink("/usr", path.join(root, "catalogs/base/usr.json"));
+    await symlink("/usr", path.join(root, "users/alice/custom-servers.json"));
+    const changes = await watching(root);
+    await sentinel(root, changes, 0);
+    for (const n of [1, 2]) {
+      const before = changes.length;
+      await put(root, "shared/main.json", `{"n":${n}}`);
+      await until(`change ${n} behind the link`, () =>
+        changes.slice(before).some((c) => c.file === "catalogs/base/main.json" && c.event === "change"),
+      );
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(changes.filter((c) => c.file.includes("usr") || c.file.startsWith("users/alice/custom"))).toEqual(
+      [],
+    );
+  });
 });
