@@ -30,7 +30,7 @@ import { createGatewayMetrics } from "../src/gateway/metrics.js";
 import { parseAllowedOrigins } from "../src/gateway/origin.js";
 import { StdioServerUpstream } from "../src/gateway/stdio-server.js";
 import { LABELS, MANAGED_BY } from "../src/labels.js";
-import { systemClock } from "../src/reconcile/clock.js";
+import { systemClock } from "../src/util/clock.js";
 import { cleanupInstallation } from "../test/helpers/docker-objects.js";
 import {
   benchInstallation,

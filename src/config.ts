@@ -47,6 +47,8 @@ const RawConfig = z
     MCP_PORTAL_USER_NETWORK_SUBNET_BASE: Cidr.default("172.20.0.0/16"),
     MCP_PORTAL_USER_NETWORK_SUBNET_SIZE: Int(8, 30).default(24),
     MCP_PORTAL_RESYNC_SECONDS: Int(1, 86_400).default(60),
+    MCP_PORTAL_REREAD_SECONDS: Int(1, 86_400).default(600),
+    MCP_PORTAL_MISSING_FILE_GRACE_SECONDS: Int(0, 86_400).default(300),
     MCP_PORTAL_CONCURRENCY: Int(1, 64).default(4),
     MCP_PORTAL_DEBOUNCE_MS: Int(0, 60_000).default(300),
     MCP_PORTAL_DOCKER_TIMEOUT_SECONDS: Int(1, 3600).default(60),
@@ -103,6 +105,10 @@ export interface Config {
   defaultLimits: Limits;
   subnetPool: { base: string; prefixLength: number };
   resyncSeconds: number;
+  /** How often a resync reads every file again although the watcher reported no change (lost events). */
+  rereadSeconds: number;
+  /** How long a user folder without enabled-servers.json counts as unknown rather than "nothing enabled". */
+  missingFileGraceSeconds: number;
   concurrency: number;
   debounceMs: number;
   dockerTimeoutMs: number;
@@ -173,6 +179,8 @@ export function loadConfig(
       prefixLength: c.MCP_PORTAL_USER_NETWORK_SUBNET_SIZE,
     },
     resyncSeconds: c.MCP_PORTAL_RESYNC_SECONDS,
+    rereadSeconds: c.MCP_PORTAL_REREAD_SECONDS,
+    missingFileGraceSeconds: c.MCP_PORTAL_MISSING_FILE_GRACE_SECONDS,
     concurrency: c.MCP_PORTAL_CONCURRENCY,
     debounceMs: c.MCP_PORTAL_DEBOUNCE_MS,
     dockerTimeoutMs: c.MCP_PORTAL_DOCKER_TIMEOUT_SECONDS * 1000,

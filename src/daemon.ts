@@ -11,9 +11,12 @@ import { AuditLog, parseAuditMaxBytes } from "./observability/audit.js";
 import { createLogger, type LogLevel, type Logger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { NetworkAllocator } from "./reconcile/allocator.js";
-import { PlanApplier } from "./reconcile/apply.js";
-import { type Clock, systemClock } from "./reconcile/clock.js";
+import { AuditedRuntime } from "./docker/audited-runtime.js";
+import { Executor } from "./reconcile/executor.js";
+import { Observer } from "./reconcile/observer.js";
+
 import { Controller } from "./reconcile/controller.js";
+import { type Clock, systemClock } from "./util/clock.js";
 import { GlobalInputsStore, UserInputsStore } from "./reconcile/desired-inputs.js";
 import { GatewayHealthReader } from "./reconcile/gateway-health.js";
 import { ImagePuller } from "./reconcile/image-puller.js";
@@ -32,11 +35,16 @@ export interface DaemonOptions {
   config: Config;
   env: NodeJS.ProcessEnv;
   logger?: Logger;
-  /** Replaces the Docker Engine adapter (tests with fakes; a Swarm backend later). */
+  /** Replaces the Docker Engine adapter (MemoryRuntime in unit tests and simulations). */
   runtime?: ContainerRuntime;
   clock?: Clock;
   listen?: boolean;
   watch?: boolean;
+  /**
+   * Keep users' inputs between reconciles until told they changed (default: when watching). A caller that
+   * reports every file change itself (controller.notifyDataChange), as a simulation does, may keep them too.
+   */
+  cacheInputs?: boolean;
   startBackoff?: typeof DEFAULT_START_BACKOFF;
 }
 
@@ -96,64 +104,87 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     subnetPool: config.subnetPool.base,
     subnetPrefixLength: config.subnetPool.prefixLength,
   });
+  const watch = options.watch ?? true;
+  const cacheInputs = options.cacheInputs ?? watch;
   const global = new GlobalInputsStore(config.overlays, config.maxFileBytes);
+  // Inputs are kept between reconciles only while a watcher reports every change of the tree.
+  const users = new UserInputsStore({
+    maxFileBytes: config.maxFileBytes,
+    missingFileGraceMs: config.missingFileGraceSeconds * 1000,
+    cache: cacheInputs,
+    clock,
+  });
   const statuses = new StatusStore(config.stateDir);
   const health = config.gateway ? new GatewayHealthReader(config.stateDir) : undefined;
   const events = new EventBus();
-  const applier = new PlanApplier({
-    runtime,
+  const starts = new StartBackoff(options.startBackoff ?? DEFAULT_START_BACKOFF, clock);
+  const observer = new Observer(runtime, config.installation);
+  const executor = new Executor({
+    runtime: new AuditedRuntime(runtime, audit, clock, logger),
     allocator,
-    images: new ImagePuller(runtime, clock),
-    starts: new StartBackoff(options.startBackoff ?? DEFAULT_START_BACKOFF, clock),
-    audit,
+    images: new ImagePuller(clock),
+    starts,
     metrics,
-    clock,
     installation: config.installation,
     stopTimeoutSeconds: config.stopTimeoutSeconds,
   });
-  // The reconciler needs the controller's count, the controller needs the reconciler: late-bound here.
-  const managed = { total: () => 0 };
+  const pruneGuard = new PruneGuard(
+    {
+      share: config.massPrune.share,
+      minimum: config.massPrune.minimum,
+      windowMs: 60_000,
+      allow: config.massPrune.allow,
+    },
+    config.stateDir,
+    clock,
+    (change) => {
+      logger.warn({ by: change.by }, `mass-prune guard ${change.kind}: ${change.reason}`);
+      if (change.kind === "released")
+        void audit.write({
+          event_type: "ACTION_BLOCKED",
+          user_id: null,
+          action: "release_prune_guard",
+          resource: "installation",
+          result: "success",
+          details: { by: change.by, reason: change.reason },
+        });
+    },
+  );
   const reconciler = new Reconciler({
     config,
-    runtime,
+    observer,
     global,
-    users: new UserInputsStore(config.maxFileBytes),
+    users,
     catalogs: new MergedCatalogCache(config.stateDir),
     secrets,
     allocator,
-    applier,
+    executor,
+    starts,
     statuses,
-    pruneGuard: new PruneGuard(
-      {
-        share: config.massPrune.share,
-        minimum: config.massPrune.minimum,
-        windowMs: 60_000,
-        allow: config.massPrune.allow,
-      },
-      clock,
-    ),
+    pruneGuard,
     audit,
-    metrics,
-    logger,
     clock,
-    managedTotal: () => managed.total(),
     ...(health ? { health } : {}),
+    cacheRoot: cacheInputs,
     onStatus: (previous, next) => publishStatusChange(events, previous, next, new Date(clock.now())),
   });
   const ctl = new Controller({
     config,
     runtime,
+    observer,
     reconciler,
     global,
+    users,
     allocator,
+    pruneGuard,
     metrics,
     logger,
     audit,
     clock,
-    watch: options.watch ?? true,
+    watch,
+    inputsCached: cacheInputs,
     ...(health ? { health } : {}),
   });
-  managed.total = () => ctl.managedContainers;
   const http =
     options.listen === false
       ? undefined

@@ -1,4 +1,4 @@
-/** Label keys of DESIGN.md section 3 (contract). Every object we own carries them; every query filters by them. */
+/** Label keys (contract: README, "Docker objects and labels"). Every object we own carries them; every query filters by them. */
 export const LABELS = {
   managedBy: "mcp.portal.managed_by",
   installation: "mcp.portal.installation",

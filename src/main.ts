@@ -15,6 +15,7 @@ Commands:
   schema     write JSON Schemas of every file format to manifests/schemas/
   secrets    set | list | rm | rotate | gen-key per-user encrypted secrets
   tokens     create | list | revoke per-user API tokens
+  prune-guard  status | release the mass-prune latch
   version    print the version
 
 Run "mcp-portal <command> --help" for a command's options.
@@ -31,6 +32,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   schema: async () => (await import("./commands/schema.js")).schemaCommand,
   secrets: async () => (await import("./commands/secrets.js")).secretsCommand,
   tokens: async () => (await import("./commands/tokens.js")).tokensCommand,
+  "prune-guard": async () => (await import("./commands/prune-guard.js")).pruneGuardCommand,
 };
 
 export async function main(argv: string[], io: CommandIo): Promise<number> {

@@ -4,6 +4,7 @@ import type { EventBus } from "../events/event-bus.js";
 import type { AuditWriter } from "../observability/audit.js";
 import type { Logger } from "../observability/logger.js";
 import type { GlobalInputsStore } from "../reconcile/desired-inputs.js";
+import type { PruneGuardState } from "../reconcile/prune-guard.js";
 import type { StatusStore } from "../reconcile/status.js";
 import type { SecretKeys } from "../reconcile/user-secrets.js";
 import type { StateLocks } from "../util/state-locks.js";
@@ -20,7 +21,12 @@ export interface ApiDeps {
   /** Undefined without MCP_PORTAL_SECRET_KEYS: secret writes answer 503. */
   secrets: SecretKeys | undefined;
   audit: AuditWriter;
-  controller: { enqueue(userId: string): void };
+  controller: {
+    enqueue(userId: string): void;
+    /** The mass-prune latch: whether it is tripped, and an operator's release of it. */
+    pruneGuard(): PruneGuardState;
+    releasePruneGuard(by: string): Promise<void>;
+  };
   logger: Logger;
   /** GitOps setups where git is the only writer: every write answers 403 READ_ONLY. */
   readOnly?: boolean;

@@ -92,7 +92,7 @@ function applyOverlayServer(
   for (const [key, value] of Object.entries(fields)) {
     if (value === undefined) continue;
     const previous = candidate[key];
-    // Maps merge key by key; arrays and scalars replace (DESIGN.md section 2).
+    // Maps merge key by key; arrays and scalars replace (README, "The data directory").
     candidate[key] = isPlainObject(value) && isPlainObject(previous) ? { ...previous, ...value } : value;
   }
   const parsed = ServerDefinition.safeParse(candidate);

@@ -20,7 +20,7 @@ export interface CachedCatalog {
 
 /**
  * Users' merged catalogs, kept in memory by inputs hash and mirrored to `<state-dir>/cache/merged-<user>.json`
- * (derived, safe to delete; DESIGN.md section 2). A catalog is recomputed only when its inputs hash changes, and
+ * (derived, safe to delete; docs/architecture.md, "State dir"). A catalog is recomputed only when its inputs hash changes, and
  * its file is rewritten only when the file on disk holds another hash, so a restart does not rewrite every file.
  */
 export class MergedCatalogCache {

@@ -15,7 +15,7 @@ import {
   readIdentityFile,
 } from "../gateway/identity.js";
 import type { Logger } from "../observability/logger.js";
-import { type BackoffPolicy, backoffDelay } from "../reconcile/backoff.js";
+import { type BackoffPolicy, backoffDelay } from "../util/backoff.js";
 import { PORTAL_VERSION } from "../version.js";
 
 export const DEFAULT_GATEWAY_LISTEN = "127.0.0.1:8081";

@@ -1,22 +1,27 @@
-import { copyFile, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { access, readFile, realpath } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { DATA_PATHS, listUserDirs } from "../catalog/data-tree.js";
 import { readJsonFile } from "../catalog/read-json-file.js";
 import type { Config } from "../config.js";
-import { createDaemon } from "../daemon.js";
+import { PruneLatchFile, pruneLatchPath } from "../contracts/prune-latch.js";
 import { type AllowedImages, describeAllowedImages } from "../desired/image-policy.js";
 import { dockerFromEnv } from "../docker/connect.js";
 import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
-import type { ContainerRuntime } from "../docker/runtime.js";
-import { LABELS, ownerFilters } from "../labels.js";
+import { LABELS, isOwnedBy } from "../labels.js";
 import { createLogger, type LogLevel } from "../observability/logger.js";
-import { type ActualUser, type PlanStep, changedFields, describeStep } from "../reconcile/plan.js";
-import { sliceByUser } from "../reconcile/user-slices.js";
-import { EnabledServersFile } from "../schema/enabled-servers.js";
+import { NetworkAllocator } from "../reconcile/allocator.js";
+import { type Decision, decideUser } from "../reconcile/decide.js";
+import { GlobalInputsStore, UserInputsStore } from "../reconcile/desired-inputs.js";
+import { prepareDesiredSource } from "../reconcile/desired-source.js";
+import { Observer } from "../reconcile/observer.js";
+import { type PlanStep, describeStep, stepResource } from "../reconcile/plan.js";
+import { pruneLimit } from "../reconcile/prune-guard.js";
+import { preferredBlockStart } from "../reconcile/reconciler.js";
+import type { SecretKeys } from "../reconcile/user-secrets.js";
+import { DigestKey, digestKeyPath, loadDigestKey } from "../secrets/digest.js";
+import { SECRET_KEYS_ENV, SECRET_KEYS_FILE_ENV, loadKeyRing } from "../secrets/key-ring.js";
 import { PolicyFile } from "../schema/policy.js";
-import { digestKeyPath } from "../secrets/digest.js";
 import { allowedImagesOf, allowedImagesWarning } from "../validate/cross-checks.js";
 import { type Problem, formatProblem } from "../validate/problem.js";
 import {
@@ -50,19 +55,23 @@ Exit codes: 0 in sync, 2 a run would change something, 1 error: the desired stat
 is invalid so nothing could be planned for it, or the engine is unreachable. Usage errors exit 2 too.
 `;
 
-/** One planned step as the json output shows it. */
+/** The shape of `plan --output json`; bumped when it changes (2: one step per engine call). */
+export const PLAN_OUTPUT_VERSION = 2;
+
+/** One planned step as the json output shows it: one engine call. */
 export interface PlanStepView {
   kind: PlanStep["kind"];
   server_id?: string;
-  /** The container, network or volume the step acts on (for a create, the name it will get). */
+  /** The container, network, volume or image the step acts on (for a create, the name it gets). */
   resource: string;
   cause: string;
   /** The reconciler's own one-line description (describeStep), as the daemon logs it. */
   description: string;
   image?: string;
-  /** For a replace: the spec fields whose digests differ from the running container's. */
+  /** For a create that replaces a container: the one it replaces and the spec fields that differ. */
+  replaces?: string;
   changed_fields?: string[];
-  /** For a remove: the container goes because it is no longer desired (counts against the mass-prune guard). */
+  /** For a stop, remove or network removal: it goes because it is no longer desired (the prune guard counts it). */
   prune?: boolean;
 }
 
@@ -76,13 +85,14 @@ export interface UserPlanView {
   held_steps?: number;
   steps: PlanStepView[];
   problems: Problem[];
-  /** Why nothing could be planned (InvalidDesiredState, PortPoolExhausted, ReconcileFailed). */
+  /** Why nothing could be planned (InvalidDesiredState, PortPoolExhausted, EnabledServersMissing). */
   blocked_reason?: string;
-  /** Servers a run would not start, and why (MissingSecret, ImageNotAllowed, ...), when the reconciler says. */
+  /** Servers a run would not start, and why (MissingSecret, ImageNotAllowed, ...). */
   blocked_servers?: { server_id: string; reason: string; message: string }[];
 }
 
 export interface PlanView {
+  version: typeof PLAN_OUTPUT_VERSION;
   in_sync: boolean;
   users: UserPlanView[];
   /** Problems outside any user's files (catalogs, overlays, policy.json, user directory names). */
@@ -115,45 +125,13 @@ export function planExitCode(view: PlanView): number {
 }
 
 /**
- * Builds the daemon graph in a read-only form and asks the reconciler for every user's dry-run plan.
- * Read-only by construction, not by care:
- *  - the engine adapter refuses every mutating call (ReadOnlyRuntime), so no Docker object can change;
- *  - the graph gets a throwaway state dir (a copy of the secret digest key, so secret digests match the ones
- *    on the running containers): whatever the graph writes there (merged-catalog cache files, a digest key on
- *    first use, audit lines) never reaches the real state dir. Status files are not written in a dry run.
+ * What `run` would do now, from the same pure decision the loop makes (decideUser), on one listing of the
+ * engine. Read-only by construction: the engine is only listed, the data tree only read, and nothing is written
+ * (no status, cache, audit or key file; a secret digest key is read when one exists).
  */
 export async function computePlan(options: PlanOptions, io: CommandIo): Promise<PlanView> {
   const { config } = options;
-  const scratch = await mkdtemp(path.join(tmpdir(), "mcp-portal-plan-"));
-  try {
-    await copyFile(digestKeyPath(config.stateDir), digestKeyPath(scratch)).catch((error: unknown) => {
-      if ((error as { code?: unknown }).code !== "ENOENT") throw error;
-    });
-    const runtime = new ReadOnlyRuntime(
-      new DockerodeRuntime(dockerFromEnv(io.env), { timeoutMs: config.dockerTimeoutMs }),
-    );
-    const daemon = await createDaemon({
-      config: { ...config, stateDir: scratch },
-      env: io.env,
-      logger: commandLogger(io),
-      runtime,
-      listen: false,
-      watch: false,
-    });
-    try {
-      return await planUsers(options, daemon, config);
-    } finally {
-      await daemon.stop();
-    }
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
-}
-
-type Daemon = Awaited<ReturnType<typeof createDaemon>>;
-
-async function planUsers(options: PlanOptions, daemon: Daemon, config: Config): Promise<PlanView> {
-  const { runtime } = daemon;
+  const runtime = new DockerodeRuntime(dockerFromEnv(io.env), { timeoutMs: config.dockerTimeoutMs });
   try {
     await runtime.ping();
   } catch (error) {
@@ -161,49 +139,75 @@ async function planUsers(options: PlanOptions, daemon: Daemon, config: Config): 
   }
   // One listing per resource kind (the whole installation, for the mass-prune check), sliced per user, as the
   // controller's resync does.
-  const filters = ownerFilters(config.installation);
-  const [containers, networks, volumes] = await Promise.all([
-    runtime.listContainers(filters),
-    runtime.listNetworks(filters),
-    runtime.listVolumes(filters),
-  ]);
-  const slices = sliceByUser({ containers, networks, volumes });
+  const fleet = await new Observer(runtime, config.installation).listAll();
+  const allocator = new NetworkAllocator({
+    portRange: config.portRange,
+    portsPerUser: config.portsPerUser,
+    subnetPool: config.subnetPool.base,
+    subnetPrefixLength: config.subnetPool.prefixLength,
+  });
+  allocator.rebuild(
+    fleet.allNetworks,
+    (n) => (isOwnedBy(n.labels, config.installation) ? n.labels[LABELS.userId] : undefined),
+    fleet.listing.containers,
+  );
+  const root = await realpath(config.dataDir);
+  const global = await new GlobalInputsStore(config.overlays, config.maxFileBytes).get(root);
+  const inputs = new UserInputsStore({
+    maxFileBytes: config.maxFileBytes,
+    missingFileGraceMs: config.missingFileGraceSeconds * 1000,
+    cache: false,
+  });
+  const secrets = await readOnlySecretKeys(io.env, config.stateDir);
   const dirs = await listUserDirs(config.dataDir);
-  const globalProblems: Problem[] = options.user === undefined ? [...dirs.problems] : [];
+  const globalProblems: Problem[] = options.user === undefined ? [...dirs.problems, ...global.problems] : [];
   const userIds =
-    options.user !== undefined ? [options.user] : [...new Set([...dirs.names, ...slices.keys()])].sort();
+    options.user !== undefined
+      ? [options.user]
+      : [...new Set([...dirs.names, ...fleet.slices.keys()])].sort();
   // Users already holding a port block on the engine first, so a new user is offered a block nobody holds.
-  const order = [...userIds].sort((a, b) => Number(!slices.has(a)) - Number(!slices.has(b)));
+  const order = [...userIds].sort((a, b) => Number(!fleet.slices.has(a)) - Number(!fleet.slices.has(b)));
   const views = new Map<string, UserPlanView>();
-  const signal = new AbortController().signal;
   for (const userId of order) {
-    const snapshot = slices.get(userId) ?? { containers: [], networks: [], volumes: [] };
-    views.set(userId, await planUser(userId, snapshot, daemon, config, signal));
+    const observed = fleet.slices.get(userId) ?? { containers: [], networks: [], volumes: [] };
+    const user = await inputs.get(userId, root);
+    const prepared = await prepareDesiredSource({
+      config,
+      userId,
+      root,
+      global,
+      user,
+      secrets,
+      mergedCatalog: (_hash, compute) => Promise.resolve(compute()),
+    });
+    let source = prepared.source;
+    if (source.kind === "desired")
+      source = {
+        ...source,
+        portBlock: allocator.portBlockFor(userId, preferredBlockStart(observed, config)),
+      };
+    const problems = user.kind === "present" ? [...global.problems, ...user.problems] : [];
+    views.set(userId, userPlanView(userId, decideUser({ userId, source, observed }), problems));
   }
   const users = userIds.map((id) => views.get(id)!);
-  // Problems in global files show up in every user's list; keep them once at the top as well.
-  for (const user of users) {
-    for (const problem of user.problems) {
-      if (
-        !problem.file.startsWith(`${DATA_PATHS.usersDir}/`) &&
-        !globalProblems.some((p) => sameProblem(p, problem))
-      )
-        globalProblems.push(problem);
-    }
-  }
   const warnings: string[] = [];
   const allowedImages = await readAllowedImages(config);
   const unrestricted = allowedImages && allowedImagesWarning(allowedImages);
   if (unrestricted) warnings.push(formatProblem(unrestricted));
-  const prunes = users.flatMap((u) => u.steps).filter((s) => s.prune === true).length;
-  const managed = containers.filter((c) => c.labels[LABELS.serverId] !== undefined).length;
-  const cap = Math.max(config.massPrune.minimum, Math.floor(config.massPrune.share * managed));
-  if (!config.massPrune.allow && prunes > cap) {
+  const prunes = users.flatMap((u) => u.steps).filter((s) => s.kind === "removeContainer" && s.prune).length;
+  const limit = pruneLimit(config.massPrune, fleet.managedContainers);
+  const latch = await readLatch(config.stateDir);
+  if (latch?.tripped) {
     warnings.push(
-      `a run would remove ${prunes} of ${managed} managed containers (limit ${cap}): the mass-prune guard would stop it unless --allow-mass-prune`,
+      `the mass-prune guard is tripped (${latch.reason ?? "no reason recorded"}): a run removes nothing until it is released or the planned removals are within the limit (${limit})`,
+    );
+  } else if (!config.massPrune.allow && prunes > limit) {
+    warnings.push(
+      `a run would remove ${prunes} of ${fleet.managedContainers} managed containers (limit ${limit}): the mass-prune guard would trip and remove nothing unless released (mcp-portal prune-guard release, or --allow-mass-prune)`,
     );
   }
   return {
+    version: PLAN_OUTPUT_VERSION,
     in_sync: users.every((u) => u.in_sync) && globalProblems.length === 0,
     users,
     problems: globalProblems,
@@ -220,64 +224,61 @@ async function readAllowedImages(config: Config): Promise<AllowedImages | undefi
   return allowedImagesOf(policy, config.defaultAllowedImages);
 }
 
-async function planUser(
-  userId: string,
-  snapshot: ActualUser,
-  daemon: Daemon,
-  config: Config,
-  signal: AbortSignal,
-): Promise<UserPlanView> {
-  let outcome;
-  try {
-    outcome = await daemon.reconciler.reconcile(userId, { signal, dryRun: true, snapshot });
-  } catch (error) {
+function userPlanView(userId: string, decision: Decision, problems: Problem[]): UserPlanView {
+  // Problems in global files are reported once at the top; a user lists its own.
+  const own = problems.filter((p) => p.file.startsWith(`${DATA_PATHS.usersDir}/`));
+  if (decision.kind === "hold") {
     return {
       user_id: userId,
       in_sync: false,
       steps: [],
-      problems: [],
-      blocked_reason: `ReconcileFailed: ${errorMessage(error)}`,
+      problems: own,
+      blocked_reason: `${decision.stalled.reason}: ${decision.stalled.message}`,
     };
   }
-  if (!outcome.plan) {
-    // Nothing could be computed: an invalid desired state (no last good one in a fresh process) or no port block.
-    const status = outcome.status;
-    const stalled = status?.conditions.find((c) => c.type === "Stalled" && c.status === "True");
-    return {
-      user_id: userId,
-      in_sync: false,
-      steps: [],
-      problems: status?.errors ?? [],
-      blocked_reason: stalled ? `${stalled.reason}: ${stalled.message}` : "NothingPlanned",
-    };
+  const steps = decision.plan.steps.map(stepView);
+  const view: UserPlanView = { user_id: userId, in_sync: steps.length === 0, steps, problems: own };
+  if (decision.kind === "deleted") {
+    if (steps.length > 0) view.deleted = true;
+    return view;
   }
-  const steps = outcome.plan.steps.map(stepView);
-  const view: UserPlanView = { user_id: userId, in_sync: steps.length === 0, steps, problems: [] };
-  // A dry run that also computes the (unwritten) status tells which servers stay blocked and why.
-  const blocked = (outcome.status?.servers ?? []).filter((s) => s.phase === "Blocked");
+  const blocked = decision.desired.servers.filter((s) => s.kind === "blocked");
   if (blocked.length > 0) {
     view.blocked_servers = blocked.map((s) => ({
-      server_id: s.id,
-      reason: s.reason ?? "Blocked",
-      message: s.message ?? "",
+      server_id: s.serverId,
+      reason: s.reason,
+      message: s.message,
     }));
   }
-  if (outcome.summary.phase === "Deleted") view.deleted = true;
-  else if (await isSuspended(config, userId)) {
-    // A suspended user is left exactly as it is; the reconciler's dry run still lists the steps it would hold.
+  if (decision.suspended) {
+    // A suspended user is left exactly as it is; the decision lists the steps it holds back.
     view.suspended = true;
-    view.held_steps = steps.length;
-    view.steps = [];
+    view.held_steps = decision.held.length;
     view.in_sync = true;
   }
   return view;
 }
 
-async function isSuspended(config: Config, userId: string): Promise<boolean> {
-  const file = await readJsonFile(config.dataDir, DATA_PATHS.enabledServers(userId), EnabledServersFile, {
-    maxBytes: config.maxFileBytes,
-  });
-  return file.status === "ok" && file.value.suspend;
+/** The key ring and the digest key as the controller has them, without creating a key file that is missing. */
+async function readOnlySecretKeys(env: NodeJS.ProcessEnv, stateDir: string): Promise<SecretKeys | undefined> {
+  if (!env[SECRET_KEYS_ENV]?.trim() && !env[SECRET_KEYS_FILE_ENV]?.trim()) return undefined;
+  const keyRing = await loadKeyRing(env);
+  try {
+    await access(digestKeyPath(stateDir));
+  } catch {
+    // No controller ran with this state dir yet, so no container carries a digest to compare with.
+    return { keyRing, digestKey: DigestKey.fromSeed(randomBytes(32)) };
+  }
+  return { keyRing, digestKey: await loadDigestKey(stateDir, keyRing) };
+}
+
+async function readLatch(stateDir: string): Promise<PruneLatchFile | undefined> {
+  try {
+    const parsed = PruneLatchFile.safeParse(JSON.parse(await readFile(pruneLatchPath(stateDir), "utf8")));
+    return parsed.success ? parsed.data : { tripped: true, reason: "the latch file is invalid" };
+  } catch {
+    return undefined;
+  }
 }
 
 function stepView(step: PlanStep): PlanStepView {
@@ -285,52 +286,40 @@ function stepView(step: PlanStep): PlanStepView {
 }
 
 function stepFields(step: PlanStep): Omit<PlanStepView, "description"> {
+  const base = {
+    kind: step.kind,
+    resource: stepResource(step),
+    cause: step.cause,
+    ...("serverId" in step ? { server_id: step.serverId } : {}),
+  };
   switch (step.kind) {
-    case "createNetwork":
-      return { kind: step.kind, resource: step.name, cause: step.cause };
-    case "createVolume":
-      return { kind: step.kind, resource: step.volume.name, cause: step.cause };
     case "createContainer":
       return {
-        kind: step.kind,
-        server_id: step.serverId,
-        resource: step.outcome.spec.name,
-        cause: step.cause,
+        ...base,
         image: step.outcome.spec.image,
+        ...(step.replacing
+          ? { replaces: step.replacing.name, changed_fields: step.replacing.changedFields }
+          : {}),
       };
-    case "replaceContainer":
-      return {
-        kind: step.kind,
-        server_id: step.serverId,
-        resource: step.old.name,
-        cause: step.cause,
-        image: step.outcome.spec.image,
-        changed_fields: changedFields(step.old.labels[LABELS.specFields], step.outcome.specFields),
-      };
-    case "renameContainer":
-      return { kind: step.kind, server_id: step.serverId, resource: step.container.name, cause: step.cause };
-    case "startContainer":
-      return { kind: step.kind, server_id: step.serverId, resource: step.container.name, cause: step.cause };
+    case "pullImage":
+      return { ...base, image: step.image };
+    case "stopContainer":
     case "removeContainer":
-      return {
-        kind: step.kind,
-        server_id: step.serverId,
-        resource: step.container.name,
-        cause: step.cause,
-        prune: step.prune,
-      };
     case "removeNetwork":
-      return { kind: step.kind, resource: step.network.name, cause: step.cause };
+      return { ...base, prune: step.prune };
+    default:
+      return base;
   }
 }
 
 const MARKS: Record<PlanStep["kind"], string> = {
   createNetwork: "+",
   createVolume: "+",
+  pullImage: "+",
   createContainer: "+",
-  replaceContainer: "~",
   renameContainer: "~",
   startContainer: ">",
+  stopContainer: "-",
   removeContainer: "-",
   removeNetwork: "-",
 };
@@ -357,7 +346,7 @@ export function formatPlan(view: PlanView): string {
       lines.push(`${user.user_id}: in sync`);
     } else {
       lines.push(
-        `${user.user_id}: ${user.steps.length} change(s)${user.deleted ? " (user directory removed)" : ""}`,
+        `${user.user_id}: ${user.steps.length} step(s)${user.deleted ? " (user directory removed)" : ""}`,
       );
       for (const step of user.steps) lines.push(`  ${MARKS[step.kind]} ${step.description}`);
     }
@@ -376,14 +365,10 @@ export function formatPlan(view: PlanView): string {
   if (view.users.length === 0) summary = "Plan: no users";
   else if (changed.length === 0 && blocked.length === 0 && view.problems.length === 0)
     summary = `Plan: in sync (${view.users.length} user(s))`;
-  else summary = `Plan: ${steps} change(s) for ${changed.length} of ${view.users.length} user(s)`;
+  else summary = `Plan: ${steps} step(s) for ${changed.length} of ${view.users.length} user(s)`;
   if (blocked.length > 0) summary += `; ${blocked.length} user(s) could not be planned`;
   lines.push(summary);
   return `${lines.join("\n")}\n`;
-}
-
-function sameProblem(a: Problem, b: Problem): boolean {
-  return a.file === b.file && a.path === b.path && a.message === b.message;
 }
 
 /** Logs of the graph go to stderr, quiet unless LOG_LEVEL asks for more: stdout carries the plan. */
@@ -401,43 +386,4 @@ export function commandLogger(io: CommandIo) {
     },
   });
   return createLogger({ level, destination });
-}
-
-export class ReadOnlyMutationError extends Error {
-  constructor(operation: string) {
-    super(`plan is read-only: refused ${operation}`);
-    this.name = "ReadOnlyMutationError";
-  }
-}
-
-/**
- * The engine adapter with every mutating call refused: list, inspect and events pass through; create, start,
- * stop, remove, rename and pull throw. Whatever a bug in the dry-run path tried, the engine stays untouched.
- */
-export class ReadOnlyRuntime implements ContainerRuntime {
-  constructor(private readonly inner: ContainerRuntime) {}
-
-  ping: Runtime["ping"] = () => this.inner.ping();
-  listContainers: Runtime["listContainers"] = (...args) => this.inner.listContainers(...args);
-  listNetworks: Runtime["listNetworks"] = (...args) => this.inner.listNetworks(...args);
-  listVolumes: Runtime["listVolumes"] = (...args) => this.inner.listVolumes(...args);
-  findContainerByName: Runtime["findContainerByName"] = (...args) => this.inner.findContainerByName(...args);
-  findNetworkByName: Runtime["findNetworkByName"] = (...args) => this.inner.findNetworkByName(...args);
-  imageExists: Runtime["imageExists"] = (...args) => this.inner.imageExists(...args);
-  events: Runtime["events"] = (...args) => this.inner.events(...args);
-  pullImage: Runtime["pullImage"] = () => refuse("pull image");
-  createNetwork: Runtime["createNetwork"] = () => refuse("create network");
-  removeNetwork: Runtime["removeNetwork"] = () => refuse("remove network");
-  createVolume: Runtime["createVolume"] = () => refuse("create volume");
-  createContainer: Runtime["createContainer"] = () => refuse("create container");
-  startContainer: Runtime["startContainer"] = () => refuse("start container");
-  stopContainer: Runtime["stopContainer"] = () => refuse("stop container");
-  removeContainer: Runtime["removeContainer"] = () => refuse("remove container");
-  renameContainer: Runtime["renameContainer"] = () => refuse("rename container");
-}
-
-type Runtime = ContainerRuntime;
-
-function refuse(operation: string): Promise<never> {
-  return Promise.reject(new ReadOnlyMutationError(operation));
 }

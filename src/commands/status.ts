@@ -6,7 +6,7 @@ import { dockerFromEnv } from "../docker/connect.js";
 import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
 import type { ActualContainer } from "../docker/runtime.js";
 import { LABELS, ownerFilters } from "../labels.js";
-import type { ServerStatus, UserStatus } from "../reconcile/status.js";
+import { type ServerStatus, UserStatus, statusFilePath } from "../contracts/status-file.js";
 import { isValidUserId } from "../util/ids.js";
 import {
   commandFailure,
@@ -184,16 +184,8 @@ async function statusFileUsers(stateDir: string): Promise<string[]> {
 
 async function readStatusFile(stateDir: string, userId: string): Promise<UserStatus | undefined> {
   try {
-    const parsed = JSON.parse(
-      await readFile(path.join(stateDir, "users", userId, "status.json"), "utf8"),
-    ) as Partial<UserStatus>;
-    if (parsed.api_version !== "mcp-portal/v1" || parsed.user_id !== userId || !Array.isArray(parsed.servers))
-      return undefined;
-    return {
-      ...parsed,
-      conditions: Array.isArray(parsed.conditions) ? parsed.conditions : [],
-      last_reconciles: Array.isArray(parsed.last_reconciles) ? parsed.last_reconciles : [],
-    } as UserStatus;
+    const parsed = UserStatus.safeParse(JSON.parse(await readFile(statusFilePath(stateDir, userId), "utf8")));
+    return parsed.success && parsed.data.user_id === userId ? parsed.data : undefined;
   } catch {
     return undefined;
   }

@@ -20,28 +20,6 @@ export function blockStartOf(range: PortRange, size: number, port: number): numb
 }
 
 /**
- * The preferred block when it is free, else the lowest free one. Blocks of users that are gone become free
- * again (the original design only ever handed out blocks past the highest one).
- */
-export function allocateBlock(
-  range: PortRange,
-  size: number,
-  usedStarts: ReadonlySet<number>,
-  preferredStart?: number,
-): PortRange | undefined {
-  if (preferredStart !== undefined && !usedStarts.has(preferredStart)) {
-    const index = (preferredStart - range.start) / size;
-    if (Number.isInteger(index) && index >= 0 && index < blockCount(range, size))
-      return blockAt(range, size, index);
-  }
-  for (let index = 0; index < blockCount(range, size); index++) {
-    const block = blockAt(range, size, index);
-    if (!usedStarts.has(block.start)) return block;
-  }
-  return undefined;
-}
-
-/**
  * Host ports for servers in priority order: a server keeps the port it already has (from its container's
  * label) when that port is inside the block and not claimed by an earlier server; others take the lowest free.
  */

@@ -36,35 +36,3 @@ export function overlaps(a: Ipv4Cidr, b: Ipv4Cidr): boolean {
 export function gatewayOf(cidr: Ipv4Cidr): string {
   return formatIpv4(cidr.network + 1);
 }
-
-/**
- * The preferred subnet when it is still free, else the lowest subnet of the pool that overlaps no existing
- * network (ours or anyone else's on the engine).
- */
-export function allocateSubnet(
-  pool: string,
-  prefixLength: number,
-  inUse: readonly string[],
-  preferred?: string,
-): string | undefined {
-  const base = parseIpv4Cidr(pool);
-  if (!base || prefixLength < base.prefixLength) return undefined;
-  const used = inUse.map(parseIpv4Cidr).filter((c): c is Ipv4Cidr => c !== undefined);
-  const isFree = (c: Ipv4Cidr) => !used.some((u) => overlaps(u, c));
-  const preferredCidr = preferred ? parseIpv4Cidr(preferred) : undefined;
-  if (
-    preferredCidr &&
-    preferredCidr.prefixLength === prefixLength &&
-    overlaps(base, preferredCidr) &&
-    isFree(preferredCidr)
-  ) {
-    return formatCidr(preferredCidr);
-  }
-  const step = 2 ** (32 - prefixLength);
-  const count = 2 ** (prefixLength - base.prefixLength);
-  for (let i = 0; i < count; i++) {
-    const candidate = { network: base.network + i * step, prefixLength };
-    if (isFree(candidate)) return formatCidr(candidate);
-  }
-  return undefined;
-}

@@ -1,4 +1,5 @@
 import type Docker from "dockerode";
+import { z } from "zod";
 import type { ContainerSpec } from "../desired/types.js";
 import type {
   ActualContainer,
@@ -9,21 +10,14 @@ import type {
   EventFilter,
   NetworkSpec,
   ObjectRef,
+  RuntimeCapabilities,
   RuntimeEvent,
   VolumeSpec,
 } from "./runtime.js";
-import { RuntimeError } from "./runtime.js";
+import { CONTAINER_STATES, RuntimeError } from "./runtime.js";
 import { parseEventStream } from "./event-stream.js";
 
-const CONTAINER_STATES = new Set<ContainerState>([
-  "created",
-  "running",
-  "paused",
-  "restarting",
-  "removing",
-  "exited",
-  "dead",
-]);
+const KNOWN_STATES = new Set<string>(CONTAINER_STATES);
 
 export interface DockerodeRuntimeOptions {
   /** Upper bound for every call; pulls get ten times as long. */
@@ -31,6 +25,8 @@ export interface DockerodeRuntimeOptions {
 }
 
 export class DockerodeRuntime implements ContainerRuntime {
+  readonly capabilities: RuntimeCapabilities = { inPlaceUpdate: false };
+
   constructor(
     private readonly docker: Docker,
     private readonly options: DockerodeRuntimeOptions,
@@ -64,7 +60,7 @@ export class DockerodeRuntime implements ContainerRuntime {
       id: c.Id,
       name: (c.Names[0] ?? "").replace(/^\//, ""),
       image: c.Image,
-      state: CONTAINER_STATES.has(c.State as ContainerState) ? (c.State as ContainerState) : "dead",
+      state: KNOWN_STATES.has(c.State) ? (c.State as ContainerState) : "dead",
       labels: c.Labels ?? {},
       networkIds: Object.values(c.NetworkSettings?.Networks ?? {})
         .map((n) => n.NetworkID)
@@ -167,10 +163,21 @@ export class DockerodeRuntime implements ContainerRuntime {
     await this.call("remove network", (abortSignal) => this.docker.getNetwork(id).remove({ abortSignal }));
   }
 
-  async createVolume(spec: VolumeSpec): Promise<void> {
-    await this.call("create volume", (abortSignal) =>
-      this.docker.createVolume({ Name: spec.name, Driver: "local", Labels: spec.labels, abortSignal }),
+  async createVolume(spec: VolumeSpec): Promise<ActualVolume> {
+    // The engine answers with the volume as it is: for a name that exists already, the existing one's labels.
+    // dockerode's createVolume drops that body, so the request goes through its modem directly.
+    const body = await this.call("create volume", (abortSignal) =>
+      dial<unknown>(this.docker, {
+        path: "/volumes/create?",
+        method: "POST",
+        options: { Name: spec.name, Driver: "local", Labels: spec.labels },
+        abortSignal,
+        statusCodes: { 200: true, 201: true, 500: "server error" },
+      }),
     );
+    const parsed = VolumeBody.safeParse(body);
+    if (!parsed.success) throw new RuntimeError("Failed", `create volume ${spec.name}: unexpected answer`);
+    return { name: parsed.data.Name, labels: parsed.data.Labels ?? {} };
   }
 
   async createContainer(spec: ContainerSpec, name: string): Promise<string> {
@@ -239,7 +246,7 @@ export function networkCreateOptions(spec: NetworkSpec): Docker.NetworkCreateOpt
   };
 }
 
-/** Maps our spec onto the engine's create body: hardened defaults of DESIGN.md section 4. */
+/** Maps our spec onto the engine's create body, with the hardened defaults of the README's "Docker objects and labels". */
 export function containerCreateOptions(spec: ContainerSpec, name: string): Docker.ContainerCreateOptions {
   const exposed: Record<string, object> = {};
   for (const p of spec.exposedPorts) exposed[`${p.port}/${p.protocol}`] = {};
@@ -284,6 +291,20 @@ export function containerCreateOptions(spec: ContainerSpec, name: string): Docke
       LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "3" } },
     },
   };
+}
+
+const VolumeBody = z.object({ Name: z.string(), Labels: z.record(z.string(), z.string()).nullish() });
+
+/** One request through dockerode's modem, for the few calls whose answer dockerode does not hand back. */
+function dial<T>(docker: Docker, options: Record<string, unknown>): Promise<T> {
+  const modem = docker.modem as unknown as {
+    dial(o: Record<string, unknown>, cb: (err: unknown, data: T) => void): void;
+  };
+  return new Promise<T>((resolve, reject) => {
+    // docker-modem's errors carry statusCode and json, which toRuntimeError classifies: pass them on as they are.
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+    modem.dial(options, (err, data) => (err ? reject(err) : resolve(data)));
+  });
 }
 
 export function toRuntimeError(what: string, error: unknown): RuntimeError {

@@ -8,6 +8,7 @@ import type {
   EventFilter,
   NetworkSpec,
   ObjectRef,
+  RuntimeCapabilities,
   RuntimeEvent,
   VolumeSpec,
 } from "./runtime.js";
@@ -21,6 +22,10 @@ export class InstrumentedRuntime implements ContainerRuntime {
     private readonly inner: ContainerRuntime,
     private readonly metrics: Metrics,
   ) {}
+
+  get capabilities(): RuntimeCapabilities {
+    return this.inner.capabilities;
+  }
 
   private async measure<T>(operation: DockerOperation, fn: () => Promise<T>): Promise<T> {
     this.callCounts.set(operation, (this.callCounts.get(operation) ?? 0) + 1);
@@ -76,7 +81,7 @@ export class InstrumentedRuntime implements ContainerRuntime {
   removeNetwork(id: string): Promise<void> {
     return this.measure("network_remove", () => this.inner.removeNetwork(id));
   }
-  createVolume(spec: VolumeSpec): Promise<void> {
+  createVolume(spec: VolumeSpec): Promise<ActualVolume> {
     return this.measure("volume_create", () => this.inner.createVolume(spec));
   }
   createContainer(spec: ContainerSpec, name: string): Promise<string> {

@@ -1,10 +1,54 @@
 import type { ContainerSpec } from "../desired/types.js";
 
-/**
- * The narrow surface the controller needs from a container engine. Only src/docker/ implements it against
- * dockerode; a Swarm backend would implement the same interface.
+/*
+ * The narrow surface the controller needs from a container engine. Only src/docker/ implements it: against
+ * dockerode (DockerodeRuntime) and in memory (MemoryRuntime, for tests and simulations). A backend is a set of
+ * workloads (one per enabled server), networks and volumes, found by label, plus an event stream that says which
+ * ones changed. The engine backend's workload is a container; a Swarm backend's is a service whose tasks give its
+ * state. What differs between backends is declared in `capabilities`, never guessed from the class.
  */
-export type ContainerState = "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead";
+
+/** Docker's container states (the `State` field of a container list entry); a contract shared with metrics. */
+export const CONTAINER_STATES = [
+  "created",
+  "running",
+  "paused",
+  "restarting",
+  "removing",
+  "exited",
+  "dead",
+] as const;
+export type ContainerState = (typeof CONTAINER_STATES)[number];
+
+/** Every call the controller makes, named for the `operation` label of the docker_* metrics. */
+export const RUNTIME_OPERATIONS = [
+  "ping",
+  "container_list",
+  "container_inspect",
+  "container_create",
+  "container_start",
+  "container_stop",
+  "container_remove",
+  "container_rename",
+  "network_list",
+  "network_create",
+  "network_remove",
+  "volume_list",
+  "volume_create",
+  "image_inspect",
+  "image_pull",
+  "events",
+] as const;
+export type RuntimeOperation = (typeof RUNTIME_OPERATIONS)[number];
+
+/** What a backend can do beyond the common surface; the planner asks, it never checks the class. */
+export interface RuntimeCapabilities {
+  /**
+   * A changed spec can be applied to the running workload in place (a Swarm service update). Without it a
+   * replace is create-under-a-temporary-name, stop, remove, rename, start.
+   */
+  inPlaceUpdate: boolean;
+}
 
 export interface ActualContainer {
   id: string;
@@ -62,6 +106,7 @@ export interface ObjectRef {
 }
 
 export interface ContainerRuntime {
+  readonly capabilities: RuntimeCapabilities;
   ping(): Promise<void>;
   /** Every container (running or not) carrying all of the `key=value` labels. */
   listContainers(labelFilters: readonly string[]): Promise<ActualContainer[]>;
@@ -74,7 +119,11 @@ export interface ContainerRuntime {
   pullImage(ref: string): Promise<void>;
   createNetwork(spec: NetworkSpec): Promise<string>;
   removeNetwork(id: string): Promise<void>;
-  createVolume(spec: VolumeSpec): Promise<void>;
+  /**
+   * Creates the volume, or, as the engine does for a name that exists, returns the existing one unchanged: the
+   * caller must compare the labels it gets back before mounting the volume.
+   */
+  createVolume(spec: VolumeSpec): Promise<ActualVolume>;
   createContainer(spec: ContainerSpec, name: string): Promise<string>;
   startContainer(id: string): Promise<void>;
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;

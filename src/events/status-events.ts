@@ -1,4 +1,4 @@
-import type { UserStatus } from "../reconcile/status.js";
+import type { UserStatus } from "../contracts/status-file.js";
 import { type EventBus, usageEvent } from "./event-bus.js";
 
 /** Turns a status transition into the live events subscribers see. */

@@ -1,8 +1,8 @@
 import type { ActualContainer, ContainerRuntime, EventFilter } from "../docker/runtime.js";
 import { LABELS, ownerFilters } from "../labels.js";
 import type { Logger } from "../observability/logger.js";
-import { backoffDelay } from "../reconcile/backoff.js";
-import type { Clock } from "../reconcile/clock.js";
+import { backoffDelay } from "../util/backoff.js";
+import type { Clock } from "../util/clock.js";
 import { isValidServerId, isValidUserId } from "../util/ids.js";
 import type { ServerTarget } from "./endpoint.js";
 import { parseHealthLabel } from "./health.js";

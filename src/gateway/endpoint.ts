@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { AuthResult } from "../auth/authenticate.js";
 import type { Logger } from "../observability/logger.js";
-import type { Clock } from "../reconcile/clock.js";
+import type { Clock } from "../util/clock.js";
 import { authorize } from "./authorize.js";
 import type { RequestHandler } from "./handler.js";
 import {

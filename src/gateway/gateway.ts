@@ -2,7 +2,7 @@ import type { AuthResult } from "../auth/authenticate.js";
 import type { ContainerAttacher } from "../docker/attach.js";
 import type { ContainerRuntime } from "../docker/runtime.js";
 import type { Logger } from "../observability/logger.js";
-import type { Clock } from "../reconcile/clock.js";
+import type { Clock } from "../util/clock.js";
 import { PORTAL_VERSION } from "../version.js";
 import type { GatewayConfig } from "./config.js";
 import { Discovery } from "./discovery.js";

@@ -1,28 +1,16 @@
-import path from "node:path";
+import {
+  type GatewayHealthFile,
+  type GatewayHealthServer,
+  gatewayHealthPath,
+} from "../contracts/gateway-health.js";
 import { writeJsonAtomic } from "../util/atomic-write.js";
 import type { HealthState } from "./health.js";
 
-/** One server in `<state-dir>/gateway/health.json` (contract with the controller: exactly these fields). */
-export interface HealthFileServer {
-  user_id: string;
-  server_id: string;
-  container_id: string;
-  host_port: number;
-  state: HealthState["state"];
-  since: string;
-  last_probe_at: string;
-  consecutive_failures: number;
-  message: string;
-}
+/** One server in `<state-dir>/gateway/health.json` (the contract lives in src/contracts/gateway-health.ts). */
+export type HealthFileServer = GatewayHealthServer;
+export type HealthFileContent = GatewayHealthFile;
 
-export interface HealthFileContent {
-  updated_at: string;
-  servers: HealthFileServer[];
-}
-
-export function healthFilePath(stateDir: string): string {
-  return path.join(stateDir, "gateway", "health.json");
-}
+export const healthFilePath = gatewayHealthPath;
 
 export interface ServerHealthEntry {
   userId: string;

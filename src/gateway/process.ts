@@ -8,7 +8,7 @@ import { DockerodeAttacher } from "../docker/attach.js";
 import { dockerFromEnv } from "../docker/connect.js";
 import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
 import { createLogger, type LogLevel, type Logger } from "../observability/logger.js";
-import { type Clock, systemClock } from "../reconcile/clock.js";
+import { type Clock, systemClock } from "../util/clock.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { PORTAL_VERSION } from "../version.js";
 import type { GatewayConfig } from "./config.js";

@@ -1,5 +1,5 @@
 import type { Logger } from "../observability/logger.js";
-import type { Clock } from "../reconcile/clock.js";
+import type { Clock } from "../util/clock.js";
 
 /** Default budget of one server's stderr lines in the gateway's log (MCP_PORTAL_GATEWAY_STDERR_LINES_PER_MINUTE). */
 export const DEFAULT_STDERR_LINES_PER_MINUTE = 120;

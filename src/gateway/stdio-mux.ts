@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Clock } from "../reconcile/clock.js";
+import type { Clock } from "../util/clock.js";
 import {
   ERROR_CODES,
   type JsonRpcId,

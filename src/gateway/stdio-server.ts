@@ -1,6 +1,6 @@
 import type { AttachedStdio } from "../docker/attach.js";
 import type { Logger } from "../observability/logger.js";
-import type { Clock } from "../reconcile/clock.js";
+import type { Clock } from "../util/clock.js";
 import type { ServerTarget, Upstream } from "./endpoint.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { StdioHttpHandler } from "./stdio-http.js";

@@ -1,8 +1,8 @@
 import type { Writable } from "node:stream";
 import type { AttachedStdio } from "../docker/attach.js";
 import type { Logger } from "../observability/logger.js";
-import { backoffDelay } from "../reconcile/backoff.js";
-import type { Clock } from "../reconcile/clock.js";
+import { backoffDelay } from "../util/backoff.js";
+import type { Clock } from "../util/clock.js";
 import type { JsonRpcMessage } from "./jsonrpc.js";
 import { LineSplitter } from "./line-splitter.js";
 import {

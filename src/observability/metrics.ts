@@ -1,8 +1,15 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { BLOCK_REASONS } from "../desired/types.js";
+import {
+  CONTAINER_STATES,
+  type ContainerState,
+  RUNTIME_OPERATIONS,
+  type RuntimeOperation,
+} from "../docker/runtime.js";
+import { DRIFT_KINDS, type DriftKind } from "../reconcile/plan.js";
 
 /*
- * The controller's Prometheus metrics (DESIGN section 8: the names are a contract).
+ * The controller's Prometheus metrics (the names are a contract: README, "Metrics, logs, audit").
  * One Registry per process, created by the wiring and passed in; nothing here touches prom-client's global registry.
  * Every label takes values from a small, fixed set: never container ids, user ids or error text.
  */
@@ -13,56 +20,30 @@ export type ReconcileResult = (typeof RECONCILE_RESULTS)[number];
 export const DOCKER_RESULTS = ["success", "error"] as const;
 export type DockerResult = (typeof DOCKER_RESULTS)[number];
 
-/** Values for the `operation` label of the docker_* metrics. */
-export const DOCKER_OPERATIONS = [
-  "ping",
-  "container_list",
-  "container_inspect",
-  "container_create",
-  "container_start",
-  "container_stop",
-  "container_remove",
-  "container_rename",
-  "network_list",
-  "network_create",
-  "network_remove",
-  "volume_list",
-  "volume_create",
-  "image_inspect",
-  "image_pull",
-  "events",
-] as const;
-export type DockerOperation = (typeof DOCKER_OPERATIONS)[number];
+/** Values for the `operation` label of the docker_* metrics: every call of the runtime adapter. */
+export const DOCKER_OPERATIONS = RUNTIME_OPERATIONS;
+export type DockerOperation = RuntimeOperation;
 
-/** Docker's container states (the `State` field of a container list entry). */
-export const CONTAINER_STATES = [
-  "created",
-  "running",
-  "paused",
-  "restarting",
-  "removing",
-  "exited",
-  "dead",
-] as const;
-export type ContainerState = (typeof CONTAINER_STATES)[number];
+/** Docker's container states, the `state` label of mcp_portal_managed_containers. */
+export { CONTAINER_STATES };
+export type { ContainerState };
 
-/** What a drift correction repaired. */
-export const DRIFT_KINDS = [
-  "missing_container",
-  "stopped_container",
-  "spec_changed",
-  "orphan_container",
-  "missing_network",
-  "orphan_network",
-] as const;
-export type DriftKind = (typeof DRIFT_KINDS)[number];
+/** What a drift correction repaired (the planner marks the steps that repair drift). */
+export { DRIFT_KINDS };
+export type { DriftKind };
 
 /** A user's phase as the status writer sees it: Ready, not Ready (reconciling, failing or stalled), or suspended. */
 export const USER_PHASES = ["Ready", "NotReady", "Suspended"] as const;
 export type UserPhase = (typeof USER_PHASES)[number];
 
 /** Why a desired server is not running. Bounded: the status carries the detail, the metric only the reason. */
-export const BLOCKED_REASONS = [...BLOCK_REASONS, "CreateFailed", "StartFailed", "Unhealthy"] as const;
+export const BLOCKED_REASONS = [
+  ...BLOCK_REASONS,
+  "CreateFailed",
+  "StartFailed",
+  "Unhealthy",
+  "VolumeConflict",
+] as const;
 export type BlockedReason = (typeof BLOCKED_REASONS)[number];
 
 /** Docker API calls take from a few ms (list, inspect) to a minute (pull, stop with grace period). */
@@ -110,6 +91,7 @@ export interface Metrics {
   readonly dockerUp: Gauge;
   readonly dockerEventsReconnectsTotal: Counter;
   readonly auditWriteErrorsTotal: Counter;
+  readonly pruneBlocked: Gauge;
 }
 
 export function createMetrics(registry: Registry = new Registry(), options: MetricsOptions = {}): Metrics {
@@ -231,6 +213,11 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     auditWriteErrorsTotal: new Counter({
       name: "mcp_portal_audit_write_errors_total",
       help: "Audit events that could not be written to the audit log.",
+      registers,
+    }),
+    pruneBlocked: new Gauge({
+      name: "mcp_portal_prune_blocked",
+      help: "1 while the mass-prune latch is tripped (no container is removed until the tree is fixed or an operator releases it).",
       registers,
     }),
   };

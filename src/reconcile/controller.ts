@@ -1,8 +1,10 @@
+import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { type FSWatcher, watch } from "chokidar";
 import { listUserDirs } from "../catalog/data-tree.js";
 import type { Config } from "../config.js";
+import { type GatewayHealthServer, gatewayHealthPath, healthVerdict } from "../contracts/gateway-health.js";
 import type { ContainerRuntime, EventFilter, RuntimeEvent } from "../docker/runtime.js";
 import { LABELS, isOwnedBy, ownerFilters } from "../labels.js";
 import type { AuditWriter } from "../observability/audit.js";
@@ -13,17 +15,18 @@ import {
   type Metrics,
   setGaugeSnapshot,
 } from "../observability/metrics.js";
+import { backoffDelay } from "../util/backoff.js";
+import type { Clock } from "../util/clock.js";
 import { isValidUserId } from "../util/ids.js";
 import type { NetworkAllocator } from "./allocator.js";
-import { backoffDelay } from "./backoff.js";
-import type { Clock } from "./clock.js";
 import { type DataChange, type DataWatcher, watchDataDir } from "./data-watcher.js";
-import { type GatewayHealthReader, gatewayHealthPath } from "./gateway-health.js";
 import { Debouncer } from "./debouncer.js";
-import type { GlobalInputsStore } from "./desired-inputs.js";
-import type { ActualUser } from "./plan.js";
-import type { Reconciler, UserSummary } from "./reconciler.js";
-import { sliceByUser } from "./user-slices.js";
+import type { GlobalInputsStore, UserInputsStore } from "./desired-inputs.js";
+import type { GatewayHealthReader } from "./gateway-health.js";
+import type { Observer } from "./observer.js";
+import type { PruneGuard, PruneGuardState } from "./prune-guard.js";
+import type { ReconcileContext, Reconciler } from "./reconciler.js";
+import type { UserSummary } from "./status-projection.js";
 import { WorkQueue } from "./work-queue.js";
 
 const RELEVANT_CONTAINER_EVENTS = new Set(["die", "stop", "destroy", "oom", "kill", "pause", "rename"]);
@@ -31,31 +34,40 @@ const RELEVANT_CONTAINER_EVENTS = new Set(["die", "stop", "destroy", "oom", "kil
 export interface ControllerDeps {
   config: Config;
   runtime: ContainerRuntime;
+  observer: Observer;
   reconciler: Reconciler;
   global: GlobalInputsStore;
+  users: UserInputsStore;
   allocator: NetworkAllocator;
+  pruneGuard: PruneGuard;
   metrics: Metrics;
   logger: Logger;
   audit: AuditWriter;
   clock: Clock;
-  /** Watch the data dir (off in some tests and the `plan` command). */
+  /** Watch the data dir and the gateway's health file (off in unit tests, which call the notify methods). */
   watch?: boolean;
+  /**
+   * Inputs are kept until a change is reported (the watcher, or a caller of notifyDataChange): a resync then
+   * re-reads every file only every MCP_PORTAL_REREAD_SECONDS. Off: every resync re-reads everything.
+   */
+  inputsCached?: boolean;
   /** The gateway's health file; a change there re-evaluates the users whose servers' health changed. */
   health?: GatewayHealthReader;
 }
 
 /**
- * Sources (file watcher, engine events, periodic resync) feed user keys into one work queue; the queue runs
- * the reconciler per user. Everything here only decides *which* user to look at.
+ * Sources (file watcher, engine events, the gateway's health file, the periodic resync) name users to look at;
+ * one work queue runs the reconciler per user. `process` owns what each reconcile is wrapped in: its id and
+ * logger, its metrics, and what its result means for the queue (requeue after, or back off).
  */
 export class Controller {
   private readonly queue: WorkQueue;
   private readonly debouncer: Debouncer;
-  private readonly snapshots = new Map<string, ActualUser>();
   private readonly summaries = new Map<string, UserSummary>();
   private readonly eventsAbort = new AbortController();
   private watcher: DataWatcher | undefined;
   private healthWatcher: FSWatcher | undefined;
+  private knownHealth = new Map<string, string>();
   private resyncTimer: unknown;
   private eventsLoop: Promise<void> | undefined;
   private knownUsers = new Set<string>();
@@ -67,6 +79,15 @@ export class Controller {
   private firstSync = false;
   private stopping = false;
   private resyncPending = false;
+  private lastReread = 0;
+  private settling: Promise<boolean> | undefined;
+  /** Reconcile ids: a random prefix per process, then a counter (unique in the logs, no crypto per reconcile). */
+  private readonly idPrefix = randomBytes(3).toString("hex");
+  private reconciles = 0;
+  /** Flushes that are still listing users/ before they enqueue (idle() must wait for them too). */
+  private readonly flushing = new Set<Promise<void>>();
+  /** Users whose removals wait for the prune guard, as their last reconcile said. */
+  private readonly holdingPrunes = new Set<string>();
 
   constructor(private readonly deps: ControllerDeps) {
     const { metrics, config } = deps;
@@ -89,6 +110,7 @@ export class Controller {
             "reconcile failed, backing off",
           );
         },
+        onIdle: () => void this.settlePrunes(),
       },
     });
     this.debouncer = new Debouncer(
@@ -115,18 +137,26 @@ export class Controller {
   /** List, then watch: a full sync first, then events and the file watcher, then the periodic resync. */
   async start(): Promise<void> {
     const { config, logger } = this.deps;
+    await this.deps.pruneGuard.load();
     if (this.deps.watch !== false) {
       this.watcher = await watchDataDir({
         dataDir: config.dataDir,
         ignoredDirs: [config.stateDir],
-        onChange: (change) => this.onDataChange(change),
-        onError: (error) => logger.warn({ err: String(error) }, "file watcher error"),
+        onChange: (change) => this.notifyDataChange(change),
+        onError: (error) => {
+          // Lost file events would leave cached inputs stale: read everything again, and keep doing so.
+          logger.warn({ err: String(error) }, "file watcher error: re-reading every file");
+          this.deps.global.invalidate();
+          this.deps.users.invalidateAll();
+          this.deps.reconciler.invalidateRoot();
+          this.requestResync();
+        },
       });
     }
-    if (this.deps.health && this.deps.watch !== false) await this.watchHealth(this.deps.health);
+    if (this.deps.health && this.deps.watch !== false) await this.watchHealth();
     this.eventsLoop = this.watchEngine(this.eventsAbort.signal);
     await this.resync();
-    await this.queue.idle();
+    await this.idle();
     this.updateGauges();
     this.firstSync = true;
     logger.info({ users: this.knownUsers.size, managed_containers: this.managedTotal }, "initial sync done");
@@ -144,9 +174,16 @@ export class Controller {
     await this.eventsLoop;
   }
 
-  /** Waits until every queued reconcile has run (tests, benchmarks). */
-  idle(): Promise<void> {
-    return this.queue.idle();
+  /**
+   * Waits until every queued reconcile has run and the prune guard has settled what they proposed (approved
+   * prunes run as more reconciles, so this loops until nothing is left).
+   */
+  async idle(): Promise<void> {
+    for (;;) {
+      while (this.flushing.size > 0) await Promise.all([...this.flushing]);
+      await this.queue.idle();
+      if (this.stopping || !(await this.settlePrunes())) return;
+    }
   }
 
   enqueue(userId: string): void {
@@ -155,58 +192,39 @@ export class Controller {
 
   /** Level-triggered safety net: one listing per resource kind, then every user is looked at. */
   async resync(): Promise<void> {
-    const { runtime, config, allocator, metrics } = this.deps;
-    this.deps.global.invalidate();
-    const filters = ownerFilters(config.installation);
-    const [containers, networks, volumes] = await Promise.all([
-      runtime.listContainers(filters),
-      runtime.listNetworks(),
-      runtime.listVolumes(filters),
-    ]);
-    const owned = (labels: Readonly<Record<string, string>>) => isOwnedBy(labels, config.installation);
-    allocator.rebuild(networks, (n) => (owned(n.labels) ? n.labels[LABELS.userId] : undefined), containers);
-    this.managedTotal = containers.filter((c) => c.labels[LABELS.serverId] !== undefined).length;
-    const ownNetworks = networks.filter((n) => owned(n.labels));
-    this.ownNetworkIds.clear();
-    for (const n of ownNetworks) this.ownNetworkIds.add(n.id);
-    const slices = sliceByUser({ containers, networks: ownNetworks, volumes });
-    const dirs = await listUserDirs(config.dataDir);
-    const users = new Set([...dirs.names, ...slices.keys()]);
-    this.knownUsers = users;
-    for (const userId of users) {
-      this.snapshots.set(userId, slices.get(userId) ?? { containers: [], networks: [], volumes: [] });
-      this.queue.add(userId);
+    const { config, allocator, metrics, clock } = this.deps;
+    const rereadMs = config.rereadSeconds * 1000;
+    if (!this.deps.inputsCached || clock.now() - this.lastReread >= rereadMs) {
+      // The watcher reports changes; every so often everything is read again anyway, in case one was lost.
+      this.deps.global.invalidate();
+      this.deps.users.invalidateAll();
+      this.deps.reconciler.invalidateRoot();
+      this.lastReread = clock.now();
     }
-    for (const userId of [...this.summaries.keys()]) if (!users.has(userId)) this.summaries.delete(userId);
-    this.summedContainers = this.managedTotal;
-    metrics.lastResyncTimestampSeconds.set(this.deps.clock.now() / 1000);
+    const fleet = await this.deps.observer.listAll();
+    allocator.rebuild(
+      fleet.allNetworks,
+      (n) => (isOwnedBy(n.labels, config.installation) ? n.labels[LABELS.userId] : undefined),
+      fleet.listing.containers,
+    );
+    this.managedTotal = fleet.managedContainers;
+    this.ownNetworkIds.clear();
+    for (const n of fleet.listing.networks) this.ownNetworkIds.add(n.id);
+    const dirs = await listUserDirs(config.dataDir);
+    const users = new Set([...dirs.names, ...fleet.slices.keys()]);
+    this.knownUsers = users;
+    for (const userId of users) this.queue.add(userId);
+    for (const [userId, summary] of [...this.summaries]) {
+      if (users.has(userId)) continue;
+      this.summaries.delete(userId);
+      this.summedContainers -= containerCount(summary);
+    }
+    metrics.lastResyncTimestampSeconds.set(clock.now() / 1000);
     this.updateGauges();
   }
 
-  private async process(userId: string, signal: AbortSignal): Promise<{ requeueAfterMs?: number }> {
-    const snapshot = this.snapshots.get(userId);
-    this.snapshots.delete(userId);
-    const outcome = await this.deps.reconciler.reconcile(userId, {
-      signal,
-      ...(snapshot ? { snapshot } : {}),
-    });
-    const count = (summary: UserSummary | undefined) =>
-      Object.values(summary?.containers ?? {}).reduce((a, b) => a + b, 0);
-    this.summedContainers += count(outcome.summary) - count(this.summaries.get(userId));
-    if (outcome.summary.phase === "Deleted") {
-      this.summaries.delete(userId);
-      this.knownUsers.delete(userId);
-    } else {
-      this.summaries.set(userId, outcome.summary);
-      this.knownUsers.add(userId);
-      const networkId = outcome.status?.network?.id;
-      if (networkId) this.ownNetworkIds.add(networkId);
-    }
-    this.scheduleGauges();
-    return outcome.requeueAfterMs !== undefined ? { requeueAfterMs: outcome.requeueAfterMs } : {};
-  }
-
-  private onDataChange(change: DataChange): void {
+  /** A file of the desired state changed (the watcher calls this; tests may too). */
+  notifyDataChange(change: DataChange): void {
     void this.deps.audit.write({
       event_type: "DESIRED_STATE_CHANGE",
       user_id: change.scope === "user" ? change.userId : null,
@@ -216,19 +234,140 @@ export class Controller {
     });
     if (change.scope === "global") {
       this.deps.global.invalidate();
+      // A swapped checkout (git-sync) is a new tree: every user's files are new.
+      if (change.event === "swap") {
+        this.deps.reconciler.invalidateRoot();
+        this.deps.users.invalidateAll();
+      }
       this.debouncer.add("*");
     } else {
+      this.deps.users.invalidate(change.userId);
       this.debouncer.add(change.userId);
     }
+  }
+
+  /**
+   * The gateway's health file changed: re-evaluate the users whose servers' verdict (container, state, message)
+   * changed, from the kept listing. Probe times and failure counters alone change nothing.
+   */
+  async notifyHealthChanged(): Promise<void> {
+    const reader = this.deps.health;
+    if (!reader) return;
+    const next = verdicts(await reader.read());
+    for (const userId of changedUsers(this.knownHealth, next))
+      if (isValidUserId(userId)) this.queue.add(userId);
+    this.knownHealth = next;
+  }
+
+  private async process(userId: string, signal: AbortSignal): Promise<{ requeueAfterMs?: number }> {
+    const { metrics, logger, clock } = this.deps;
+    const reconcileId = `${this.idPrefix}${(++this.reconciles).toString(16)}`;
+    // Most reconciles of a settled fleet find nothing changed and never log: the child logger is made on first use.
+    let child: Logger | undefined;
+    const ctx: ReconcileContext = {
+      signal,
+      get log(): Logger {
+        return (child ??= logger.child({ user_id: userId, reconcile_id: reconcileId }));
+      },
+    };
+    const started = clock.now();
+    const end = metrics.reconcileDurationSeconds.startTimer();
+    let result;
+    try {
+      result = await this.deps.reconciler.reconcile(userId, ctx);
+    } catch (error) {
+      metrics.reconcileTotal.inc({ result: "error" });
+      ctx.log.warn(
+        { err: error instanceof Error ? error.message : String(error), duration_ms: clock.now() - started },
+        "reconcile failed",
+      );
+      throw error;
+    } finally {
+      end();
+    }
+    metrics.reconcileTotal.inc({
+      result: result.failure ? "error" : result.summary.phase === "Stalled" ? "blocked" : "success",
+    });
+    // The sum over the users' last summaries: it counts containers created since the last listing, too.
+    this.summedContainers += containerCount(result.summary) - containerCount(this.summaries.get(userId));
+    if (result.heldPrunes > 0) this.holdingPrunes.add(userId);
+    else this.holdingPrunes.delete(userId);
+    if (result.summary.phase === "Deleted") {
+      this.summaries.delete(userId);
+      this.knownUsers.delete(userId);
+    } else {
+      this.summaries.set(userId, result.summary);
+      this.knownUsers.add(userId);
+      const networkId = result.status?.network?.id;
+      if (networkId) this.ownNetworkIds.add(networkId);
+    }
+    this.scheduleGauges();
+    // A failure backs off in the queue (its retry re-reads everything); the status already says what failed.
+    if (result.failure) throw result.failure;
+    return result.requeueAfterMs !== undefined ? { requeueAfterMs: result.requeueAfterMs } : {};
+  }
+
+  /** Lets the prune guard look at all proposals at once; true when it approved some (their users run again). */
+  private settlePrunes(): Promise<boolean> {
+    if (this.settling) return this.settling;
+    const run = async (): Promise<boolean> => {
+      const guard = this.deps.pruneGuard;
+      const outcome = await guard.settle(this.managedContainers);
+      this.deps.metrics.pruneBlocked.set(guard.state.tripped ? 1 : 0);
+      if (outcome.tripped) {
+        this.deps.logger.error(
+          { reason: guard.state.reason },
+          "mass-prune guard tripped: no container is removed",
+        );
+        void this.deps.audit.write({
+          event_type: "ACTION_BLOCKED",
+          user_id: null,
+          action: "prune_containers",
+          resource: "installation",
+          result: "blocked",
+          severity: "critical",
+          details: { reason: guard.state.reason },
+        });
+        // Their statuses say why nothing is removed.
+        for (const userId of this.holdingPrunes) this.queue.add(userId);
+      }
+      for (const userId of outcome.approvedUsers) this.queue.add(userId);
+      // Users blocked by a latch that is now released run again to carry out their removals.
+      if (outcome.released) for (const userId of this.knownUsers) this.queue.add(userId);
+      return outcome.approvedUsers.length > 0 || outcome.released || outcome.tripped;
+    };
+    this.settling = run()
+      .catch((error: unknown) => {
+        this.deps.logger.error({ err: String(error) }, "prune guard settle failed");
+        return false;
+      })
+      .finally(() => (this.settling = undefined));
+    return this.settling;
+  }
+
+  pruneGuard(): PruneGuardState {
+    return this.deps.pruneGuard.state;
+  }
+
+  /** An operator releases the mass-prune latch (the admin API); the pending removals run. */
+  async releasePruneGuard(by: string): Promise<void> {
+    const { approvedUsers } = await this.deps.pruneGuard.release(by);
+    this.deps.metrics.pruneBlocked.set(0);
+    for (const userId of approvedUsers) this.queue.add(userId);
+    for (const userId of this.knownUsers) this.queue.add(userId);
   }
 
   private flushChanges(keys: string[]): void {
     if (this.stopping) return;
     if (keys.includes("*")) {
-      void listUserDirs(this.deps.config.dataDir).then((dirs) => {
-        for (const userId of new Set([...this.knownUsers, ...dirs.names, ...keys.filter((k) => k !== "*")]))
-          this.queue.add(userId);
-      });
+      const flush = listUserDirs(this.deps.config.dataDir)
+        .then((dirs) => {
+          for (const userId of new Set([...this.knownUsers, ...dirs.names, ...keys.filter((k) => k !== "*")]))
+            this.queue.add(userId);
+        })
+        .catch((error: unknown) => this.deps.logger.warn({ err: String(error) }, "cannot list users/"))
+        .finally(() => this.flushing.delete(flush));
+      this.flushing.add(flush);
       return;
     }
     for (const userId of keys) this.queue.add(userId);
@@ -258,12 +397,17 @@ export class Controller {
       (event) => {
         const userId = event.labels[LABELS.userId];
         if (!userId || !isValidUserId(userId)) return;
+        this.deps.observer.markStale(userId);
         this.queue.add(userId);
         // The engine sends `die` (and `kill`, `oom`) before its listing shows the container exited, and on a busy
         // host it can lag by seconds: look again after 1 s and 5 s, or a killed container would wait for the
         // next resync. (Separate timers: the queue's addAfter keeps only the earliest deadline per key.)
         if (event.action !== "destroy" && event.action !== "rename") {
-          for (const ms of [1000, 5000]) this.deps.clock.setTimeout(() => this.queue.add(userId), ms);
+          for (const ms of [1000, 5000])
+            this.deps.clock.setTimeout(() => {
+              this.deps.observer.markStale(userId);
+              this.queue.add(userId);
+            }, ms);
         }
       },
       signal,
@@ -280,21 +424,13 @@ export class Controller {
     await Promise.all([containers, networks]);
   }
 
-  private async watchHealth(reader: GatewayHealthReader): Promise<void> {
+  private async watchHealth(): Promise<void> {
     const file = gatewayHealthPath(this.deps.config.stateDir);
     await mkdir(path.dirname(file), { recursive: true });
-    let known = new Map(await reader.read());
+    this.knownHealth = verdicts(await this.deps.health!.read());
     this.healthWatcher = watch(path.dirname(file), { ignoreInitial: true, depth: 0 });
     this.healthWatcher.on("all", (_event, changed) => {
-      if (path.resolve(changed) !== file) return;
-      void reader.read().then((next) => {
-        const users = new Set<string>();
-        for (const key of new Set([...known.keys(), ...next.keys()])) {
-          if (JSON.stringify(known.get(key)) !== JSON.stringify(next.get(key))) users.add(key.split("/")[0]!);
-        }
-        known = new Map(next);
-        for (const userId of users) if (isValidUserId(userId)) this.queue.add(userId);
-      });
+      if (path.resolve(changed) === file) void this.notifyHealthChanged();
     });
   }
 
@@ -386,4 +522,29 @@ export class Controller {
     metrics.portPoolAllocated.set(ports.allocated);
     metrics.portPoolCapacity.set(ports.capacity);
   }
+}
+
+function containerCount(summary: UserSummary | undefined): number {
+  let n = 0;
+  for (const v of Object.values(summary?.containers ?? {})) n += v;
+  return n;
+}
+
+/** Each server's health verdict (what the status reports), keyed `<user>/<server>`. */
+export function verdicts(health: ReadonlyMap<string, GatewayHealthServer>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [key, server] of health) out.set(key, healthVerdict(server));
+  return out;
+}
+
+/** Users with a server whose verdict differs between two readings (added, removed or changed). */
+export function changedUsers(
+  before: ReadonlyMap<string, string>,
+  after: ReadonlyMap<string, string>,
+): Set<string> {
+  const users = new Set<string>();
+  for (const key of new Set([...before.keys(), ...after.keys()])) {
+    if (before.get(key) !== after.get(key)) users.add(key.slice(0, key.indexOf("/")));
+  }
+  return users;
 }

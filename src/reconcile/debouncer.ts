@@ -1,4 +1,4 @@
-import { type Clock, systemClock } from "./clock.js";
+import { type Clock, systemClock } from "../util/clock.js";
 
 /**
  * Collects keys until the source has been quiet for `quietMs` (or `maxWaitMs` passed), then hands them over

@@ -13,6 +13,7 @@ import { canonicalHash } from "../util/canonical-json.js";
 import type { Problem } from "../validate/problem.js";
 import { access } from "node:fs/promises";
 import path from "node:path";
+import { type Clock, systemClock } from "../util/clock.js";
 
 export interface GlobalInputs {
   catalog: MergedCatalog;
@@ -25,6 +26,8 @@ export interface GlobalSnapshot {
   inputs: GlobalInputs | undefined;
   problems: Problem[];
   usingLastGood: boolean;
+  /** Equal keys, equal snapshots (inputs and problems): lets an unchanged reconcile skip its work. */
+  key: string;
 }
 
 /**
@@ -76,11 +79,29 @@ export class GlobalInputsStore {
         const policy = files.policy.status === "ok" ? files.policy.value : DEFAULT_POLICY;
         const policyHash = files.policy.status === "ok" ? files.policy.hash : "default";
         this.lastGood = { catalog: merged.catalog, policy, policyHash };
-        return { inputs: this.lastGood, problems: [], usingLastGood: false };
+        return {
+          inputs: this.lastGood,
+          problems: [],
+          usingLastGood: false,
+          key: snapshotKey(this.lastGood, []),
+        };
       }
     }
-    return { inputs: this.lastGood, problems, usingLastGood: this.lastGood !== undefined };
+    return {
+      inputs: this.lastGood,
+      problems,
+      usingLastGood: this.lastGood !== undefined,
+      key: snapshotKey(this.lastGood, problems),
+    };
   }
+}
+
+function snapshotKey(inputs: GlobalInputs | undefined, problems: readonly Problem[]): string {
+  return canonicalHash({
+    catalog: inputs?.catalog.inputsHash ?? null,
+    policy: inputs?.policyHash ?? null,
+    problems,
+  });
 }
 
 function sourced<T extends BaseCatalogFile | OverlayCatalogFile>(
@@ -95,31 +116,115 @@ function sourced<T extends BaseCatalogFile | OverlayCatalogFile>(
 export interface UserInputs {
   enabled: EnabledServersFile;
   custom: Sourced<UserCatalogFile> | undefined;
+  /** Hash of the files' contents: equal hashes, equal inputs. */
   hash: string;
 }
 
 export type UserSnapshot =
   | { kind: "absent" }
-  | { kind: "present"; inputs: UserInputs | undefined; problems: Problem[]; usingLastGood: boolean };
+  | {
+      kind: "present";
+      inputs: UserInputs | undefined;
+      problems: Problem[];
+      usingLastGood: boolean;
+      /**
+       * enabled-servers.json is missing and the grace period runs until this time (ms): the user's intent is
+       * unknown, not "nothing enabled", so nothing is removed meanwhile.
+       */
+      awaitingUntil?: number;
+    };
 
 const EMPTY_ENABLED: EnabledServersFile = { environment: {}, servers: [], suspend: false };
+
+export interface UserInputsOptions {
+  maxFileBytes: number;
+  /** How long a missing enabled-servers.json counts as unknown before it means "nothing enabled". */
+  missingFileGraceMs: number;
+  /**
+   * Keep each user's snapshot until `invalidate` (the file watcher says what changed); off: read on every call.
+   * Only safe with a watcher that reports every change of the user's directory.
+   */
+  cache: boolean;
+  clock?: Clock;
+}
 
 /** One user's files, with the last good version kept per user so a bad edit never takes servers down. */
 export class UserInputsStore {
   private readonly lastGood = new Map<string, UserInputs>();
+  private readonly missingSince = new Map<string, number>();
+  private readonly cached = new Map<string, { root: string; snapshot: UserSnapshot }>();
+  /** Bumped by every invalidation, so a read that raced a change is not kept. */
+  private readonly generations = new Map<string, number>();
+  private allGeneration = 0;
+  private readonly clock: Clock;
 
-  constructor(private readonly maxFileBytes: number) {}
+  constructor(private readonly options: UserInputsOptions) {
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /** The user's files changed (or may have): the next `get` reads them. */
+  invalidate(userId: string): void {
+    this.cached.delete(userId);
+    this.generations.set(userId, (this.generations.get(userId) ?? 0) + 1);
+  }
+
+  invalidateAll(): void {
+    this.cached.clear();
+    this.allGeneration++;
+  }
 
   async get(userId: string, root: string): Promise<UserSnapshot> {
+    const kept = this.cached.get(userId);
+    if (
+      kept?.root === root &&
+      !(
+        kept.snapshot.kind === "present" &&
+        kept.snapshot.awaitingUntil !== undefined &&
+        kept.snapshot.awaitingUntil <= this.clock.now()
+      )
+    ) {
+      return kept.snapshot;
+    }
+    const generation = `${this.allGeneration}:${this.generations.get(userId) ?? 0}`;
+    const snapshot = await this.load(userId, root);
+    if (this.options.cache && generation === `${this.allGeneration}:${this.generations.get(userId) ?? 0}`)
+      this.cached.set(userId, { root, snapshot });
+    return snapshot;
+  }
+
+  private async load(userId: string, root: string): Promise<UserSnapshot> {
     if (!(await exists(path.join(root, "users", userId)))) {
       this.lastGood.delete(userId);
+      this.missingSince.delete(userId);
       return { kind: "absent" };
     }
-    const files = await loadUserFiles(root, userId, { maxBytes: this.maxFileBytes });
+    const files = await loadUserFiles(root, userId, { maxBytes: this.options.maxFileBytes });
     const problems = [...fileProblems(files.enabled), ...fileProblems(files.custom)];
+    const last = this.lastGood.get(userId);
     if (problems.length > 0) {
-      const last = this.lastGood.get(userId);
       return { kind: "present", inputs: last, problems, usingLastGood: last !== undefined };
+    }
+    if (files.enabled.status === "missing") {
+      const now = this.clock.now();
+      const since = this.missingSince.get(userId) ?? now;
+      this.missingSince.set(userId, since);
+      const until = since + this.options.missingFileGraceMs;
+      if (now < until) {
+        const problem: Problem = {
+          file: files.enabled.file,
+          path: "$",
+          message: `missing: the user's servers are kept as they are until ${new Date(until).toISOString()}, then it means "nothing enabled" (MCP_PORTAL_MISSING_FILE_GRACE_SECONDS)`,
+        };
+        return {
+          kind: "present",
+          inputs: last,
+          problems: [problem],
+          usingLastGood: last !== undefined,
+          awaitingUntil: until,
+        };
+      }
+    } else {
+      this.missingSince.delete(userId);
     }
     const inputs = toInputs(files);
     this.lastGood.set(userId, inputs);

@@ -1,6 +1,6 @@
 import type { ContainerRuntime } from "../docker/runtime.js";
-import { backoffDelay } from "./backoff.js";
-import { type Clock, systemClock } from "./clock.js";
+import { backoffDelay } from "../util/backoff.js";
+import { type Clock, systemClock } from "../util/clock.js";
 
 export class ImagePullBackOffError extends Error {
   readonly code = "ImagePullBackOff";
@@ -19,13 +19,13 @@ export class ImagePuller {
   private readonly inFlight = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly runtime: ContainerRuntime,
     private readonly clock: Clock = systemClock,
     private readonly policy = { baseMs: 10_000, maxMs: 5 * 60_000 },
   ) {}
 
-  async ensure(image: string): Promise<{ pulled: boolean }> {
-    if (await this.runtime.imageExists(image)) {
+  /** `runtime` is the caller's (audited) view of the engine, so a pull is attributed to who needed it. */
+  async ensure(image: string, runtime: ContainerRuntime): Promise<{ pulled: boolean }> {
+    if (await runtime.imageExists(image)) {
       this.failures.delete(image);
       return { pulled: false };
     }
@@ -35,7 +35,7 @@ export class ImagePuller {
       throw new ImagePullBackOffError(image, failure.nextAt - now, failure.cause);
     let pull = this.inFlight.get(image);
     if (!pull) {
-      pull = this.runtime.pullImage(image).finally(() => this.inFlight.delete(image));
+      pull = runtime.pullImage(image).finally(() => this.inFlight.delete(image));
       this.inFlight.set(image, pull);
     }
     try {

@@ -1,6 +1,18 @@
 import type { BlockedOutcome, DesiredUser, DesiredVolume, RunOutcome } from "../desired/types.js";
+import { replacementName } from "../desired/names.js";
 import type { ActualContainer, ActualNetwork, ActualVolume } from "../docker/runtime.js";
 import { LABELS } from "../labels.js";
+
+/** What a drift correction repaired: values of mcp_portal_drift_corrections_total{kind}. */
+export const DRIFT_KINDS = [
+  "missing_container",
+  "stopped_container",
+  "spec_changed",
+  "orphan_container",
+  "missing_network",
+  "orphan_network",
+] as const;
+export type DriftKind = (typeof DRIFT_KINDS)[number];
 
 /** What one user owns on the engine right now, found by label. */
 export interface ActualUser {
@@ -9,35 +21,91 @@ export interface ActualUser {
   volumes: ActualVolume[];
 }
 
+/**
+ * The container a step acts on: one that exists on the engine, or the one an earlier step of the same plan
+ * creates for `createdFor` (its id is known only once that step ran).
+ */
+export type ContainerRef =
+  { id: string; name: string; createdFor?: undefined } | { createdFor: string; name: string; id?: undefined };
+
+/**
+ * One engine call each (pullImage: an image check, and a pull only when the image is absent). A replace is
+ * spelled out as the calls it takes, so `plan` shows exactly what `run` will send.
+ */
 export type PlanStep =
-  | { kind: "createNetwork"; name: string; bridgeName: string; cause: string }
+  | { kind: "createNetwork"; name: string; bridgeName: string; cause: string; drift?: DriftKind }
+  | { kind: "removeNetwork"; network: ActualNetwork; cause: string; prune: boolean; drift?: DriftKind }
   | { kind: "createVolume"; volume: DesiredVolume; cause: string }
-  | { kind: "createContainer"; serverId: string; outcome: RunOutcome; cause: string }
-  | { kind: "replaceContainer"; serverId: string; outcome: RunOutcome; old: ActualContainer; cause: string }
-  | { kind: "renameContainer"; serverId: string; container: ActualContainer; name: string; cause: string }
-  | { kind: "startContainer"; serverId: string; container: ActualContainer; cause: string }
+  | { kind: "pullImage"; serverId: string; image: string; cause: string }
+  | {
+      kind: "createContainer";
+      serverId: string;
+      outcome: RunOutcome;
+      /** The final name, or a temporary one when the new container replaces one holding the final name. */
+      name: string;
+      cause: string;
+      drift?: DriftKind;
+      /** Set when the container replaces another: which, and the spec fields that differ. */
+      replacing?: { id: string; name: string; changedFields: string[] };
+    }
+  | { kind: "startContainer"; serverId: string; container: ContainerRef; cause: string; drift?: DriftKind }
+  | {
+      kind: "stopContainer";
+      serverId: string;
+      container: ContainerRef;
+      cause: string;
+      /** Part of removing a container that is no longer desired (see removeContainer). */
+      prune: boolean;
+    }
   | {
       kind: "removeContainer";
       serverId: string;
-      container: ActualContainer;
+      container: ContainerRef;
       cause: string;
       /** True when the container goes because it is no longer desired (counts against mass-prune safety). */
       prune: boolean;
+      drift?: DriftKind;
     }
-  | { kind: "removeNetwork"; network: ActualNetwork; cause: string };
+  | { kind: "renameContainer"; serverId: string; container: ContainerRef; to: string; cause: string };
 
 export interface Plan {
   userId: string;
   steps: PlanStep[];
 }
 
+/** Per-container facts the planner needs that the listing does not hold. */
+export interface PlanContext {
+  /** Milliseconds before a stopped container may be started again (CrashLoopBackOff); 0 or absent: now. */
+  startWaitMs?: (containerId: string) => number;
+  /** Servers that had a container at the last reconcile (a missing one was removed behind our back). */
+  hadContainer?: ReadonlySet<string>;
+}
+
+/** A stopped container the planner holds back because it keeps exiting soon after each start. */
+export interface StartWait {
+  serverId: string;
+  container: ActualContainer;
+  waitMs: number;
+}
+
+export interface UserPlan extends Plan {
+  /** Starts held back by the crash-loop backoff, with how long to wait. */
+  waits: StartWait[];
+}
+
 const RUNNING_ENOUGH = new Set(["running", "restarting", "paused"]);
+const STOPPABLE = new Set(["running", "restarting", "paused"]);
 
 /**
  * Pure diff of one user's desired state against what the engine has. `desired` undefined means the user is
  * gone (its directory was removed): containers and network go, data volumes stay.
  */
-export function planUser(userId: string, desired: DesiredUser | undefined, actual: ActualUser): Plan {
+export function planUser(
+  userId: string,
+  desired: DesiredUser | undefined,
+  actual: ActualUser,
+  context: PlanContext = {},
+): UserPlan {
   const steps: PlanStep[] = [];
   const byServer = new Map<string, ActualContainer[]>();
   for (const container of actual.containers) {
@@ -50,26 +118,20 @@ export function planUser(userId: string, desired: DesiredUser | undefined, actua
 
   if (!desired) {
     for (const [serverId, containers] of sortedEntries(byServer)) {
-      for (const container of containers) {
-        steps.push({
-          kind: "removeContainer",
-          serverId,
-          container,
-          cause: "user no longer exists",
-          prune: true,
-        });
-      }
+      for (const container of containers)
+        removeSteps(steps, serverId, container, "user no longer exists", true);
     }
     for (const network of actual.networks) {
-      steps.push({ kind: "removeNetwork", network, cause: "user no longer exists" });
+      steps.push({ kind: "removeNetwork", network, cause: "user no longer exists", prune: true });
     }
-    return { userId, steps };
+    return { userId, steps, waits: [] };
   }
 
   const removals: PlanStep[] = [];
   const replaces: PlanStep[] = [];
   const creates: PlanStep[] = [];
   const fixes: PlanStep[] = [];
+  const waits: StartWait[] = [];
   const userNetwork = actual.networks.find((n) => n.name === desired.network.name);
   const networkSteps: PlanStep[] = userNetwork
     ? []
@@ -79,6 +141,7 @@ export function planUser(userId: string, desired: DesiredUser | undefined, actua
           name: desired.network.name,
           bridgeName: desired.network.bridgeName,
           cause: "network missing",
+          ...(actual.containers.length > 0 ? { drift: "missing_network" as const } : {}),
         },
       ];
   const existingVolumes = new Set(actual.volumes.map((v) => v.name));
@@ -94,33 +157,62 @@ export function planUser(userId: string, desired: DesiredUser | undefined, actua
       continue;
     }
     if (containers.length === 0) {
-      creates.push({
-        kind: "createContainer",
-        serverId: outcome.serverId,
+      const missing = context.hadContainer?.has(outcome.serverId) === true;
+      createSteps(
+        creates,
         outcome,
-        cause: "container missing",
-      });
+        outcome.spec.name,
+        "container missing",
+        missing ? "missing_container" : undefined,
+      );
       continue;
     }
     const keeper = pickKeeper(containers, outcome.specHash);
     for (const extra of containers) {
       if (extra !== keeper)
-        removals.push({
-          kind: "removeContainer",
-          serverId: outcome.serverId,
-          container: extra,
-          cause: "duplicate container for this server",
-          prune: false,
-        });
+        removeSteps(
+          removals,
+          outcome.serverId,
+          extra,
+          "duplicate container for this server",
+          false,
+          "orphan_container",
+        );
     }
     const why = replaceCause(keeper, outcome, userNetwork);
     if (why) {
-      replaces.push({
-        kind: "replaceContainer",
-        serverId: outcome.serverId,
+      const cause = `replace: ${why}`;
+      createSteps(
+        replaces,
         outcome,
-        old: keeper,
-        cause: why,
+        replacementName(outcome.spec.name, outcome.specHash),
+        cause,
+        undefined,
+        false,
+        {
+          id: keeper.id,
+          name: keeper.name,
+          changedFields: changedFields(keeper.labels[LABELS.specFields], outcome.specFields),
+        },
+      );
+      removeSteps(replaces, outcome.serverId, keeper, cause, false);
+      const created = {
+        createdFor: outcome.serverId,
+        name: replacementName(outcome.spec.name, outcome.specHash),
+      };
+      replaces.push({
+        kind: "renameContainer",
+        serverId: outcome.serverId,
+        container: created,
+        to: outcome.spec.name,
+        cause: "take over the final name",
+      });
+      replaces.push({
+        kind: "startContainer",
+        serverId: outcome.serverId,
+        container: { createdFor: outcome.serverId, name: outcome.spec.name },
+        cause,
+        ...(why.startsWith("spec changed") ? { drift: "spec_changed" as const } : {}),
       });
       continue;
     }
@@ -128,36 +220,103 @@ export function planUser(userId: string, desired: DesiredUser | undefined, actua
       fixes.push({
         kind: "renameContainer",
         serverId: outcome.serverId,
-        container: keeper,
-        name: outcome.spec.name,
+        container: { id: keeper.id, name: keeper.name },
+        to: outcome.spec.name,
         cause: "finish an interrupted replace",
       });
     }
     if (!RUNNING_ENOUGH.has(keeper.state)) {
+      const waitMs = context.startWaitMs?.(keeper.id) ?? 0;
+      if (waitMs > 0) {
+        waits.push({ serverId: outcome.serverId, container: keeper, waitMs });
+        continue;
+      }
       fixes.push({
         kind: "startContainer",
         serverId: outcome.serverId,
-        container: keeper,
+        container: { id: keeper.id, name: outcome.spec.name },
         cause: `container ${keeper.state}`,
+        drift: "stopped_container",
       });
     }
   }
   for (const [serverId, containers] of sortedEntries(byServer)) {
     if (desiredIds.has(serverId)) continue;
-    for (const container of containers) {
-      removals.push({
-        kind: "removeContainer",
-        serverId,
-        container,
-        cause: "server no longer enabled",
-        prune: true,
-      });
-    }
+    for (const container of containers)
+      removeSteps(removals, serverId, container, "server no longer enabled", true);
   }
+  // Networks of this user other than its own (a leftover of an earlier naming, say), once nothing uses them.
+  const orphanNetworks: PlanStep[] = actual.networks
+    .filter((n) => n.name !== desired.network.name)
+    .map((network) => ({
+      kind: "removeNetwork",
+      network,
+      cause: "network not desired",
+      prune: false,
+      drift: "orphan_network",
+    }));
   // Removals first so freed ports and limits are available to what follows; the network and volumes before
-  // any container that needs them.
-  steps.push(...removals, ...networkSteps, ...volumeSteps, ...replaces, ...creates, ...fixes);
-  return { userId, steps };
+  // any container that needs them; networks nobody needs last, after their containers are gone.
+  steps.push(
+    ...removals,
+    ...networkSteps,
+    ...volumeSteps,
+    ...replaces,
+    ...creates,
+    ...fixes,
+    ...orphanNetworks,
+  );
+  return { userId, steps, waits };
+}
+
+function createSteps(
+  steps: PlanStep[],
+  outcome: RunOutcome,
+  name: string,
+  cause: string,
+  drift: DriftKind | undefined,
+  start = true,
+  replacing?: { id: string; name: string; changedFields: string[] },
+): void {
+  steps.push({ kind: "pullImage", serverId: outcome.serverId, image: outcome.spec.image, cause });
+  steps.push({
+    kind: "createContainer",
+    serverId: outcome.serverId,
+    outcome,
+    name,
+    cause,
+    ...(drift ? { drift } : {}),
+    ...(replacing ? { replacing } : {}),
+  });
+  if (start)
+    steps.push({
+      kind: "startContainer",
+      serverId: outcome.serverId,
+      container: { createdFor: outcome.serverId, name },
+      cause: "new container",
+    });
+}
+
+/** A graceful stop (when it runs), then the removal. */
+function removeSteps(
+  steps: PlanStep[],
+  serverId: string,
+  container: ActualContainer,
+  cause: string,
+  prune: boolean,
+  drift?: DriftKind,
+): void {
+  const ref = { id: container.id, name: container.name };
+  if (STOPPABLE.has(container.state))
+    steps.push({ kind: "stopContainer", serverId, container: ref, cause, prune });
+  steps.push({
+    kind: "removeContainer",
+    serverId,
+    container: ref,
+    cause,
+    prune,
+    ...(drift ? { drift } : {}),
+  });
 }
 
 function planBlocked(
@@ -166,15 +325,8 @@ function planBlocked(
   removals: PlanStep[],
 ): void {
   if (outcome.keepExisting) return;
-  for (const container of containers) {
-    removals.push({
-      kind: "removeContainer",
-      serverId: outcome.serverId,
-      container,
-      cause: `${outcome.reason}: ${outcome.message}`,
-      prune: true,
-    });
-  }
+  for (const container of containers)
+    removeSteps(removals, outcome.serverId, container, `${outcome.reason}: ${outcome.message}`, true);
 }
 
 function pickKeeper(containers: readonly ActualContainer[], specHash: string): ActualContainer {
@@ -226,27 +378,63 @@ function sortedEntries<V>(map: ReadonlyMap<string, V>): [string, V][] {
   return [...map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-export function isEmptyPlan(plan: Plan): boolean {
-  return plan.steps.length === 0;
+/** Steps that remove something no longer desired: what the mass-prune guard counts and may hold back. */
+export function isPruneStep(step: PlanStep): boolean {
+  return (
+    (step.kind === "removeContainer" || step.kind === "stopContainer" || step.kind === "removeNetwork") &&
+    step.prune
+  );
+}
+
+/** Containers a plan removes because they are no longer desired (each counted once). */
+export function prunedContainerIds(steps: readonly PlanStep[]): string[] {
+  const ids: string[] = [];
+  for (const s of steps)
+    if (s.kind === "removeContainer" && s.prune && s.container.id) ids.push(s.container.id);
+  return ids;
+}
+
+/** The resource a step acts on: the container, network or volume name (for a create, the name it gets). */
+export function stepResource(step: PlanStep): string {
+  switch (step.kind) {
+    case "createNetwork":
+      return step.name;
+    case "removeNetwork":
+      return step.network.name;
+    case "createVolume":
+      return step.volume.name;
+    case "pullImage":
+      return step.image;
+    case "createContainer":
+      return step.name;
+    case "startContainer":
+    case "stopContainer":
+    case "removeContainer":
+    case "renameContainer":
+      return step.container.name;
+  }
 }
 
 export function describeStep(step: PlanStep): string {
+  const server = "serverId" in step ? `${step.serverId}: ` : "";
   switch (step.kind) {
     case "createNetwork":
       return `create network ${step.name} (${step.cause})`;
-    case "createVolume":
-      return `create volume ${step.volume.name} (${step.cause})`;
-    case "createContainer":
-      return `create ${step.serverId} as ${step.outcome.spec.name} (${step.cause})`;
-    case "replaceContainer":
-      return `replace ${step.serverId} ${step.old.name} (${step.cause})`;
-    case "renameContainer":
-      return `rename ${step.serverId} ${step.container.name} -> ${step.name} (${step.cause})`;
-    case "startContainer":
-      return `start ${step.serverId} ${step.container.name} (${step.cause})`;
-    case "removeContainer":
-      return `remove ${step.serverId} ${step.container.name} (${step.cause})`;
     case "removeNetwork":
       return `remove network ${step.network.name} (${step.cause})`;
+    case "createVolume":
+      return `create volume ${step.volume.name} (${step.cause})`;
+    case "pullImage":
+      return `${server}pull image ${step.image} if absent (${step.cause})`;
+    case "createContainer":
+      return `${server}create container ${step.name} (${step.cause})`;
+    case "startContainer":
+      return `${server}start ${step.container.name} (${step.cause})`;
+    case "stopContainer":
+      return `${server}stop ${step.container.name} (${step.cause})`;
+    case "removeContainer":
+      return `${server}remove ${step.container.name} (${step.cause})`;
+    case "renameContainer":
+      return `${server}rename ${step.container.name} -> ${step.to} (${step.cause})`;
   }
 }

@@ -1,4 +1,4 @@
-import { type Clock, systemClock } from "./clock.js";
+import { type Clock, systemClock } from "../util/clock.js";
 
 export interface StartBackoffOptions {
   /** First delay after a container died soon after we started it. */

@@ -1,6 +1,6 @@
 import PQueue from "p-queue";
-import { type BackoffPolicy, DEFAULT_BACKOFF, backoffDelay } from "./backoff.js";
-import { type Clock, systemClock } from "./clock.js";
+import { type BackoffPolicy, DEFAULT_BACKOFF, backoffDelay } from "../util/backoff.js";
+import { type Clock, systemClock } from "../util/clock.js";
 
 export interface ProcessResult {
   /** Look at the key again after this long even if nothing happens (e.g. an image pull backoff). */
@@ -12,6 +12,8 @@ export interface WorkQueueHooks {
   onDepthChange?(depth: number): void;
   onRetry?(key: string, delayMs: number, error: unknown): void;
   onStart?(key: string, waitedMs: number): void;
+  /** Nothing queued, processing or dirty any more (after work; delayed retries do not count). */
+  onIdle?(): void;
 }
 
 export interface WorkQueueOptions {
@@ -112,6 +114,7 @@ export class WorkQueue {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
+    if (!this.shuttingDown) this.options.hooks?.onIdle?.();
   }
 
   private async run(key: string): Promise<void> {

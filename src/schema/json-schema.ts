@@ -13,7 +13,7 @@ interface SchemaEntry {
   schema: z.ZodType;
 }
 
-/** One JSON Schema file per file format of the data directory (DESIGN.md section 2). */
+/** One JSON Schema file per file format of the data directory (README, "The data directory"). */
 export const SCHEMA_ENTRIES: readonly SchemaEntry[] = [
   {
     file: "catalog.schema.json",

@@ -8,7 +8,7 @@ import { Writable } from "node:stream";
 import { loadConfig } from "../../src/config.js";
 import { createDaemon, type Daemon } from "../../src/daemon.js";
 import { createLogger } from "../../src/observability/logger.js";
-import type { UserStatus } from "../../src/reconcile/status.js";
+import type { UserStatus } from "../../src/contracts/status-file.js";
 
 /** A port range of its own per test daemon: installations on one engine do not see each other's ports. */
 export function testPortRange(): { start: number; end: number } {

@@ -1,6 +1,7 @@
 // Proves the engine the integration tests rely on works: labelled networks by label filter, and a hardened
 // container from the local busybox image that runs as 1000:1000 with no capabilities and no new privileges.
 import Docker from "dockerode";
+import { DockerodeRuntime } from "../../src/docker/dockerode-runtime.js";
 import { afterAll, expect, it } from "vitest";
 import {
   LABEL_INSTALLATION,
@@ -97,5 +98,18 @@ describeDocker("Docker Engine smoke test", () => {
     await container.remove({ force: true, abortSignal: signal() });
     const left = await docker.listContainers({ all: true, filters: labelFilter, abortSignal: signal() });
     expect(left).toEqual([]);
+  });
+
+  it("answers a volume create of an existing name with the existing volume's labels (what the owner check reads)", async () => {
+    const runtime = new DockerodeRuntime(docker, { timeoutMs: CALL_MS });
+    const name = `mcp-smoke-vol-${installation}`;
+    const owner = { ...labels, "mcp.portal.user_id": "alice" };
+    const first = await runtime.createVolume({ name, labels: owner });
+    expect(first).toEqual({ name, labels: owner });
+    const again = await runtime.createVolume({
+      name,
+      labels: { ...labels, "mcp.portal.user_id": "mallory" },
+    });
+    expect(again).toEqual({ name, labels: owner });
   });
 });

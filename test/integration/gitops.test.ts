@@ -155,7 +155,7 @@ describeDocker("git-driven change", () => {
     const afterRev3 = mutations(started);
     expect(afterRev3.create - afterRev2.create).toBe(3);
     expect(afterRev3.remove - afterRev2.remove).toBe(6);
-  });
+  }, 120_000);
 
   it("follows a data dir that is a symlink swapped atomically to a new checkout (git-sync)", async () => {
     await git("checkout", "-q", "rev1");

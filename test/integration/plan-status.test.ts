@@ -162,22 +162,43 @@ describeDocker("plan and status commands against a real engine", () => {
     try {
       const text = await planUntouched();
       expect(text.code).toBe(2);
+      // The replace, one engine call per line: aside, stop, remove, take the name, start.
       expect(text.stdout).toMatch(
-        /alice: 1 change\(s\)\n {2}~ replace echo mcp-alice-echo-\S+ \(spec changed: env GREETING\)/,
+        new RegExp(
+          [
+            String.raw`alice: 6 step\(s\)`,
+            String.raw`  \+ echo: pull image \S+ if absent \(replace: spec changed: env GREETING\)`,
+            String.raw`  \+ echo: create container (mcp-alice-echo-\S+)-next-\S+ \(replace: spec changed: env GREETING\)`,
+            String.raw`  - echo: stop \1 \(replace: spec changed: env GREETING\)`,
+            String.raw`  - echo: remove \1 \(replace: spec changed: env GREETING\)`,
+            String.raw`  ~ echo: rename \1-next-\S+ -> \1 \(take over the final name\)`,
+            String.raw`  > echo: start \1 \(replace: spec changed: env GREETING\)`,
+          ].join("\n"),
+        ),
       );
-      expect(text.stdout).toMatch(/bob: 1 change\(s\)/);
+      expect(text.stdout).toMatch(/bob: 6 step\(s\)/);
       const view = JSON.parse(
         (await planUntouched(["--output", "json", "--user", "bob"])).stdout,
       ) as PlanView;
+      expect(view.version).toBe(2);
       expect(view.users).toHaveLength(1);
-      expect(view.users[0]!.steps).toEqual([
-        expect.objectContaining({
-          kind: "replaceContainer",
-          server_id: "echo",
-          changed_fields: ["env GREETING"],
-          cause: "spec changed: env GREETING",
-        }),
+      expect(view.users[0]!.steps.map((s) => s.kind)).toEqual([
+        "pullImage",
+        "createContainer",
+        "stopContainer",
+        "removeContainer",
+        "renameContainer",
+        "startContainer",
       ]);
+      expect(view.users[0]!.steps[1]).toEqual(
+        expect.objectContaining({
+          kind: "createContainer",
+          server_id: "echo",
+          replaces: expect.stringMatching(/^mcp-bob-echo-/) as unknown,
+          changed_fields: ["env GREETING"],
+          cause: "replace: spec changed: env GREETING",
+        }),
+      );
     } finally {
       await writeFile(file, original);
     }
@@ -194,12 +215,16 @@ describeDocker("plan and status commands against a real engine", () => {
     const text = await planUntouched();
     expect(text.code).toBe(2);
     expect(text.stdout).toMatch(
-      /alice: 1 change\(s\)\n {2}\+ create web as mcp-alice-web-\S+ \(container missing\)/,
+      /alice: 3 step\(s\)\n {2}\+ web: pull image \S+ if absent \(container missing\)\n {2}\+ web: create container mcp-alice-web-\S+ \(container missing\)\n {2}> web: start mcp-alice-web-\S+ \(new container\)/,
     );
     expect(text.stdout).toContain("bob: in sync");
     const view = JSON.parse((await planUntouched(["--output", "json"])).stdout) as PlanView;
-    expect(view.users.find((u) => u.user_id === "alice")!.steps).toEqual([
-      expect.objectContaining({ kind: "createContainer", server_id: "web", cause: "container missing" }),
+    expect(
+      view.users.find((u) => u.user_id === "alice")!.steps.map((s) => [s.kind, s.server_id, s.cause]),
+    ).toEqual([
+      ["pullImage", "web", "container missing"],
+      ["createContainer", "web", "container missing"],
+      ["startContainer", "web", "new container"],
     ]);
     // status shows what the engine has now: the status file still says Running, the container is missing.
     const status = await cli(["status", "--user", "alice"]);

@@ -3,7 +3,7 @@ import path from "node:path";
 import { z } from "zod";
 import { DATA_PATHS, listJsonFiles, listUserDirs } from "../../catalog/data-tree.js";
 import { readJsonFile } from "../../catalog/read-json-file.js";
-import type { UserStatus } from "../../reconcile/status.js";
+import type { UserStatus } from "../../contracts/status-file.js";
 import { BaseCatalogFile } from "../../schema/catalog.js";
 import { formatProblem } from "../../validate/problem.js";
 import { baseCatalogFile, storeBaseCatalog } from "../catalog-files.js";
@@ -161,6 +161,40 @@ export function adminRoutes(ctx: ApiContext): ApiRoute[] {
         ctx.deps.global.invalidate();
         ctx.deps.controller.enqueue(params.user_id);
         return { status: 202, body: { user_id: params.user_id, queued: true } };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/admin/prune-guard",
+      access: "admin",
+      tag: "admin",
+      summary: "The mass-prune latch: tripped or open, since when, why, and how many removals wait",
+      responses: { 200: "{tripped, reason?, tripped_at?, pending}", ...ADMIN_ERRORS },
+      handle: () => {
+        const state = ctx.deps.controller.pruneGuard();
+        return Promise.resolve({
+          body: {
+            tripped: state.tripped,
+            ...(state.reason !== undefined ? { reason: state.reason } : {}),
+            ...(state.trippedAt !== undefined ? { tripped_at: state.trippedAt } : {}),
+            pending: state.pending,
+          },
+        });
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      path: "/admin/prune-guard/release",
+      access: "admin",
+      tag: "admin",
+      summary: "Release the mass-prune latch: the removals the controller holds back go ahead",
+      responses: { 202: "Released; the held removals are queued", ...ADMIN_ERRORS },
+      audit: { action: "release_prune_guard" },
+      handle: async ({ audit }) => {
+        const was = ctx.deps.controller.pruneGuard();
+        audit({ resource: "prune-guard", details: { was_tripped: was.tripped, pending: was.pending } });
+        await ctx.deps.controller.releasePruneGuard("api:admin");
+        return { status: 202, body: { released: true, was_tripped: was.tripped, pending: was.pending } };
       },
     }),
     defineRoute({

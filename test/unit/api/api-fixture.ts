@@ -10,6 +10,7 @@ import { EventBus } from "../../../src/events/event-bus.js";
 import type { AuditEventInput } from "../../../src/observability/audit.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import { GlobalInputsStore } from "../../../src/reconcile/desired-inputs.js";
+import type { PruneGuardState } from "../../../src/reconcile/prune-guard.js";
 import { StatusStore } from "../../../src/reconcile/status.js";
 import { loadDigestKey } from "../../../src/secrets/digest.js";
 import { generateKey, parseKeyList } from "../../../src/secrets/key-ring.js";
@@ -44,6 +45,9 @@ export interface ApiFixture {
   stateDir: string;
   bus: EventBus;
   enqueued: string[];
+  /** Who released the prune guard through the API; `tripPruneGuard` makes it tripped for a test. */
+  released: string[];
+  tripPruneGuard(pending: number): void;
   audits: AuditEventInput[];
   admin: Record<string, string>;
   tokenFor(userId: string): Promise<Record<string, string>>;
@@ -74,6 +78,8 @@ export async function apiFixture(options: FixtureOptions = {}): Promise<ApiFixtu
   });
   const keyRing = parseKeyList(options.secretKey ?? generateKey("k1"));
   const enqueued: string[] = [];
+  const released: string[] = [];
+  let pruneGuard: PruneGuardState = { tripped: false, pending: 0 };
   const audits: AuditEventInput[] = [];
   const bus = new EventBus();
   const adminToken = "adminToken" in options ? options.adminToken : ADMIN_TOKEN;
@@ -97,7 +103,15 @@ export async function apiFixture(options: FixtureOptions = {}): Promise<ApiFixtu
         return Promise.resolve(true);
       },
     },
-    controller: { enqueue: (userId) => void enqueued.push(userId) },
+    controller: {
+      enqueue: (userId) => void enqueued.push(userId),
+      pruneGuard: () => pruneGuard,
+      releasePruneGuard: (by) => {
+        pruneGuard = { tripped: false, pending: 0 };
+        released.push(by);
+        return Promise.resolve();
+      },
+    },
     logger,
     readOnly: options.readOnly === true,
     ...(options.limits ? { limits: options.limits } : {}),
@@ -110,6 +124,10 @@ export async function apiFixture(options: FixtureOptions = {}): Promise<ApiFixtu
     stateDir,
     bus,
     enqueued,
+    released,
+    tripPruneGuard: (pending) => {
+      pruneGuard = { tripped: true, reason: "test", trippedAt: "2026-11-30T00:00:00.000Z", pending };
+    },
     audits,
     admin: { authorization: `Bearer ${adminToken ?? ""}` },
     tokenFor: async (userId) => ({ authorization: `Bearer ${(await createToken(stateDir, userId)).token}` }),

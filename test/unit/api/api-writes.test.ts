@@ -698,3 +698,33 @@ describe("migration", () => {
     expect(unknownFormat.statusCode).toBe(400);
   });
 });
+
+describe("prune guard", () => {
+  it("shows the latch and lets only the admin release it, audited", async () => {
+    const f = await fixture();
+    f.tripPruneGuard(40);
+    const state = await f.http.inject({ method: "GET", url: "/api/v1/admin/prune-guard", headers: f.admin });
+    expect(state.statusCode).toBe(200);
+    expect(state.json()).toMatchObject({ tripped: true, reason: "test", pending: 40 });
+    const alice = await f.tokenFor("alice");
+    const refused = await f.http.inject({
+      method: "POST",
+      url: "/api/v1/admin/prune-guard/release",
+      headers: alice,
+    });
+    expect(refused.statusCode).toBe(403);
+    expect(f.released).toEqual([]);
+    const released = await f.http.inject({
+      method: "POST",
+      url: "/api/v1/admin/prune-guard/release",
+      headers: f.admin,
+    });
+    expect(released.statusCode).toBe(202);
+    expect(released.json()).toEqual({ released: true, was_tripped: true, pending: 40 });
+    expect(f.released).toEqual(["api:admin"]);
+    expect(f.audits.find((a) => a.action === "release_prune_guard" && a.result === "success")).toMatchObject({
+      result: "success",
+      details: { was_tripped: true, pending: 40 },
+    });
+  });
+});

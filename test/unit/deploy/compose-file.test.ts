@@ -66,7 +66,7 @@ describe("docker-compose.yml", () => {
   it("passes every controller setting .env.example documents to the controller", async () => {
     const controller = (await composeFile()).services.controller!.environment ?? {};
     const documented = [...(await exampleVariables())]
-      .filter(([title]) => !/^Compose and image|^mcp-portal import/.test(title))
+      .filter(([title]) => !/^Compose and image|^mcp-portal import|^Gateway/.test(title))
       .flatMap(([, names]) => names)
       // The services always use the socket mounted into them.
       .filter((name) => name !== "DOCKER_HOST");

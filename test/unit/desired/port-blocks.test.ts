@@ -1,11 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  allocateBlock,
-  assignHostPorts,
-  blockAt,
-  blockCount,
-  blockStartOf,
-} from "../../../src/desired/port-blocks.js";
+import { assignHostPorts, blockAt, blockCount, blockStartOf } from "../../../src/desired/port-blocks.js";
 
 const RANGE = { start: 20000, end: 20999 };
 
@@ -31,38 +25,6 @@ describe("block arithmetic", () => {
     expect(blockStartOf(RANGE, 100, 21000)).toBeUndefined();
     // 20100-20149 is a partial block, never handed out
     expect(blockStartOf({ start: 20000, end: 20149 }, 100, 20120)).toBeUndefined();
-  });
-});
-
-describe("allocateBlock", () => {
-  it("hands out the lowest free block", () => {
-    expect(allocateBlock(RANGE, 100, new Set())).toEqual({ start: 20000, end: 20099 });
-    expect(allocateBlock(RANGE, 100, new Set([20000, 20100]))).toEqual({ start: 20200, end: 20299 });
-  });
-
-  it("reuses a gap left by a released block instead of going past the highest", () => {
-    const used = new Set([20000, 20100, 20200, 20300]);
-    used.delete(20100);
-    expect(allocateBlock(RANGE, 100, used)).toEqual({ start: 20100, end: 20199 });
-  });
-
-  it("takes the preferred block when it is free, aligned and in range", () => {
-    expect(allocateBlock(RANGE, 100, new Set([20000]), 20500)).toEqual({ start: 20500, end: 20599 });
-  });
-
-  it("falls back to the lowest free block when the preferred one is taken, unaligned or out of range", () => {
-    const used = new Set([20000, 20500]);
-    expect(allocateBlock(RANGE, 100, used, 20500)).toEqual({ start: 20100, end: 20199 });
-    expect(allocateBlock(RANGE, 100, used, 20550)).toEqual({ start: 20100, end: 20199 });
-    expect(allocateBlock(RANGE, 100, used, 21000)).toEqual({ start: 20100, end: 20199 });
-    expect(allocateBlock(RANGE, 100, used, 19900)).toEqual({ start: 20100, end: 20199 });
-  });
-
-  it("returns undefined when every block is used", () => {
-    const used = new Set(Array.from({ length: 10 }, (_, i) => 20000 + i * 100));
-    expect(allocateBlock(RANGE, 100, used)).toBeUndefined();
-    expect(allocateBlock(RANGE, 100, used, 20300)).toBeUndefined();
-    expect(allocateBlock({ start: 20000, end: 20050 }, 100, new Set())).toBeUndefined();
   });
 });
 

@@ -17,7 +17,7 @@ import { createGatewayMetrics } from "../../../src/gateway/metrics.js";
 import { parseAllowedOrigins } from "../../../src/gateway/origin.js";
 import { ProbeError } from "../../../src/gateway/probe-failure.js";
 import { createLogger } from "../../../src/observability/logger.js";
-import { FakeClock, settle } from "../reconcile/fake-clock.js";
+import { FakeClock, settle } from "../../helpers/fake-clock.js";
 import { freePort } from "../../helpers/net.js";
 
 const logger = createLogger({

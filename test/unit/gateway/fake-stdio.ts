@@ -6,7 +6,7 @@ import {
   type StdioMuxOptions,
   type UpstreamLink,
 } from "../../../src/gateway/stdio-mux.js";
-import { FakeClock, settle } from "../reconcile/fake-clock.js";
+import { FakeClock, settle } from "../../helpers/fake-clock.js";
 
 export const INIT_RESULT = {
   protocolVersion: "2025-06-18",

@@ -14,7 +14,7 @@ import { createGatewayMetrics } from "../../../src/gateway/metrics.js";
 import { LABELS } from "../../../src/labels.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import { freePort } from "../../helpers/net.js";
-import { FakeClock } from "../reconcile/fake-clock.js";
+import { FakeClock } from "../../helpers/fake-clock.js";
 
 /** Lists what the test says; its event stream stays quiet until aborted. Nothing else is used by the gateway. */
 class ListingRuntime {

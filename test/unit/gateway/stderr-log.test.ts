@@ -8,7 +8,7 @@ import { DEFAULT_STDERR_LINES_PER_MINUTE } from "../../../src/gateway/stderr-log
 import { StdioMultiplexer } from "../../../src/gateway/stdio-mux.js";
 import { StdioUpstream } from "../../../src/gateway/stdio-upstream.js";
 import { createLogger } from "../../../src/observability/logger.js";
-import { FakeClock, settle } from "../reconcile/fake-clock.js";
+import { FakeClock, settle } from "../../helpers/fake-clock.js";
 
 function capture() {
   const lines: Record<string, unknown>[] = [];

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JsonRpcMessage } from "../../../src/gateway/jsonrpc.js";
 import { StdioHttpHandler } from "../../../src/gateway/stdio-http.js";
 import { StdioMultiplexer, type UpstreamLink } from "../../../src/gateway/stdio-mux.js";
-import { systemClock } from "../../../src/reconcile/clock.js";
+import { systemClock } from "../../../src/util/clock.js";
 import { INIT_RESULT } from "./fake-stdio.js";
 
 /** Answers like a tiny MCP server: initialize, ping, tools/call echoing its params; "notify" emits a notification. */

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES, type JsonRpcResponse } from "../../../src/gateway/jsonrpc.js";
 import { DEFAULT_MUX_LIMITS, type MuxSession } from "../../../src/gateway/stdio-mux.js";
-import { settle } from "../reconcile/fake-clock.js";
+import { settle } from "../../helpers/fake-clock.js";
 import { RecordingSink, harness, initializeRequest } from "./fake-stdio.js";
 
 type Harness = Awaited<ReturnType<typeof harness>>;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { JsonRpcResponse } from "../../../src/gateway/jsonrpc.js";
 import { GATEWAY_CLIENT_CAPABILITIES, type MuxSession } from "../../../src/gateway/stdio-mux.js";
-import { settle } from "../reconcile/fake-clock.js";
+import { settle } from "../../helpers/fake-clock.js";
 import { FakeServer, INIT_RESULT, RecordingSink, harness, initializeRequest } from "./fake-stdio.js";
 
 async function open(h: Awaited<ReturnType<typeof harness>>, owner = "user:alice", capabilities = {}) {

@@ -262,3 +262,116 @@ describe("NetworkAllocator: subnets", () => {
     expect(a.subnetFor("c")).toBeUndefined();
   });
 });
+
+const RANGE = { start: 20000, end: 20999 };
+
+/** The block a new user gets when the starts in `used` are held by others. */
+function blockWith(
+  range: { start: number; end: number },
+  size: number,
+  used: ReadonlySet<number>,
+  preferred?: number,
+) {
+  const a = new NetworkAllocator({ ...OPTIONS, portRange: range, portsPerUser: size });
+  let i = 0;
+  for (const start of used) expect(a.portBlockFor(`holder${i++}`, start)?.start).toBe(start);
+  return a.portBlockFor("new-user", preferred);
+}
+
+/** The subnet a new user gets when `inUse` are foreign networks' subnets. */
+function subnetWith(pool: string, size: number, inUse: string[], preferred?: string) {
+  const a = new NetworkAllocator({ ...OPTIONS, subnetPool: pool, subnetPrefixLength: size });
+  a.setForeignSubnets(inUse);
+  return a.subnetFor("new-user", preferred);
+}
+
+describe("NetworkAllocator: block choice (formerly allocateBlock)", () => {
+  it("hands out the lowest free block", () => {
+    expect(blockWith(RANGE, 100, new Set())).toEqual({ start: 20000, end: 20099 });
+    expect(blockWith(RANGE, 100, new Set([20000, 20100]))).toEqual({ start: 20200, end: 20299 });
+  });
+
+  it("reuses a gap left by a released block instead of going past the highest", () => {
+    const used = new Set([20000, 20100, 20200, 20300]);
+    used.delete(20100);
+    expect(blockWith(RANGE, 100, used)).toEqual({ start: 20100, end: 20199 });
+  });
+
+  it("takes the preferred block when it is free, aligned and in range", () => {
+    expect(blockWith(RANGE, 100, new Set([20000]), 20500)).toEqual({ start: 20500, end: 20599 });
+  });
+
+  it("falls back to the lowest free block when the preferred one is taken, unaligned or out of range", () => {
+    const used = new Set([20000, 20500]);
+    expect(blockWith(RANGE, 100, used, 20500)).toEqual({ start: 20100, end: 20199 });
+    expect(blockWith(RANGE, 100, used, 20550)).toEqual({ start: 20100, end: 20199 });
+    expect(blockWith(RANGE, 100, used, 21000)).toEqual({ start: 20100, end: 20199 });
+    expect(blockWith(RANGE, 100, used, 19900)).toEqual({ start: 20100, end: 20199 });
+  });
+
+  it("returns undefined when every block is used", () => {
+    const used = new Set(Array.from({ length: 10 }, (_, i) => 20000 + i * 100));
+    expect(blockWith(RANGE, 100, used)).toBeUndefined();
+    expect(blockWith(RANGE, 100, used, 20300)).toBeUndefined();
+    expect(blockWith({ start: 20000, end: 20050 }, 100, new Set())).toBeUndefined();
+  });
+});
+
+describe("NetworkAllocator: subnet choice (formerly allocateSubnet)", () => {
+  const POOL = "172.20.0.0/16";
+
+  it("hands out the lowest /24 of the pool when nothing is used", () => {
+    expect(subnetWith(POOL, 24, [])).toBe("172.20.0.0/24");
+  });
+
+  it("skips subnets in use, ours or foreign", () => {
+    expect(subnetWith(POOL, 24, ["172.20.0.0/24", "172.20.1.0/24"])).toBe("172.20.2.0/24");
+  });
+
+  it("skips a /24 inside the pool held by a foreign network with a different prefix", () => {
+    expect(subnetWith(POOL, 24, ["172.20.0.128/25"])).toBe("172.20.1.0/24");
+    expect(subnetWith(POOL, 24, ["172.20.0.0/23"])).toBe("172.20.2.0/24");
+    expect(subnetWith(POOL, 24, ["172.20.0.7/32"])).toBe("172.20.1.0/24");
+  });
+
+  it("skips the foreign /24 and keeps the ones around it", () => {
+    const inUse = ["172.20.0.0/24", "172.20.1.0/24", "172.20.3.0/24"];
+    expect(subnetWith(POOL, 24, inUse)).toBe("172.20.2.0/24");
+    expect(subnetWith(POOL, 24, [...inUse, "172.20.2.0/24"])).toBe("172.20.4.0/24");
+  });
+
+  it("ignores networks outside the pool and unparsable entries", () => {
+    expect(subnetWith(POOL, 24, ["10.0.0.0/8", "fd00::/64", "garbage"])).toBe("172.20.0.0/24");
+  });
+
+  it("keeps the preferred subnet when it is free, inside the pool and of the right size", () => {
+    expect(subnetWith(POOL, 24, ["172.20.0.0/24"], "172.20.9.0/24")).toBe("172.20.9.0/24");
+  });
+
+  it("ignores a preferred subnet that is taken, outside the pool or of another size", () => {
+    expect(subnetWith(POOL, 24, ["172.20.9.0/24"], "172.20.9.0/24")).toBe("172.20.0.0/24");
+    expect(subnetWith(POOL, 24, ["172.20.8.0/21"], "172.20.9.0/24")).toBe("172.20.0.0/24");
+    expect(subnetWith(POOL, 24, [], "10.9.0.0/24")).toBe("172.20.0.0/24");
+    expect(subnetWith(POOL, 24, [], "172.20.9.0/25")).toBe("172.20.0.0/24");
+    expect(subnetWith(POOL, 24, [], "not a cidr")).toBe("172.20.0.0/24");
+  });
+
+  it("returns undefined when the pool is exhausted or covered by a foreign network", () => {
+    const all = Array.from({ length: 4 }, (_, i) => `10.0.${i}.0/24`);
+    expect(subnetWith("10.0.0.0/22", 24, all)).toBeUndefined();
+    expect(subnetWith("10.0.0.0/22", 24, all.slice(0, 3))).toBe("10.0.3.0/24");
+    expect(subnetWith(POOL, 24, ["172.16.0.0/12"])).toBeUndefined();
+    expect(subnetWith(POOL, 24, ["172.20.0.0/16"], "172.20.4.0/24")).toBeUndefined();
+  });
+
+  it("refuses a subnet size larger than the pool and a malformed pool", () => {
+    expect(subnetWith(POOL, 15, [])).toBeUndefined();
+    expect(subnetWith("nope", 24, [])).toBeUndefined();
+  });
+
+  it("supports other sizes", () => {
+    expect(subnetWith(POOL, 28, ["172.20.0.0/28"])).toBe("172.20.0.16/28");
+    expect(subnetWith(POOL, 16, [])).toBe("172.20.0.0/16");
+    expect(subnetWith(POOL, 16, ["172.20.200.0/24"])).toBeUndefined();
+  });
+});

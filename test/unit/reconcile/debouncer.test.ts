@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Debouncer } from "../../../src/reconcile/debouncer.js";
-import { FakeClock } from "./fake-clock.js";
+import { FakeClock } from "../../helpers/fake-clock.js";
 
 function harness(quietMs: number, maxWaitMs: number) {
   const clock = new FakeClock();

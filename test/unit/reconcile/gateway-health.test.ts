@@ -2,9 +2,11 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { GatewayHealthReader, gatewayHealthPath } from "../../../src/reconcile/gateway-health.js";
-import { applyGatewayHealth } from "../../../src/reconcile/reconciler.js";
-import { type ServerStatus, nextStatus } from "../../../src/reconcile/status.js";
+import { gatewayHealthPath } from "../../../src/contracts/gateway-health.js";
+import type { ServerStatus } from "../../../src/contracts/status-file.js";
+import { changedUsers, verdicts } from "../../../src/reconcile/controller.js";
+import { GatewayHealthReader } from "../../../src/reconcile/gateway-health.js";
+import { applyGatewayHealth, nextStatus } from "../../../src/reconcile/status-projection.js";
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -87,5 +89,28 @@ describe("gateway health in user status", () => {
     expect(observe([{ id: "a", phase: "Unhealthy", health: "Unhealthy", reason: "Unhealthy" }]).phase).toBe(
       "Degraded",
     );
+  });
+
+  it("names only users whose servers' verdict changed, not those whose probe time or counter moved", async () => {
+    const stateDir = await mkdtemp(path.join(tmpdir(), "health-"));
+    dirs.push(stateDir);
+    const reader = new GatewayHealthReader(stateDir);
+    const bob = { ...entry("x", "c-x", "Ready"), user_id: "bob" };
+    await writeHealth(stateDir, [entry("a", "c-a", "Ready"), entry("b", "c-b", "Unhealthy", "timeout"), bob]);
+    const before = verdicts(await reader.read());
+    await writeHealth(stateDir, [
+      { ...entry("a", "c-a", "Ready"), last_probe_at: "2026-01-01T00:01:00Z" },
+      { ...entry("b", "c-b", "Unhealthy", "timeout"), consecutive_failures: 7 },
+      bob,
+    ]);
+    expect(changedUsers(before, verdicts(await reader.read()))).toEqual(new Set());
+    await writeHealth(stateDir, [
+      entry("a", "c-a", "Ready"),
+      entry("b", "c-b", "Unhealthy", "timeout"),
+      { ...bob, state: "Unhealthy" },
+    ]);
+    expect(changedUsers(before, verdicts(await reader.read()))).toEqual(new Set(["bob"]));
+    await writeHealth(stateDir, [entry("a", "c-new", "Starting"), bob]);
+    expect(changedUsers(before, verdicts(await reader.read()))).toEqual(new Set(["alice"]));
   });
 });

@@ -13,8 +13,9 @@ import {
   type PlanStep,
   changedFields,
   describeStep,
-  isEmptyPlan,
+  isPruneStep,
   planUser,
+  prunedContainerIds,
 } from "../../../src/reconcile/plan.js";
 import { type InputOptions, desiredInput, server } from "../desired/fixtures.js";
 
@@ -98,8 +99,12 @@ describe("planUser", () => {
     expect(summary(plan.steps)).toEqual([
       "createNetwork:mcp-net-alice",
       ...desired.volumes.map((v) => `createVolume:${v.area}/${v.subpath}`),
+      "pullImage:a",
       "createContainer:a",
+      "startContainer:a",
+      "pullImage:b",
       "createContainer:b",
+      "startContainer:b",
     ]);
     expect(plan.steps[0]).toEqual({
       kind: "createNetwork",
@@ -108,14 +113,21 @@ describe("planUser", () => {
       cause: "network missing",
     });
     const create = plan.steps.find((s) => s.kind === "createContainer" && s.serverId === "a");
-    expect(create).toMatchObject({ outcome: runOf(desired, "a"), cause: "container missing" });
+    expect(create).toMatchObject({
+      outcome: runOf(desired, "a"),
+      name: runOf(desired, "a").spec.name,
+      cause: "container missing",
+    });
+    expect(plan.steps.find((s) => s.kind === "startContainer" && s.serverId === "a")).toMatchObject({
+      container: { createdFor: "a", name: runOf(desired, "a").spec.name },
+    });
   });
 
   it("is empty when everything matches (idempotence)", () => {
     const desired = desiredOf({ servers: two });
     const plan = planUser("alice", desired, converged(desired));
     expect(plan.steps).toEqual([]);
-    expect(isEmptyPlan(plan)).toBe(true);
+    expect(plan.waits).toEqual([]);
   });
 
   it("stays empty for paused or restarting containers and after a portal version bump", () => {
@@ -136,7 +148,9 @@ describe("planUser", () => {
     expect(summary(plan.steps)).toEqual([
       "createNetwork:mcp-net-alice",
       `createVolume:${desired.volumes[0]!.area}/${desired.volumes[0]!.subpath}`,
+      "pullImage:b",
       "createContainer:b",
+      "startContainer:b",
     ]);
   });
 
@@ -147,20 +161,57 @@ describe("planUser", () => {
     });
     const actual = converged(old);
     const plan = planUser("alice", desired, actual);
-    expect(plan.steps).toHaveLength(1);
-    const step = plan.steps[0]!;
-    expect(step.kind).toBe("replaceContainer");
-    if (step.kind !== "replaceContainer") return;
-    expect(step.old).toBe(actual.containers[0]);
-    expect(step.outcome).toBe(runOf(desired, "a"));
-    expect(step.cause).toBe("spec changed: env LOG_LEVEL, image");
+    const old_ = actual.containers[0]!;
+    const final = runOf(desired, "a").spec.name;
+    const temp = `${final}-next-${runOf(desired, "a").specHash.slice(0, 8)}`;
+    const cause = "replace: spec changed: env LOG_LEVEL, image";
+    // The replace protocol, one engine call per step: create aside, stop and remove the old, take its name, start.
+    expect(plan.steps).toEqual([
+      { kind: "pullImage", serverId: "a", image: runOf(desired, "a").spec.image, cause },
+      {
+        kind: "createContainer",
+        serverId: "a",
+        outcome: runOf(desired, "a"),
+        name: temp,
+        cause,
+        replacing: { id: old_.id, name: old_.name, changedFields: ["env LOG_LEVEL", "image"] },
+      },
+      {
+        kind: "stopContainer",
+        serverId: "a",
+        container: { id: old_.id, name: old_.name },
+        cause,
+        prune: false,
+      },
+      {
+        kind: "removeContainer",
+        serverId: "a",
+        container: { id: old_.id, name: old_.name },
+        cause,
+        prune: false,
+      },
+      {
+        kind: "renameContainer",
+        serverId: "a",
+        container: { createdFor: "a", name: temp },
+        to: final,
+        cause: "take over the final name",
+      },
+      {
+        kind: "startContainer",
+        serverId: "a",
+        container: { createdFor: "a", name: final },
+        cause,
+        drift: "spec_changed",
+      },
+    ]);
   });
 
   it("names an env var that was removed or added", () => {
     const old = desiredOf({ servers: [server("a", { environment: { OLD: "1" } })] });
     const desired = desiredOf({ servers: [server("a", { environment: { NEW: "1" } })] });
     const step = planUser("alice", desired, converged(old)).steps[0];
-    expect(step?.cause).toBe("spec changed: env NEW, env OLD");
+    expect(step?.cause).toBe("replace: spec changed: env NEW, env OLD");
   });
 
   it("still replaces, with a generic cause, when the spec_fields label is missing or garbage", () => {
@@ -169,7 +220,9 @@ describe("planUser", () => {
     for (const fields of ["", "{not json"]) {
       const container = containerFor(runOf(old, "a"), { labels: { [LABELS.specFields]: fields } });
       const plan = planUser("alice", desired, { ...converged(desired), containers: [container] });
-      expect(plan.steps.map((s) => [s.kind, s.cause])).toEqual([["replaceContainer", "spec changed"]]);
+      expect(plan.steps.filter((s) => s.kind === "createContainer").map((s) => s.cause)).toEqual([
+        "replace: spec changed",
+      ]);
     }
   });
 
@@ -179,10 +232,14 @@ describe("planUser", () => {
     actual.containers[0] = { ...actual.containers[0]!, state: "dead" };
     actual.containers[1] = { ...actual.containers[1]!, networkIds: ["some-other-network"] };
     const plan = planUser("alice", desired, actual);
-    expect(plan.steps.map((s) => [s.kind, s.cause])).toEqual([
-      ["replaceContainer", "container dead"],
-      ["replaceContainer", "container is not attached to the user's network"],
+    expect(plan.steps.filter((s) => s.kind === "createContainer").map((s) => [s.serverId, s.cause])).toEqual([
+      ["a", "replace: container dead"],
+      ["b", "replace: container is not attached to the user's network"],
     ]);
+    // A dead container is not stopped, only removed; the running one is stopped first.
+    expect(
+      summary(plan.steps.filter((s) => s.kind === "stopContainer" || s.kind === "removeContainer")),
+    ).toEqual(["removeContainer:a", "stopContainer:b", "removeContainer:b"]);
   });
 
   it.each<ContainerState>(["exited", "created"])("starts a %s container", (state) => {
@@ -194,9 +251,51 @@ describe("planUser", () => {
     expect(plan.steps[0]).toMatchObject({
       kind: "startContainer",
       serverId: "b",
-      container: actual.containers[1],
+      container: { id: actual.containers[1].id },
       cause: `container ${state}`,
+      drift: "stopped_container",
     });
+  });
+
+  it("holds back the start of a crash-looping container and says how long", () => {
+    const desired = desiredOf({ servers: two });
+    const actual = converged(desired);
+    actual.containers[1] = { ...actual.containers[1]!, state: "exited" };
+    const plan = planUser("alice", desired, actual, {
+      startWaitMs: (id) => (id === actual.containers[1]!.id ? 20_000 : 0),
+    });
+    expect(plan.steps).toEqual([]);
+    expect(plan.waits).toEqual([{ serverId: "b", container: actual.containers[1], waitMs: 20_000 }]);
+  });
+
+  it("counts a container removed behind our back as drift when re-creating it", () => {
+    const desired = desiredOf({ servers: two });
+    const actual = converged(desired);
+    actual.containers = actual.containers.filter((c) => c.labels[LABELS.serverId] !== "b");
+    const plan = planUser("alice", desired, actual, { hadContainer: new Set(["b"]) });
+    expect(plan.steps.find((s) => s.kind === "createContainer")).toMatchObject({
+      serverId: "b",
+      drift: "missing_container",
+    });
+    const fresh = planUser("alice", desired, actual);
+    expect(fresh.steps.find((s) => s.kind === "createContainer")).not.toHaveProperty("drift");
+  });
+
+  it("removes a network of the user that is not its own, after its containers", () => {
+    const desired = desiredOf({ servers: two });
+    const actual = converged(desired);
+    const stray = { id: "net-old", name: "mcp-net-alice-old", labels: {}, subnets: ["172.20.9.0/24"] };
+    actual.networks.push(stray);
+    const plan = planUser("alice", desired, actual);
+    expect(plan.steps).toEqual([
+      {
+        kind: "removeNetwork",
+        network: stray,
+        cause: "network not desired",
+        prune: false,
+        drift: "orphan_network",
+      },
+    ]);
   });
 
   it("renames a container left under its temporary name by an interrupted replace", () => {
@@ -209,8 +308,8 @@ describe("planUser", () => {
       {
         kind: "renameContainer",
         serverId: "a",
-        container: actual.containers[0],
-        name: final,
+        container: { id: actual.containers[0].id, name: actual.containers[0].name },
+        to: final,
         cause: "finish an interrupted replace",
       },
     ]);
@@ -225,9 +324,14 @@ describe("planUser", () => {
       state: "created",
     });
     const plan = planUser("alice", desired, { ...converged(desired), containers: [oldContainer, next] });
-    expect(summary(plan.steps)).toEqual(["removeContainer:a", "renameContainer:a", "startContainer:a"]);
-    expect(plan.steps[0]).toMatchObject({ container: oldContainer, prune: false });
-    expect(plan.steps[1]).toMatchObject({ container: next, name: runOf(desired, "a").spec.name });
+    expect(summary(plan.steps)).toEqual([
+      "stopContainer:a",
+      "removeContainer:a",
+      "renameContainer:a",
+      "startContainer:a",
+    ]);
+    expect(plan.steps[1]).toMatchObject({ container: { id: oldContainer.id }, prune: false });
+    expect(plan.steps[2]).toMatchObject({ container: { id: next.id }, to: runOf(desired, "a").spec.name });
   });
 
   it("keeps the best of duplicate containers and removes the rest", () => {
@@ -241,12 +345,18 @@ describe("planUser", () => {
       ...converged(desired),
       containers: [outdated, stoppedCurrent, deadCurrent, runningCurrent],
     });
-    const removed = plan.steps.filter((s) => s.kind === "removeContainer").map((s) => s.container.id);
+    const removed = plan.steps.filter((s) => s.kind === "removeContainer").map((s) => s.container.id!);
     expect(removed.sort()).toEqual([outdated.id, stoppedCurrent.id, deadCurrent.id].sort());
-    expect(plan.steps.every((s) => s.kind === "removeContainer")).toBe(true);
+    expect(plan.steps.every((s) => s.kind === "removeContainer" || s.kind === "stopContainer")).toBe(true);
     expect(
-      plan.steps.every((s) => s.kind === "removeContainer" && !s.prune && /duplicate/.test(s.cause)),
+      plan.steps.every(
+        (s) =>
+          (s.kind === "removeContainer" || s.kind === "stopContainer") &&
+          !s.prune &&
+          /duplicate/.test(s.cause),
+      ),
     ).toBe(true);
+    expect(prunedContainerIds(plan.steps)).toEqual([]);
   });
 
   it("among equally good duplicates keeps the newest", () => {
@@ -254,9 +364,9 @@ describe("planUser", () => {
     const older = containerFor(runOf(desired, "a"), { created: 100 });
     const newer = containerFor(runOf(desired, "a"), { created: 200, name: "mcp-some-other-name" });
     const plan = planUser("alice", desired, { ...converged(desired), containers: [older, newer] });
-    expect(summary(plan.steps)).toEqual(["removeContainer:a", "renameContainer:a"]);
-    expect(plan.steps[0]).toMatchObject({ container: older });
-    expect(plan.steps[1]).toMatchObject({ container: newer });
+    expect(summary(plan.steps)).toEqual(["stopContainer:a", "removeContainer:a", "renameContainer:a"]);
+    expect(plan.steps[1]).toMatchObject({ container: { id: older.id } });
+    expect(plan.steps[2]).toMatchObject({ container: { id: newer.id } });
   });
 
   it("leaves the containers of a server blocked with keepExisting alone", () => {
@@ -276,14 +386,15 @@ describe("planUser", () => {
     const actual = converged(good);
     const removed = desiredOf({ servers: [server("gh", { required_secrets: ["T"] })] });
     const plan = planUser("alice", removed, actual);
-    expect(plan.steps).toHaveLength(1);
-    expect(plan.steps[0]).toMatchObject({
+    expect(summary(plan.steps)).toEqual(["stopContainer:gh", "removeContainer:gh"]);
+    expect(plan.steps[1]).toMatchObject({
       kind: "removeContainer",
       serverId: "gh",
-      container: actual.containers[0],
+      container: { id: actual.containers[0]!.id },
       prune: true,
     });
-    expect(plan.steps[0]!.cause).toMatch(/^MissingSecret: /);
+    expect(plan.steps[1]!.cause).toMatch(/^MissingSecret: /);
+    expect(plan.steps.every(isPruneStep)).toBe(true);
   });
 
   it("does not create a container for a blocked server", () => {
@@ -302,9 +413,15 @@ describe("planUser", () => {
       currentPorts: portsOf(actual),
     });
     const plan = planUser("alice", after, actual);
-    expect(summary(plan.steps)).toEqual(["removeContainer:a", "removeContainer:c"]);
+    expect(summary(plan.steps)).toEqual([
+      "stopContainer:a",
+      "removeContainer:a",
+      "stopContainer:c",
+      "removeContainer:c",
+    ]);
     for (const step of plan.steps)
-      expect(step).toMatchObject({ kind: "removeContainer", prune: true, cause: "server no longer enabled" });
+      expect(step).toMatchObject({ prune: true, cause: "server no longer enabled" });
+    expect(prunedContainerIds(plan.steps)).toHaveLength(2);
   });
 
   it("ignores containers that carry no server label", () => {
@@ -320,12 +437,14 @@ describe("planUser", () => {
     const actual = converged(before);
     const plan = planUser("alice", undefined, actual);
     expect(summary(plan.steps)).toEqual([
+      "stopContainer:a",
       "removeContainer:a",
+      "stopContainer:b",
       "removeContainer:b",
       "removeNetwork:mcp-net-alice",
     ]);
     for (const step of plan.steps) expect(step.cause).toBe("user no longer exists");
-    expect(plan.steps.filter((s) => s.kind === "removeContainer").every((s) => s.prune)).toBe(true);
+    expect(plan.steps.every(isPruneStep)).toBe(true);
     expect(JSON.stringify(plan.steps)).not.toContain("Volume");
   });
 
@@ -349,11 +468,22 @@ describe("planUser", () => {
     });
     const kindsInOrder = planUser("alice", desired, actual).steps.map((s) => s.kind);
     expect(kindsInOrder).toEqual([
+      "stopContainer",
       "removeContainer",
       "createNetwork",
       ...desired.volumes.map(() => "createVolume"),
-      "replaceContainer",
+      // replace b
+      "pullImage",
       "createContainer",
+      "stopContainer",
+      "removeContainer",
+      "renameContainer",
+      "startContainer",
+      // create c
+      "pullImage",
+      "createContainer",
+      "startContainer",
+      // start a
       "startContainer",
     ]);
   });
@@ -368,9 +498,21 @@ describe("planUser", () => {
         containerFor(runOf(outdated, "a"), { state: "exited" }),
       ],
     });
-    expect(summary(plan.steps)).toEqual(["removeContainer:a", "replaceContainer:a"]);
-    const kept = plan.steps[1]!.kind === "replaceContainer" ? plan.steps[1]!.old : undefined;
-    expect(kept?.state).toBe("running");
+    expect(summary(plan.steps)).toEqual([
+      "removeContainer:a",
+      "pullImage:a",
+      "createContainer:a",
+      "stopContainer:a",
+      "removeContainer:a",
+      "renameContainer:a",
+      "startContainer:a",
+    ]);
+    // The exited duplicate goes first; the running one is the one replaced.
+    const replaced = plan.steps.find((s) => s.kind === "createContainer")!;
+    const running = plan.steps.find((s) => s.kind === "stopContainer")!;
+    expect(replaced.kind === "createContainer" && replaced.replacing?.id).toBe(
+      running.kind === "stopContainer" && running.container.id,
+    );
   });
 
   it("is pure: planning twice gives the same plan and does not touch its inputs", () => {
@@ -400,31 +542,34 @@ describe("changedFields", () => {
 });
 
 describe("describeStep", () => {
-  it("describes every kind of step with its cause", () => {
+  it("describes every kind of step with its server and cause", () => {
     const desired = desiredOf({ servers: [server("a")] });
     const outcome = runOf(desired, "a");
     const container = containerFor(outcome);
+    const ref = { id: container.id, name: container.name };
     const network = networkFor(desired);
     const volume = desired.volumes[0]!;
     const steps: PlanStep[] = [
       { kind: "createNetwork", name: "n", bridgeName: "mcpbr-x", cause: "c1" },
       { kind: "createVolume", volume, cause: "c2" },
-      { kind: "createContainer", serverId: "a", outcome, cause: "c3" },
-      { kind: "replaceContainer", serverId: "a", outcome, old: container, cause: "c4" },
-      { kind: "renameContainer", serverId: "a", container, name: "new", cause: "c5" },
-      { kind: "startContainer", serverId: "a", container, cause: "c6" },
-      { kind: "removeContainer", serverId: "a", container, cause: "c7", prune: true },
-      { kind: "removeNetwork", network, cause: "c8" },
+      { kind: "pullImage", serverId: "a", image: "mcp/a:latest", cause: "c3" },
+      { kind: "createContainer", serverId: "a", outcome, name: outcome.spec.name, cause: "c4" },
+      { kind: "renameContainer", serverId: "a", container: ref, to: "new", cause: "c5" },
+      { kind: "startContainer", serverId: "a", container: ref, cause: "c6" },
+      { kind: "stopContainer", serverId: "a", container: ref, cause: "c7", prune: true },
+      { kind: "removeContainer", serverId: "a", container: ref, cause: "c8", prune: true },
+      { kind: "removeNetwork", network, cause: "c9", prune: true },
     ];
     expect(steps.map(describeStep)).toEqual([
       "create network n (c1)",
       `create volume ${volume.name} (c2)`,
-      `create a as ${outcome.spec.name} (c3)`,
-      `replace a ${container.name} (c4)`,
-      `rename a ${container.name} -> new (c5)`,
-      `start a ${container.name} (c6)`,
-      `remove a ${container.name} (c7)`,
-      `remove network ${network.name} (c8)`,
+      "a: pull image mcp/a:latest if absent (c3)",
+      `a: create container ${outcome.spec.name} (c4)`,
+      `a: rename ${container.name} -> new (c5)`,
+      `a: start ${container.name} (c6)`,
+      `a: stop ${container.name} (c7)`,
+      `a: remove ${container.name} (c8)`,
+      `remove network ${network.name} (c9)`,
     ]);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { BackoffPolicy } from "../../../src/reconcile/backoff.js";
+import type { BackoffPolicy } from "../../../src/util/backoff.js";
 import { type ProcessResult, WorkQueue, type WorkQueueHooks } from "../../../src/reconcile/work-queue.js";
-import { type Deferred, FakeClock, deferred, settle } from "./fake-clock.js";
+import { type Deferred, FakeClock, deferred, settle } from "../../helpers/fake-clock.js";
 
 interface Call {
   key: string;

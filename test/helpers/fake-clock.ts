@@ -1,4 +1,4 @@
-import type { Clock } from "../../../src/reconcile/clock.js";
+import type { Clock } from "../../src/util/clock.js";
 
 /** A manual clock: time moves only through advance(), which fires due timers in deadline order. */
 export class FakeClock implements Clock {

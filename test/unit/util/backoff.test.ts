@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_BACKOFF, backoffDelay } from "../../../src/reconcile/backoff.js";
+import { DEFAULT_BACKOFF, backoffDelay } from "../../../src/util/backoff.js";
 
 describe("backoffDelay", () => {
   it("is 0 before any failure", () => {
