@@ -1,4 +1,3 @@
-import type { z } from "zod";
 import {
   type BaseCatalogFile,
   type OverlayCatalogFile,
@@ -140,5 +139,3 @@ export function catalogServers(catalog: MergedCatalog): ServerDefinition[] {
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
-
-export type ServerDefinitionInput = z.input<typeof ServerDefinition>;

@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { access, readFile, realpath } from "node:fs/promises";
-import { Writable } from "node:stream";
 import { DATA_PATHS, listUserDirs } from "../catalog/data-tree.js";
 import { readJsonFile } from "../catalog/read-json-file.js";
 import type { Config } from "../config.js";
@@ -9,7 +8,6 @@ import { type AllowedImages, describeAllowedImages } from "../desired/image-poli
 import { dockerFromEnv } from "../docker/connect.js";
 import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
 import { LABELS, isOwnedBy } from "../labels.js";
-import { createLogger, type LogLevel } from "../observability/logger.js";
 import { NetworkAllocator } from "../reconcile/allocator.js";
 import { type Decision, decideUser } from "../reconcile/decide.js";
 import { GlobalInputsStore, UserInputsStore } from "../reconcile/desired-inputs.js";
@@ -369,21 +367,4 @@ export function formatPlan(view: PlanView): string {
   if (blocked.length > 0) summary += `; ${blocked.length} user(s) could not be planned`;
   lines.push(summary);
   return `${lines.join("\n")}\n`;
-}
-
-/** Logs of the graph go to stderr, quiet unless LOG_LEVEL asks for more: stdout carries the plan. */
-export function commandLogger(io: CommandIo) {
-  const requested = io.env.LOG_LEVEL;
-  const level: LogLevel =
-    requested && ["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(requested)
-      ? (requested as LogLevel)
-      : "error";
-  const stderr = io.stderr;
-  const destination = new Writable({
-    write(chunk: Buffer | string, _encoding, done) {
-      stderr.write(chunk);
-      done();
-    },
-  });
-  return createLogger({ level, destination });
 }

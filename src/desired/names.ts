@@ -27,11 +27,23 @@ export function bridgeName(installation: string, userId: string): string {
   return `mcpbr-${sha256Hex(`${installation}\u0000${userId}`).slice(0, 9)}`;
 }
 
+/**
+ * A new volume's name: readable, and unique by a 128-bit hash of installation, user, area and path. The readable
+ * part alone is ambiguous (ids and paths contain `-`, the path is cut at 40 characters), so the hash must be long
+ * enough that no user can search for a path whose name equals another user's volume (0.1 used 24 bits: a
+ * collision took seconds). Volumes created under 0.1's names are adopted by their labels (see
+ * computeDesiredUser's `existingVolumes`), so an upgrade renames nothing.
+ */
 export function volumeName(installation: string, userId: string, area: string, subpath: string): string {
   const slug = subpath
     .replace(/[^A-Za-z0-9_.-]+/g, "-")
     .replace(/^-+|-+$/g, "")
     .slice(0, 40);
   const readable = slug ? `${area}-${slug}` : area;
-  return `mcp-${userId}-${readable}-${shortHash(installation, userId, area, subpath)}`;
+  return `mcp-${userId}-${readable}-${sha256Hex([installation, userId, area, subpath].join("\u0000")).slice(0, 32)}`;
+}
+
+/** Key of a user's volume by what it holds (area and path), as its labels record it. */
+export function volumeKey(area: string, subpath: string): string {
+  return `${area}\u0000${subpath}`;
 }

@@ -8,7 +8,7 @@ import { canonicalHash, canonicalJson } from "../util/canonical-json.js";
 import { ownValue } from "../util/own-property.js";
 import { buildEnvironment, selectEnvironment } from "./environment.js";
 import { imageNotAllowedMessage, isImageAllowed, resolveAllowedImages } from "./image-policy.js";
-import { bridgeName, containerName, networkName, volumeName } from "./names.js";
+import { bridgeName, containerName, networkName, volumeKey, volumeName } from "./names.js";
 import { type PortRange, assignHostPorts } from "./port-blocks.js";
 import {
   securityFor,
@@ -62,6 +62,12 @@ export interface DesiredUserInput {
   portBlock: PortRange;
   /** Host ports the user's existing containers hold (from their labels), by server id. */
   currentPorts: ReadonlyMap<string, number>;
+  /**
+   * The user's volumes on the engine by what they hold (`volumeKey(area, path)` from their labels) -> name. An
+   * existing volume keeps its name (so data and containers stay as they are, whatever the naming scheme was when
+   * it was made); only a new one gets volumeName's.
+   */
+  existingVolumes?: ReadonlyMap<string, string>;
   resolveSecret: (name: string) => SecretResolution;
   publishHost: string;
   /**
@@ -103,7 +109,8 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
   const usage = { containers: 0, memory_mb: 0, cpu_shares: 0, ports: 0 };
 
   const volumeFor = (area: UserArea, subpath: string): DesiredVolume => {
-    const name = volumeName(installation, userId, area, subpath);
+    const name =
+      input.existingVolumes?.get(volumeKey(area, subpath)) ?? volumeName(installation, userId, area, subpath);
     let volume = volumes.get(name);
     if (!volume) {
       volume = {

@@ -1,5 +1,6 @@
 import type { ContainerSpec } from "../desired/types.js";
 import { overlaps, parseIpv4Cidr } from "../desired/subnets.js";
+import { LABELS } from "../labels.js";
 import type { Clock } from "../util/clock.js";
 import { systemClock } from "../util/clock.js";
 import {
@@ -45,6 +46,8 @@ export interface MemoryRuntimeOptions {
   latencyMs?: number;
 }
 
+const USER_LABEL = LABELS.userId;
+
 let sequence = 0;
 function newId(): string {
   sequence++;
@@ -66,6 +69,38 @@ function matches(labels: Readonly<Record<string, string>>, filters: readonly Lab
     if (value === undefined ? !(key in labels) : labels[key] !== value) return false;
   }
   return true;
+}
+
+/**
+ * Objects by the value of one label (the user label), as an engine's filtered list would find them without
+ * looking at every object: a per-user listing stays cheap in a simulation of 100,000 containers.
+ */
+class LabelIndex<T extends { labels: Readonly<Record<string, string>> }> {
+  private readonly byValue = new Map<string, Set<T>>();
+
+  constructor(private readonly key: string) {}
+
+  add(item: T): void {
+    const value = item.labels[this.key];
+    if (value === undefined) return;
+    let set = this.byValue.get(value);
+    if (!set) this.byValue.set(value, (set = new Set()));
+    set.add(item);
+  }
+
+  remove(item: T): void {
+    const value = item.labels[this.key];
+    if (value === undefined) return;
+    const set = this.byValue.get(value);
+    set?.delete(item);
+    if (set?.size === 0) this.byValue.delete(value);
+  }
+
+  /** The objects a list with these filters has to look at: the index's set when a filter names its label. */
+  candidates(filters: readonly LabelFilter[], all: Iterable<T>): Iterable<T> {
+    const filter = filters.find(([key, value]) => key === this.key && value !== undefined);
+    return filter ? (this.byValue.get(filter[1]!) ?? []) : all;
+  }
 }
 
 interface Subscriber {
@@ -92,6 +127,9 @@ export class MemoryRuntime implements ContainerRuntime {
   private readonly containerNames = new Map<string, MemoryContainer>();
   private readonly networkNames = new Map<string, ActualNetwork>();
   private readonly subnetIndex = new Map<string, ReturnType<typeof parseIpv4Cidr>>();
+  private readonly containersByUser = new LabelIndex<MemoryContainer>(USER_LABEL);
+  private readonly networksByUser = new LabelIndex<ActualNetwork>(USER_LABEL);
+  private readonly volumesByUser = new LabelIndex<ActualVolume>(USER_LABEL);
   private readonly pullable: Set<string>;
   private readonly failures: InjectedFailure[] = [];
   private readonly subscribers = new Set<Subscriber>();
@@ -194,7 +232,7 @@ export class MemoryRuntime implements ContainerRuntime {
   }
 
   addForeignVolume(name: string, labels: Record<string, string> = {}): void {
-    this.volumes.set(name, { name, labels: { ...labels } });
+    this.putVolume({ name, labels: { ...labels } });
   }
 
   // ---- ContainerRuntime -----------------------------------------------------------------------------------
@@ -207,7 +245,7 @@ export class MemoryRuntime implements ContainerRuntime {
     await this.enter("container_list", "");
     const filters = parseFilters(labelFilters);
     const out: ActualContainer[] = [];
-    for (const c of this.containers.values()) {
+    for (const c of this.containersByUser.candidates(filters, this.containers.values())) {
       if (!matches(c.labels, filters)) continue;
       out.push({
         id: c.id,
@@ -226,7 +264,7 @@ export class MemoryRuntime implements ContainerRuntime {
     await this.enter("network_list", "");
     const filters = parseFilters(labelFilters);
     const out: ActualNetwork[] = [];
-    for (const n of this.networks.values())
+    for (const n of this.networksByUser.candidates(filters, this.networks.values()))
       if (matches(n.labels, filters)) out.push({ ...n, subnets: [...n.subnets] });
     return out;
   }
@@ -235,7 +273,8 @@ export class MemoryRuntime implements ContainerRuntime {
     await this.enter("volume_list", "");
     const filters = parseFilters(labelFilters);
     const out: ActualVolume[] = [];
-    for (const v of this.volumes.values()) if (matches(v.labels, filters)) out.push({ ...v });
+    for (const v of this.volumesByUser.candidates(filters, this.volumes.values()))
+      if (matches(v.labels, filters)) out.push({ ...v });
     return out;
   }
 
@@ -310,7 +349,7 @@ export class MemoryRuntime implements ContainerRuntime {
     // The engine answers a create of an existing name with the existing volume, labels and all.
     if (existing) return { ...existing };
     const volume = { name: spec.name, labels: { ...spec.labels } };
-    this.volumes.set(spec.name, volume);
+    this.putVolume(volume);
     return { ...volume };
   }
 
@@ -324,7 +363,7 @@ export class MemoryRuntime implements ContainerRuntime {
     if (!network)
       throw new RuntimeError("NotFound", `create container: network ${spec.network} not found`, 404);
     for (const m of spec.mounts) {
-      if (!this.volumes.has(m.volumeName)) this.volumes.set(m.volumeName, { name: m.volumeName, labels: {} });
+      if (!this.volumes.has(m.volumeName)) this.putVolume({ name: m.volumeName, labels: {} });
     }
     const id = newId();
     this.putContainer({
@@ -460,23 +499,32 @@ export class MemoryRuntime implements ContainerRuntime {
   private putContainer(c: MemoryContainer): void {
     this.containers.set(c.id, c);
     this.containerNames.set(c.name, c);
+    this.containersByUser.add(c);
   }
 
   private dropContainer(c: MemoryContainer): void {
     this.containers.delete(c.id);
     if (this.containerNames.get(c.name) === c) this.containerNames.delete(c.name);
+    this.containersByUser.remove(c);
   }
 
   private putNetwork(n: ActualNetwork): void {
     this.networks.set(n.id, n);
     this.networkNames.set(n.name, n);
+    this.networksByUser.add(n);
     this.subnetIndex.set(n.id, n.subnets[0] ? parseIpv4Cidr(n.subnets[0]) : undefined);
   }
 
   private dropNetwork(n: ActualNetwork): void {
     this.networks.delete(n.id);
     this.networkNames.delete(n.name);
+    this.networksByUser.remove(n);
     this.subnetIndex.delete(n.id);
+  }
+
+  private putVolume(v: ActualVolume): void {
+    this.volumes.set(v.name, v);
+    this.volumesByUser.add(v);
   }
 
   private mustContainer(id: string): MemoryContainer {

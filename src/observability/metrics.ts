@@ -1,11 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { BLOCK_REASONS } from "../desired/types.js";
-import {
-  CONTAINER_STATES,
-  type ContainerState,
-  RUNTIME_OPERATIONS,
-  type RuntimeOperation,
-} from "../docker/runtime.js";
+import { CONTAINER_STATES, type ContainerState, type RuntimeOperation } from "../docker/runtime.js";
 import { DRIFT_KINDS, type DriftKind } from "../reconcile/plan.js";
 
 /*
@@ -17,11 +12,7 @@ import { DRIFT_KINDS, type DriftKind } from "../reconcile/plan.js";
 export const RECONCILE_RESULTS = ["success", "error", "blocked"] as const;
 export type ReconcileResult = (typeof RECONCILE_RESULTS)[number];
 
-export const DOCKER_RESULTS = ["success", "error"] as const;
-export type DockerResult = (typeof DOCKER_RESULTS)[number];
-
 /** Values for the `operation` label of the docker_* metrics: every call of the runtime adapter. */
-export const DOCKER_OPERATIONS = RUNTIME_OPERATIONS;
 export type DockerOperation = RuntimeOperation;
 
 /** Docker's container states, the `state` label of mcp_portal_managed_containers. */
@@ -44,7 +35,6 @@ export const BLOCKED_REASONS = [
   "Unhealthy",
   "VolumeConflict",
 ] as const;
-export type BlockedReason = (typeof BLOCKED_REASONS)[number];
 
 /** Docker API calls take from a few ms (list, inspect) to a minute (pull, stop with grace period). */
 export const DOCKER_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];

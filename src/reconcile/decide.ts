@@ -1,6 +1,7 @@
 import type { PortRange } from "../desired/port-blocks.js";
 import type { DesiredUser } from "../desired/types.js";
 import { type DesiredUserInput, computeDesiredUser } from "../desired/user-desired.js";
+import { volumeKey } from "../desired/names.js";
 import { LABELS } from "../labels.js";
 import { type ActualUser, type PlanContext, type PlanStep, type UserPlan, planUser } from "./plan.js";
 import type { Stalled } from "./status-projection.js";
@@ -75,6 +76,7 @@ export function decideUser(input: DecisionInput): Decision {
         ...source.input,
         portBlock: source.portBlock,
         currentPorts: currentPorts(observed),
+        existingVolumes: existingVolumes(observed),
       });
       const plan = planUser(userId, desired, observed, context);
       if (source.suspended) {
@@ -110,4 +112,28 @@ export function currentPorts(observed: ActualUser): Map<string, number> {
     if (serverId !== undefined && Number.isInteger(port) && !ports.has(serverId)) ports.set(serverId, port);
   }
   return ports;
+}
+
+/**
+ * The user's volumes by what they hold (area and path labels) -> name. When two hold the same, the one not named
+ * by today's scheme (an older volume, with the data) wins, then the first by name.
+ */
+export function existingVolumes(observed: ActualUser): Map<string, string> {
+  const found = new Map<string, string[]>();
+  for (const v of observed.volumes) {
+    const area = v.labels[LABELS.volumeArea];
+    const path = v.labels[LABELS.volumePath];
+    if (area === undefined || path === undefined) continue;
+    const key = volumeKey(area, path);
+    found.set(key, [...(found.get(key) ?? []), v.name]);
+  }
+  const out = new Map<string, string>();
+  for (const [key, names] of found) {
+    const current = /-[0-9a-f]{32}$/;
+    const sorted = [...names].sort(
+      (a, b) => Number(current.test(a)) - Number(current.test(b)) || (a < b ? -1 : 1),
+    );
+    out.set(key, sorted[0]!);
+  }
+  return out;
 }

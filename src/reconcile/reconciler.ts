@@ -365,6 +365,7 @@ export class Reconciler {
       }),
       block: input.portBlock,
       ports: [...input.currentPorts].sort(),
+      volumes: [...(input.existingVolumes ?? [])].sort(),
       secrets: secretsKey ?? null,
     });
     const cached = this.desiredCache.get(userId);

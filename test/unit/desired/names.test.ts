@@ -89,17 +89,17 @@ describe("bridgeName", () => {
 
 describe("volumeName", () => {
   it("names the area and a slug of the sub-path, with a hash suffix", () => {
-    expect(volumeName("default", "alice", "data", "")).toMatch(/^mcp-alice-data-[0-9a-f]{6}$/);
+    expect(volumeName("default", "alice", "data", "")).toMatch(/^mcp-alice-data-[0-9a-f]{32}$/);
     expect(volumeName("default", "alice", "data", "github/cache")).toMatch(
-      /^mcp-alice-data-github-cache-[0-9a-f]{6}$/,
+      /^mcp-alice-data-github-cache-[0-9a-f]{32}$/,
     );
-    expect(volumeName("default", "alice", "cache", "")).toMatch(/^mcp-alice-cache-[0-9a-f]{6}$/);
+    expect(volumeName("default", "alice", "cache", "")).toMatch(/^mcp-alice-cache-[0-9a-f]{32}$/);
   });
 
   it("keeps sub-paths apart whose slugs are equal", () => {
     const nested = volumeName("default", "alice", "data", "a/b");
     const dashed = volumeName("default", "alice", "data", "a-b");
-    expect(nested.slice(0, -7)).toBe(dashed.slice(0, -7));
+    expect(nested.slice(0, -33)).toBe(dashed.slice(0, -33));
     expect(nested).not.toBe(dashed);
   });
 
@@ -112,10 +112,25 @@ describe("volumeName", () => {
     expect(volumeName("default", "a-b", "data", "")).not.toBe(volumeName("default", "a", "b-data", ""));
   });
 
+  it("cannot be matched by another user's crafted path: the readable part collides, the 128-bit hash does not", () => {
+    // user "b-data-x" holds {USER_DATA}/ws; user "b" crafts a path whose readable part is the same
+    const victim = volumeName("default", "b-data-x", "data", "ws");
+    const attacker = volumeName("default", "b", "data", "x/data/ws");
+    expect(victim.slice(0, -33)).toBe("mcp-b-data-x-data-ws");
+    expect(attacker.slice(0, -33)).toBe("mcp-b-data-x-data-ws");
+    expect(attacker).not.toBe(victim);
+    // A search like the 0.1 attack (which found a 24-bit collision in seconds) finds none in 200,000 tries.
+    const names = new Set([victim]);
+    for (let i = 0; i < 200_000; i++) {
+      const name = volumeName("default", "b", "data", `x-data-ws/n${i.toString(36)}`);
+      expect(names.has(name)).toBe(false);
+    }
+  });
+
   it("caps the slug at 40 characters and stays a valid Docker name", () => {
     const deep = Array.from({ length: 8 }, (_, i) => `segment${i}-with-a-long-name`).join("/");
     const name = volumeName("default", LONG_USER, "config", deep);
-    const slug = name.slice(`mcp-${LONG_USER}-config-`.length, -7);
+    const slug = name.slice(`mcp-${LONG_USER}-config-`.length, -33);
     expect(slug.length).toBe(40);
     expect(name).toMatch(DOCKER_NAME);
     expect(volumeName("default", LONG_USER, "data", `${LONG_SERVER}.v2`)).toMatch(DOCKER_NAME);

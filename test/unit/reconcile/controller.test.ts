@@ -7,7 +7,8 @@ import { type GatewayHealthServer, gatewayHealthPath } from "../../../src/contra
 import { statusFilePath, UserStatus } from "../../../src/contracts/status-file.js";
 import { MemoryRuntime } from "../../../src/docker/memory-runtime.js";
 import { RuntimeError } from "../../../src/docker/runtime.js";
-import { LABELS } from "../../../src/labels.js";
+import { volumeName } from "../../../src/desired/names.js";
+import { LABELS, ownerLabels } from "../../../src/labels.js";
 import { waitFor } from "../../helpers/daemon.js";
 import {
   type MemoryDaemon,
@@ -396,5 +397,45 @@ describe("what an idle fleet costs", () => {
     expect((await status(d, "alice")).servers[0]).toMatchObject({ phase: "Unhealthy", health: "Unhealthy" });
     expect((await status(d, "bob")).phase).toBe("Ready");
     expect(d.runtime.callCount()).toBe(0);
+  });
+});
+
+describe("volumes: owners checked, old names adopted", () => {
+  it("never mounts a volume of the right name that someone else owns: VolumeConflict, volume untouched", async () => {
+    const data = await tree({ alice: ["a"] });
+    const runtime = new MemoryRuntime();
+    const dataVolume = volumeName("unit", "alice", "data", "");
+    runtime.addForeignVolume(dataVolume, { [LABELS.userId]: "mallory", owner: "someone-else" });
+    const d = await start(data, { runtime });
+    expect((await status(d, "alice")).servers[0]).toMatchObject({
+      phase: "Blocked",
+      reason: "VolumeConflict",
+    });
+    expect(containersOf(runtime, "alice")).toEqual([]);
+    expect(runtime.volumes.get(dataVolume)?.labels).toEqual({
+      [LABELS.userId]: "mallory",
+      owner: "someone-else",
+    });
+  });
+
+  it("adopts a user's volumes by their labels whatever their name: no new volume, the old data mounted", async () => {
+    const data = await tree({ alice: ["a"] });
+    const runtime = new MemoryRuntime();
+    const owner = { ...ownerLabels("unit", "alice") };
+    for (const area of ["data", "cache"])
+      runtime.addForeignVolume(`mcp-alice-${area}-0a1b2c`, {
+        ...owner,
+        [LABELS.volumeArea]: area,
+        [LABELS.volumePath]: "",
+      });
+    const d = await start(data, { runtime });
+    const [container] = containersOf(runtime, "alice", "a");
+    expect(container!.spec.mounts.map((m) => m.volumeName).sort()).toEqual([
+      "mcp-alice-cache-0a1b2c",
+      "mcp-alice-data-0a1b2c",
+    ]);
+    expect([...runtime.volumes.keys()].sort()).toEqual(["mcp-alice-cache-0a1b2c", "mcp-alice-data-0a1b2c"]);
+    expect(runtime.callCount("volume_create")).toBe(0);
+    expect((await status(d, "alice")).phase).toBe("Ready");
   });
 });
