@@ -1,4 +1,6 @@
+import { checkTreeDir } from "../catalog/tree-paths.js";
 import {
+  DATA_PATHS,
   type GlobalFiles,
   type UserFiles,
   fileProblems,
@@ -11,8 +13,6 @@ import type { EnabledServersFile } from "../schema/enabled-servers.js";
 import { DEFAULT_POLICY, type PolicyFile } from "../schema/policy.js";
 import { canonicalHash } from "../util/canonical-json.js";
 import type { Problem } from "../validate/problem.js";
-import { access } from "node:fs/promises";
-import path from "node:path";
 import { type Clock, systemClock } from "../util/clock.js";
 
 export interface GlobalInputs {
@@ -193,10 +193,17 @@ export class UserInputsStore {
   }
 
   private async load(userId: string, root: string): Promise<UserSnapshot> {
-    if (!(await exists(path.join(root, "users", userId)))) {
+    // Only a directory that is really not there means "user deleted": a link (even a dangling one) or an
+    // unreadable one is a problem of that user, whose last good state is kept.
+    const dir = await checkTreeDir(root, `${DATA_PATHS.usersDir}/${userId}`);
+    if (dir.status === "missing") {
       this.lastGood.delete(userId);
       this.missingSince.delete(userId);
       return { kind: "absent" };
+    }
+    if (dir.status === "refused") {
+      const last = this.lastGood.get(userId);
+      return { kind: "present", inputs: last, problems: [dir.problem], usingLastGood: last !== undefined };
     }
     const files = await loadUserFiles(root, userId, { maxBytes: this.options.maxFileBytes });
     const problems = [...fileProblems(files.enabled), ...fileProblems(files.custom)];
@@ -243,15 +250,4 @@ function toInputs(files: UserFiles): UserInputs {
     custom: custom?.hash ?? null,
   });
   return { enabled, custom, hash };
-}
-
-async function exists(dir: string): Promise<boolean> {
-  try {
-    await access(dir);
-    return true;
-  } catch (error) {
-    if ((error as { code?: unknown }).code === "ENOENT") return false;
-    // Anything but "not there" (permissions, I/O) must not read as "user deleted".
-    throw error;
-  }
 }

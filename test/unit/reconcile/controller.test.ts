@@ -1,6 +1,6 @@
 // The reconcile core end to end on the in-memory engine: converge, idempotence, drift healing, conflicts,
 // prune safety, grace for a missing file, restart adoption, backoff, and what an idle fleet costs.
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type GatewayHealthServer, gatewayHealthPath } from "../../../src/contracts/gateway-health.js";
@@ -437,5 +437,25 @@ describe("volumes: owners checked, old names adopted", () => {
     expect([...runtime.volumes.keys()].sort()).toEqual(["mcp-alice-cache-0a1b2c", "mcp-alice-data-0a1b2c"]);
     expect(runtime.callCount("volume_create")).toBe(0);
     expect((await status(d, "alice")).phase).toBe("Ready");
+  });
+});
+
+describe("a user directory that is a link", () => {
+  it("is a problem of that user, never a deleted user: a dangling link removes nothing", async () => {
+    const data = await tree({ alice: ["a", "b"], bob: ["a"] });
+    const d = await start(data);
+    await rename(path.join(data.root, "users/alice"), path.join(data.root, "alice-away"));
+    await symlink("/nowhere-at-all", path.join(data.root, "users/alice"));
+    d.daemon.controller.notifyDataChange({
+      scope: "user",
+      userId: "alice",
+      file: "users/alice",
+      event: "change",
+    });
+    await resync(d);
+    expect(containersOf(d.runtime, "alice")).toHaveLength(2);
+    const s = await status(d, "alice");
+    expect(s.errors[0]).toMatchObject({ file: "users/alice" });
+    expect(s.errors[0]!.message).toMatch(/link/i);
   });
 });
