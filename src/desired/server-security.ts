@@ -33,3 +33,16 @@ export function shadowsAdminServerMessage(serverId: string, file: string): strin
 export function userEnvAllowance(security: ServerSecurityOverride | undefined): ReadonlySet<string> | "all" {
   return security === undefined ? "all" : new Set(security.user_env_allow ?? []);
 }
+
+/** The user's own volumes (`config.volumes`) may be mounted: always for a server without an override. */
+export function userVolumesAllowed(security: ServerSecurityOverride | undefined): boolean {
+  return security === undefined || security.allow_user_volumes === true;
+}
+
+/** Why a loosened server with user volumes is Blocked: the same words in status and `validate`. */
+export function userVolumesRefusedMessage(serverId: string): string {
+  return (
+    `server "${serverId}" is loosened by policy.json server_security and its user volumes (config.volumes) are ` +
+    `not mounted into it unless server_security.${serverId}.allow_user_volumes is true`
+  );
+}

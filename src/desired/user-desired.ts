@@ -15,6 +15,8 @@ import {
   shadowsAdminServer,
   shadowsAdminServerMessage,
   userEnvAllowance,
+  userVolumesAllowed,
+  userVolumesRefusedMessage,
 } from "./server-security.js";
 import type {
   BlockedOutcome,
@@ -164,7 +166,12 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
       );
       continue;
     }
-    const mountsResult = resolveMounts(definition, entry.config?.volumes ?? [], userId, volumeFor);
+    const userVolumes = entry.config?.volumes ?? [];
+    if (userVolumes.length > 0 && !userVolumesAllowed(securityFor(input.policy, entry.id))) {
+      block("InvalidSpec", userVolumesRefusedMessage(entry.id), false);
+      continue;
+    }
+    const mountsResult = resolveMounts(definition, userVolumes, userId, volumeFor);
     if (!mountsResult.ok) {
       block("InvalidSpec", mountsResult.reason, true);
       continue;

@@ -31,6 +31,11 @@ export const ServerSecurityOverride = z.strictObject({
   publish_host: z.union([z.ipv4(), z.ipv6()]).optional(),
   /** Names from the user's environment (top-level or per-server) this server still receives. */
   user_env_allow: z.array(EnvName).max(MAX_USER_ENV_ALLOW).optional(),
+  /**
+   * Whether the user's own volumes (`config.volumes` in enabled-servers.json) may be mounted into this server
+   * (default false: a user could otherwise mount their writable data over code the loosened container runs).
+   */
+  allow_user_volumes: z.boolean().optional(),
 });
 export type ServerSecurityOverride = z.infer<typeof ServerSecurityOverride>;
 

@@ -12,6 +12,8 @@ import {
   shadowsAdminServer,
   shadowsAdminServerMessage,
   userEnvAllowance,
+  userVolumesAllowed,
+  userVolumesRefusedMessage,
 } from "../desired/server-security.js";
 import { resolveUserVolumePath } from "../desired/volume-paths.js";
 import type { VolumeMount } from "../schema/common.js";
@@ -196,6 +198,13 @@ export function checkLoosenedServerEnvironment(
     // have, has its own problem and does not run.
     if (server === undefined || security === undefined || shadowsAdminServer(server, policy)) return;
     if (entry.config !== undefined && !server.definition.user_configurable) return;
+    if ((entry.config?.volumes ?? []).length > 0 && !userVolumesAllowed(security)) {
+      findings.problems.push({
+        file,
+        path: jsonPath(["servers", i, "config", "volumes"]),
+        message: `${userVolumesRefusedMessage(entry.id)}: the server is blocked`,
+      });
+    }
     const allowance = userEnvAllowance(security);
     if (allowance === "all") return;
     const because = `policy.json server_security loosens server "${entry.id}" and its user_env_allow does not list it`;

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import type { BlockedOutcome, DesiredUser, RunOutcome } from "../../../src/desired/types.js";
 import { computeDesiredUser, effectiveLimits } from "../../../src/desired/user-desired.js";
 import { PolicyFile } from "../../../src/schema/policy.js";
-import { DEFAULT_LIMITS, desiredInput, server } from "./fixtures.js";
+import { DEFAULT_LIMITS, type InputOptions, desiredInput, server } from "./fixtures.js";
 
 function runOf(desired: DesiredUser, serverId: string): RunOutcome {
   const outcome = desired.servers.find((s) => s.serverId === serverId);
@@ -239,5 +239,30 @@ describe("keys from files are looked up as own properties", () => {
     for (const userId of ["constructor", "toString", "valueOf"]) {
       expect(effectiveLimits(policy, userId, DEFAULT_LIMITS, 100)).toEqual(DEFAULT_LIMITS);
     }
+  });
+});
+
+describe("user volumes on a loosened server", () => {
+  const tree = (security: Record<string, unknown>): InputOptions => ({
+    servers: [server("net", { user_configurable: true })],
+    enabled: {
+      servers: [
+        { id: "net", config: { volumes: [{ host_path: "{USER_DATA}/bin", container_path: "/usr/local/bin" }] } },
+      ],
+    },
+    policy: { server_security: { net: { user: "0:0", ...security } } },
+  });
+
+  it("blocks it rather than mount the user's writable data into a root container", () => {
+    const outcome = computeDesiredUser(desiredInput(tree({}))).servers[0]!;
+    expect(outcome).toMatchObject({ kind: "blocked", reason: "InvalidSpec", keepExisting: false });
+    expect(outcome.kind === "blocked" && outcome.message).toContain("allow_user_volumes");
+  });
+
+  it("mounts them when the admin allows it, and always on a server nobody loosens", () => {
+    const allowed = computeDesiredUser(desiredInput(tree({ allow_user_volumes: true }))).servers[0]!;
+    expect(allowed.kind).toBe("run");
+    const plain = computeDesiredUser(desiredInput({ ...tree({}), policy: {} })).servers[0]!;
+    expect(plain.kind === "run" && plain.spec.mounts.map((m) => m.target)).toContain("/usr/local/bin");
   });
 });

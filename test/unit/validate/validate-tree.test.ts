@@ -286,6 +286,24 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: "user volumes on a loosened server that does not allow them",
+    breakIt: async (dir) => {
+      await editJson(dir, COMMUNITY, (c) => void (serverAt(c, 1).user_configurable = true));
+      await editJson(dir, "policy.json", (c) => {
+        c.server_security = { playwright: { user: "0:0" } };
+      });
+      await editJson(dir, "users/bob/enabled-servers.json", (c) => {
+        serversOf(c).push({
+          id: "playwright",
+          config: { volumes: [{ host_path: "{USER_DATA}/bin", container_path: "/usr/local/bin" }] },
+        });
+      });
+    },
+    expected: [
+      'users/bob/enabled-servers.json: $.servers[2].config.volumes: server "playwright" is loosened by policy.json server_security and its user volumes (config.volumes) are not mounted into it unless server_security.playwright.allow_user_volumes is true: the server is blocked',
+    ],
+  },
+  {
     name: "images MCP_PORTAL_ALLOWED_IMAGES does not allow when policy.json gives no allowed_images",
     breakIt: (dir) => editJson(dir, "policy.json", (c) => void delete c.allowed_images),
     options: { defaultAllowedImages: ["mcp/*", "mcp-portal-demo/stdio-echo"] },
