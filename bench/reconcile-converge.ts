@@ -1,23 +1,27 @@
 /**
- * Reconcile loop: cold converge, no-op resync and memory (issue "reconcile loop", Measure section).
+ * Reconcile loop: cold converge, no-op resync and memory.
  *
- *  1. Cold converge: 50 users x 4 stdio busybox servers (200 containers, 50 networks, 100 data/cache volumes) from
+ *  1. Cold converge: 200 users x 5 stdio busybox servers (1,000 containers, 200 networks, 400 data/cache volumes) from
  *     an empty engine by the in-process controller: createDaemon, then start(), which returns once the first full
  *     sync has reconciled every user. Concurrency is the config default (MCP_PORTAL_CONCURRENCY, 4).
  *  2. No-op resync with the 200 containers converged: controller.resync() + idle(), 10 times: median wall time,
  *     split into the listing part (resync(): 3 list calls + reading users/) and the per-user reconciles (idle()),
  *     and the Docker API calls per resync (delta of the instrumented runtime's callCounts).
- *  3. Controller process RSS (and heap) after converge and after the 10 resyncs.
+ *  3. Memory: of this process (tsx + controller) after converge and after the 10 resyncs; and of the controller as
+ *     users run it, `node dist/cli.js run` in its own process, after it converged the fleet and after resyncs.
  *  4. Engine baseline: everything removed, then the very requests the controller sent (network create body of
  *     DockerodeRuntime.createNetwork, volume creates, container create bodies from containerCreateOptions, starts)
  *     straight through dockerode, per user in the controller's order (network, volumes, then create + start per
  *     server), with the same concurrency across users. controller / baseline is the controller's overhead.
  *
- * With BENCH_ROUNDS=2 the second round runs the baseline first (order C B B C), to cancel order effects.
+ * Rounds alternate their order (C B, B C, C B, ...) to cancel order effects; the figures are medians.
  * Every object carries a unique `mcp.portal.installation` and is removed at the end, also on failure or Ctrl-C.
  * Run: npm run bench:converge   (BENCH_USERS, BENCH_SERVERS_PER_USER, BENCH_ROUNDS override the defaults)
  */
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
+import path from "node:path";
 import { performance } from "node:perf_hooks";
 import Docker from "dockerode";
 import { loadConfig } from "../src/config.js";
@@ -48,11 +52,13 @@ import {
   timeOp,
 } from "./lib/harness.js";
 
-const USERS = Number(process.env.BENCH_USERS ?? 50);
-const SERVERS_PER_USER = Number(process.env.BENCH_SERVERS_PER_USER ?? 4);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const REPO = path.resolve(import.meta.dirname, "..");
+const USERS = Number(process.env.BENCH_USERS ?? 200);
+const SERVERS_PER_USER = Number(process.env.BENCH_SERVERS_PER_USER ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const RESYNCS = 10;
-const TARGET_RATIO = 1.2;
+const TARGET_RATIO = 1.1;
+const TARGET_RSS_MB = 200;
 const TARGET_RESYNC_MS = 100;
 const TARGET_RESYNC_CALLS = 3;
 /** After a mass removal the engine keeps working (shim exits, overlay unmounts, veth teardown) for a moment. */
@@ -247,6 +253,8 @@ async function main(): Promise<void> {
   onCleanup(() => data.dispose());
   await writeFleet(data, USERS, SERVERS_PER_USER);
   const env = benchEnv(data.root, installation, SUBNET_POOL);
+  // 0.1's default blocks of 100 ports hold 100 users in 20000-29999: blocks of 10 hold this fleet.
+  env.MCP_PORTAL_PORTS_PER_USER ??= process.env.MCP_PORTAL_PORTS_PER_USER ?? "10";
   const concurrency = loadConfig(env).concurrency;
   const total = USERS * SERVERS_PER_USER;
   const foreignAtStart = await foreignContainers(docker, installation);
@@ -307,6 +315,10 @@ async function main(): Promise<void> {
       await runController(round);
     }
   }
+  checkInterrupted();
+  out("  the controller as users run it (node dist/cli.js run, its own process): converging...");
+  const proc = await processRun(docker, env, installation, total);
+  await clean();
   const foreignAtEnd = await foreignContainers(docker, installation);
   const loadAtEnd = load();
 
@@ -374,6 +386,66 @@ async function main(): Promise<void> {
   out(`  before createDaemon:                    ${fmtMem(r.memBefore)}`);
   out(`  after converge (${total} managed):       ${fmtMem(r.memConverged)}`);
   out(`  after ${RESYNCS} no-op resyncs:               ${fmtMem(r.memResynced)}`);
+  out("memory of the controller as users run it (node dist/cli.js run --no-gateway, its own process, no tsx)");
+  out(`  converged ${total} containers in ${fmtMs(proc.convergedMs)} (process start to all running)`);
+  out(
+    `  RSS after converge ${proc.rssConvergedMb.toFixed(1)} MB, after ${proc.resyncs} resyncs ${proc.rssIdleMb.toFixed(1)} MB` +
+      `  (target < ${TARGET_RSS_MB} MB: ${Math.max(proc.rssConvergedMb, proc.rssIdleMb) < TARGET_RSS_MB ? "met" : "NOT met"})`,
+  );
+}
+
+/** VmRSS of a process, from /proc (MB). */
+async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
+  if (!Number.isFinite(kb)) throw new Error(`no VmRSS for pid ${pid}`);
+  return kb / 1024;
+}
+
+/**
+ * `node dist/cli.js run` converging the fleet from an empty engine, as an operator runs it: RSS once every
+ * container runs, and again after two periodic resyncs (MCP_PORTAL_RESYNC_SECONDS 10 for this run).
+ */
+async function processRun(
+  docker: Docker,
+  env: Record<string, string>,
+  installation: string,
+  total: number,
+): Promise<{ convergedMs: number; rssConvergedMb: number; rssIdleMb: number; resyncs: number }> {
+  const cli = path.join(REPO, "dist/cli.js");
+  await readFile(cli).catch(() => {
+    throw new Error("dist/cli.js missing: run npm run build first");
+  });
+  const resyncSeconds = 10;
+  const started = performance.now();
+  const child = spawn(process.execPath, [cli, "run", "--no-gateway"], {
+    env: { ...process.env, ...env, MCP_PORTAL_RESYNC_SECONDS: String(resyncSeconds), LOG_LEVEL: "warn" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  onCleanup(async () => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    await exited;
+  });
+  try {
+    const deadline = Date.now() + 20 * 60_000;
+    while ((await countRunning(docker, installation)) < total) {
+      if (child.exitCode !== null) throw new Error(`node dist/cli.js run exited with ${child.exitCode}`);
+      if (Date.now() > deadline) throw new Error("node dist/cli.js run did not converge within 20 minutes");
+      checkInterrupted();
+      await sleep(1_000);
+    }
+    const convergedMs = performance.now() - started;
+    // Let the initial sync finish its bookkeeping, then measure; then two resync periods later.
+    await sleep(2_000);
+    const rssConvergedMb = await rssMb(child.pid!);
+    await sleep(resyncSeconds * 2 * 1000 + 2_000);
+    const rssIdleMb = await rssMb(child.pid!);
+    return { convergedMs, rssConvergedMb, rssIdleMb, resyncs: 2 };
+  } finally {
+    child.kill("SIGTERM");
+    await exited;
+  }
 }
 
 await runBench(main);

@@ -7,6 +7,7 @@ import { PruneLatchFile, pruneLatchPath } from "../contracts/prune-latch.js";
 import { type AllowedImages, describeAllowedImages } from "../desired/image-policy.js";
 import { dockerFromEnv } from "../docker/connect.js";
 import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
+import type { ContainerRuntime } from "../docker/runtime.js";
 import { LABELS, isOwnedBy } from "../labels.js";
 import { NetworkAllocator } from "../reconcile/allocator.js";
 import { type Decision, decideUser } from "../reconcile/decide.js";
@@ -127,9 +128,15 @@ export function planExitCode(view: PlanView): number {
  * engine. Read-only by construction: the engine is only listed, the data tree only read, and nothing is written
  * (no status, cache, audit or key file; a secret digest key is read when one exists).
  */
-export async function computePlan(options: PlanOptions, io: CommandIo): Promise<PlanView> {
+export async function computePlan(
+  options: PlanOptions,
+  io: CommandIo,
+  /** The engine to list (tests pass the in-memory one); only its reads are ever called. */
+  runtime: ContainerRuntime = new DockerodeRuntime(dockerFromEnv(io.env), {
+    timeoutMs: options.config.dockerTimeoutMs,
+  }),
+): Promise<PlanView> {
   const { config } = options;
-  const runtime = new DockerodeRuntime(dockerFromEnv(io.env), { timeoutMs: config.dockerTimeoutMs });
   try {
     await runtime.ping();
   } catch (error) {
