@@ -386,7 +386,9 @@ async function main(): Promise<void> {
   out(`  before createDaemon:                    ${fmtMem(r.memBefore)}`);
   out(`  after converge (${total} managed):       ${fmtMem(r.memConverged)}`);
   out(`  after ${RESYNCS} no-op resyncs:               ${fmtMem(r.memResynced)}`);
-  out("memory of the controller as users run it (node dist/cli.js run --no-gateway, its own process, no tsx)");
+  out(
+    "memory of the controller as users run it (node dist/cli.js run --no-gateway, its own process, no tsx)",
+  );
   out(`  converged ${total} containers in ${fmtMs(proc.convergedMs)} (process start to all running)`);
   out(
     `  RSS after converge ${proc.rssConvergedMb.toFixed(1)} MB, after ${proc.resyncs} resyncs ${proc.rssIdleMb.toFixed(1)} MB` +

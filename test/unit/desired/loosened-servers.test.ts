@@ -247,7 +247,10 @@ describe("user volumes on a loosened server", () => {
     servers: [server("net", { user_configurable: true })],
     enabled: {
       servers: [
-        { id: "net", config: { volumes: [{ host_path: "{USER_DATA}/bin", container_path: "/usr/local/bin" }] } },
+        {
+          id: "net",
+          config: { volumes: [{ host_path: "{USER_DATA}/bin", container_path: "/usr/local/bin" }] },
+        },
       ],
     },
     policy: { server_security: { net: { user: "0:0", ...security } } },
