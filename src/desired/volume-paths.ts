@@ -18,7 +18,7 @@ const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 /**
  * Resolves a catalog or user `host_path` to a place inside the user's own area. Everything else (absolute host
  * paths, `..`, unknown placeholders) is refused: user data lives in the user's labelled volumes, never on
- * arbitrary host paths (DESIGN.md sections 4 and 5).
+ * arbitrary host paths (README, "Security").
  */
 export function resolveUserVolumePath(hostPath: string, userId: string): VolumePathResult {
   let rest = hostPath.split("{USER_ID}").join(userId);

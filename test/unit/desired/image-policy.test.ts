@@ -78,7 +78,7 @@ describe("isImageAllowed", () => {
   });
 
   // The same image written in its long form must be allowed by a glob written in the short form
-  // (DESIGN.md's example policy is `"allowed_images": ["mcp/*", ...]`).
+  // (the README's example policy is `"allowed_images": ["mcp/*", ...]`).
   it("matches a short-form glob against the long form of the same image", () => {
     expect(isImageAllowed("docker.io/mcp/github", ["mcp/*"])).toBe(true);
   });
