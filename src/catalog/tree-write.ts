@@ -1,8 +1,7 @@
-import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { type FileHandle, lstat, mkdir, open, rename, rm } from "node:fs/promises";
+import { lstat, mkdir } from "node:fs/promises";
 import path from "node:path";
-import { syncDirectory } from "../util/atomic-write.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { type Problem, formatProblem } from "../validate/problem.js";
 import {
   checkTreeDir,
@@ -60,34 +59,20 @@ export async function writeTreeFile(
   const target = path.join(dir, name);
   await refuseNonRegular(target, relPath);
 
-  const tmp = path.join(dir, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
-  const mode = options.mode ?? 0o644;
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-  const handle: FileHandle = await open(tmp, flags, mode);
-  try {
-    if ((await openedPath(handle, tmp)) !== tmp) {
-      throw new TreeWriteError("TREE_PATH_REFUSED", {
-        file: path.posix.dirname(relPath),
-        path: "$",
-        message: "was replaced while being written to; refused",
-      });
-    }
-    await handle.writeFile(data);
-    await handle.chmod(mode);
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await rm(tmp, { force: true });
-    throw error;
-  }
-  await handle.close();
-  try {
-    await rename(tmp, target);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
-  await syncDirectory(dir);
+  await writeFileAtomic(target, data, {
+    ...(options.mode !== undefined ? { mode: options.mode } : {}),
+    flags: constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    mkdir: false,
+    verify: async (handle, tmp) => {
+      if ((await openedPath(handle, tmp)) !== tmp) {
+        throw new TreeWriteError("TREE_PATH_REFUSED", {
+          file: path.posix.dirname(relPath),
+          path: "$",
+          message: "was replaced while being written to; refused",
+        });
+      }
+    },
+  });
 }
 
 /** The real path of `relDir`, checked (and created component by component when asked). */

@@ -1,9 +1,15 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
 import path from "node:path";
 
 export interface AtomicWriteOptions {
   mode?: number;
+  /** Open flags of the temp file (default "wx": create, fail if it exists); the data tree adds O_NOFOLLOW. */
+  flags?: string | number;
+  /** Checks the opened temp file before anything is written (e.g. that it is where it was asked to be). */
+  verify?: (handle: FileHandle, tmp: string) => Promise<void>;
+  /** Create the directory when missing (default true). */
+  mkdir?: boolean;
 }
 
 /**
@@ -16,11 +22,12 @@ export async function writeFileAtomic(
   options: AtomicWriteOptions = {},
 ): Promise<void> {
   const dir = path.dirname(file);
-  await mkdir(dir, { recursive: true });
+  if (options.mkdir !== false) await mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
   const mode = options.mode ?? 0o644;
-  const handle = await open(tmp, "wx", mode);
+  const handle = await open(tmp, options.flags ?? "wx", mode);
   try {
+    await options.verify?.(handle, tmp);
     await handle.writeFile(data);
     await handle.chmod(mode);
     await handle.sync();
