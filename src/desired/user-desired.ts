@@ -4,7 +4,7 @@ import type { MergedCatalog } from "../catalog/merge.js";
 import type { ServerDefinition } from "../schema/catalog.js";
 import type { EnabledServersFile } from "../schema/enabled-servers.js";
 import type { PolicyFile, ServerSecurityOverride } from "../schema/policy.js";
-import { canonicalHash, canonicalJson } from "../util/canonical-json.js";
+import { canonicalHashPrefix, canonicalJson } from "../util/canonical-json.js";
 import { ownValue } from "../util/own-property.js";
 import { buildEnvironment, selectEnvironment } from "./environment.js";
 import { imageNotAllowedMessage, isImageAllowed, resolveAllowedImages } from "./image-policy.js";
@@ -386,10 +386,10 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
   };
   const specFields: Record<string, string> = {};
   const hashed = { ...spec, env: hashable };
-  for (const [key, value] of Object.entries(hashed)) specFields[key] = canonicalHash(value).slice(0, 16);
+  for (const [key, value] of Object.entries(hashed)) specFields[key] = canonicalHashPrefix(value, 16);
   for (const [key, value] of Object.entries(hashable))
-    specFields[`env.${key}`] = canonicalHash(value).slice(0, 16);
-  const specHash = canonicalHash({ v: SPEC_SCHEMA_VERSION, ...hashed }).slice(0, 32);
+    specFields[`env.${key}`] = canonicalHashPrefix(value, 16);
+  const specHash = canonicalHashPrefix({ v: SPEC_SCHEMA_VERSION, ...hashed }, 32);
   const labels = {
     ...ownerLabels(input.installation, input.userId),
     [LABELS.serverId]: definition.id,

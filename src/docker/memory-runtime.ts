@@ -19,9 +19,13 @@ import {
   type VolumeSpec,
 } from "./runtime.js";
 
-/** A container as the in-memory engine keeps it: what a listing shows plus the spec it was created from. */
+/**
+ * A container as the in-memory engine keeps it: what a listing shows plus its mounts (what an inspect shows of
+ * them). Not the whole spec: the engine's memory is not the controller's, and a simulation of 100,000 containers
+ * should measure the controller.
+ */
 export interface MemoryContainer extends ActualContainer {
-  spec: ContainerSpec;
+  mounts: ContainerSpec["mounts"];
   /** Times the engine started it (for tests of restart behaviour). */
   starts: number;
 }
@@ -210,7 +214,6 @@ export class MemoryRuntime implements ContainerRuntime {
     state: ContainerState = "running",
   ): string {
     const id = newId();
-    const spec = { name, image: "foreign:latest", labels } as unknown as ContainerSpec;
     this.putContainer({
       id,
       name,
@@ -219,7 +222,7 @@ export class MemoryRuntime implements ContainerRuntime {
       labels: { ...labels },
       networkIds: [],
       created: Math.floor(this.clock.now() / 1000),
-      spec,
+      mounts: [],
       starts: 0,
     });
     return id;
@@ -233,6 +236,25 @@ export class MemoryRuntime implements ContainerRuntime {
 
   addForeignVolume(name: string, labels: Record<string, string> = {}): void {
     this.putVolume({ name, labels: { ...labels } });
+  }
+
+  /**
+   * A new engine holding the same objects (copied, sharing only immutable strings): lets a simulation weigh the
+   * engine's share of the heap apart from the controller's.
+   */
+  clone(): MemoryRuntime {
+    const copy = new MemoryRuntime({ clock: this.clock, latencyMs: this.latencyMs });
+    for (const n of this.networks.values())
+      copy.putNetwork({ ...n, labels: { ...n.labels }, subnets: [...n.subnets] });
+    for (const v of this.volumes.values()) copy.putVolume({ ...v, labels: { ...v.labels } });
+    for (const c of this.containers.values())
+      copy.putContainer({
+        ...c,
+        labels: { ...c.labels },
+        networkIds: [...c.networkIds],
+        mounts: c.mounts.map((m) => ({ ...m })),
+      });
+    return copy;
   }
 
   // ---- ContainerRuntime -----------------------------------------------------------------------------------
@@ -375,7 +397,7 @@ export class MemoryRuntime implements ContainerRuntime {
       labels: spec.labels,
       networkIds: [network.id],
       created: Math.floor(this.clock.now() / 1000),
-      spec,
+      mounts: spec.mounts,
       starts: 0,
     });
     this.emit({ type: "container", action: "create", id, labels: spec.labels });

@@ -82,6 +82,7 @@ export interface Metrics {
   readonly dockerEventsReconnectsTotal: Counter;
   readonly auditWriteErrorsTotal: Counter;
   readonly pruneBlocked: Gauge;
+  readonly resyncUnchangedUsers: Gauge;
 }
 
 export function createMetrics(registry: Registry = new Registry(), options: MetricsOptions = {}): Metrics {
@@ -203,6 +204,11 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     auditWriteErrorsTotal: new Counter({
       name: "mcp_portal_audit_write_errors_total",
       help: "Audit events that could not be written to the audit log.",
+      registers,
+    }),
+    resyncUnchangedUsers: new Gauge({
+      name: "mcp_portal_resync_unchanged_users",
+      help: "Users the last resync found unchanged since a reconcile that changed nothing (looked at, not reconciled).",
       registers,
     }),
     pruneBlocked: new Gauge({

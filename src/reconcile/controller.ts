@@ -213,7 +213,14 @@ export class Controller {
     const dirs = await listUserDirs(config.dataDir);
     const users = new Set([...dirs.names, ...fleet.slices.keys()]);
     this.knownUsers = users;
-    for (const userId of users) this.queue.add(userId);
+    // A user whose inputs, objects and health are as they were after a reconcile that changed nothing is looked
+    // at here, from memory, and not queued: a settled fleet's resync costs a key comparison per user.
+    let unchanged = 0;
+    for (const userId of users) {
+      if (this.deps.reconciler.isUnchanged(userId)) unchanged++;
+      else this.queue.add(userId);
+    }
+    metrics.resyncUnchangedUsers.set(unchanged);
     for (const [userId, summary] of [...this.summaries]) {
       if (users.has(userId)) continue;
       this.summaries.delete(userId);

@@ -50,6 +50,11 @@ export class GlobalInputsStore {
     this.cached = undefined;
   }
 
+  /** The snapshot already read for `root`, if any (no I/O). */
+  peek(root: string): GlobalSnapshot | undefined {
+    return this.cached?.root === root ? this.cached.snapshot : undefined;
+  }
+
   /** `root` is the data dir with symlinks resolved, so a swapped checkout is read whole, never half old. */
   async get(root: string): Promise<GlobalSnapshot> {
     if (this.cached?.root === root) return this.cached.snapshot;
@@ -171,6 +176,20 @@ export class UserInputsStore {
   invalidateAll(): void {
     this.cached.clear();
     this.allGeneration++;
+  }
+
+  /** The kept snapshot of the user's files for `root`, while it is valid (no I/O). */
+  peek(userId: string, root: string): UserSnapshot | undefined {
+    const kept = this.cached.get(userId);
+    if (kept?.root !== root) return undefined;
+    const snapshot = kept.snapshot;
+    if (
+      snapshot.kind === "present" &&
+      snapshot.awaitingUntil !== undefined &&
+      snapshot.awaitingUntil <= this.clock.now()
+    )
+      return undefined;
+    return snapshot;
   }
 
   async get(userId: string, root: string): Promise<UserSnapshot> {

@@ -12,10 +12,21 @@ import {
  */
 export class GatewayHealthReader {
   private cache: { mtimeMs: number; size: number; byServer: Map<string, GatewayHealthServer> } | undefined;
+  private lastRead: ReadonlyMap<string, GatewayHealthServer> | undefined;
 
   constructor(private readonly stateDir: string) {}
 
+  /** The last reading, if there was one (no I/O; the controller re-reads on every change of the file). */
+  peek(): ReadonlyMap<string, GatewayHealthServer> | undefined {
+    return this.lastRead;
+  }
+
   async read(): Promise<ReadonlyMap<string, GatewayHealthServer>> {
+    this.lastRead = await this.readFile();
+    return this.lastRead;
+  }
+
+  private async readFile(): Promise<ReadonlyMap<string, GatewayHealthServer>> {
     const file = gatewayHealthPath(this.stateDir);
     let info;
     try {

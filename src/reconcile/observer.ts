@@ -87,6 +87,14 @@ export class Observer {
     return { observed, fromCache: false, fingerprint };
   }
 
+  /** The kept slice of a user, when it is not stale (no I/O); an empty one for a user without objects. */
+  peek(userId: string): UserObservation | undefined {
+    if (this.stale.has(userId)) return undefined;
+    const kept = this.slices.get(userId);
+    if (kept) return { observed: kept.observed, fromCache: true, fingerprint: kept.fingerprint };
+    return this.listed ? { observed: EMPTY, fromCache: true, fingerprint: "" } : undefined;
+  }
+
   /** The user's objects may have changed (an engine event, or we changed them): list before trusting them. */
   markStale(userId: string): void {
     this.stale.add(userId);

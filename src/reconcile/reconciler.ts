@@ -100,21 +100,54 @@ export class Reconciler {
   private readonly desiredCache = new Map<string, { key: string; desired: DesiredUser }>();
   private readonly settled = new Map<string, Settled>();
   private root: Promise<string> | undefined;
+  /** The resolved root while `root` holds it, for the synchronous check of `isUnchanged`. */
+  private rootValue: string | undefined;
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
   /** The data dir may point elsewhere now (a swapped checkout): resolve it again. */
   invalidateRoot(): void {
     this.root = undefined;
+    this.rootValue = undefined;
   }
 
   private resolveRoot(): Promise<string> {
     if (!this.deps.cacheRoot) return realpath(this.deps.config.dataDir);
-    this.root ??= realpath(this.deps.config.dataDir).catch((error: unknown) => {
-      this.root = undefined;
-      throw error;
-    });
+    if (!this.root) {
+      const resolving = realpath(this.deps.config.dataDir).then(
+        (root) => {
+          if (this.root === resolving) this.rootValue = root;
+          return root;
+        },
+        (error: unknown) => {
+          if (this.root === resolving) this.root = undefined;
+          throw error;
+        },
+      );
+      this.root = resolving;
+    }
     return this.root;
+  }
+
+  /**
+   * True when, from what is already in memory (no I/O), nothing the user's outcome depends on changed since a
+   * reconcile that changed nothing: a resync then need not queue the user at all. False whenever anything needed
+   * for the answer is not at hand (inputs not cached, a stale or missing listing, no settled outcome).
+   */
+  isUnchanged(userId: string): boolean {
+    const settled = this.settled.get(userId);
+    const root = this.rootValue;
+    if (!settled || root === undefined) return false;
+    const global = this.deps.global.peek(root);
+    const user = this.deps.users.peek(userId, root);
+    const observation = this.deps.observer.peek(userId);
+    if (!global || !user || !observation) return false;
+    let health: ReadonlyMap<string, GatewayHealthServer> | undefined;
+    if (this.deps.health) {
+      health = this.deps.health.peek();
+      if (!health) return false;
+    }
+    return this.unchangedKey(userId, root, global, user, observation, health) === settled.key;
   }
 
   async reconcile(userId: string, ctx: ReconcileContext): Promise<ReconcileResult> {

@@ -2,11 +2,13 @@ import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { UserStatus, statusFilePath } from "../contracts/status-file.js";
 import { writeJsonAtomic } from "../util/atomic-write.js";
+import { sha256Hex } from "../util/canonical-json.js";
 
 /** Writes status files atomically, and only when something in them changed (a no-op resync writes nothing). */
 export class StatusStore {
   private readonly current = new Map<string, UserStatus>();
-  private readonly serialized = new Map<string, string>();
+  /** A digest of what each file holds now: an unchanged status is not written again (kept small per user). */
+  private readonly written = new Map<string, string>();
 
   constructor(private readonly stateDir: string) {}
 
@@ -21,7 +23,7 @@ export class StatusStore {
       const parsed = UserStatus.safeParse(JSON.parse(await readFile(this.file(userId), "utf8")));
       if (parsed.success && parsed.data.user_id === userId) {
         this.current.set(userId, parsed.data);
-        this.serialized.set(userId, JSON.stringify(parsed.data));
+        this.written.set(userId, sha256Hex(JSON.stringify(parsed.data)));
         return parsed.data;
       }
     } catch {
@@ -40,17 +42,17 @@ export class StatusStore {
 
   /** Returns true when the file was written. */
   async write(status: UserStatus): Promise<boolean> {
-    const text = JSON.stringify(status);
+    const digest = sha256Hex(JSON.stringify(status));
     this.current.set(status.user_id, status);
-    if (this.serialized.get(status.user_id) === text) return false;
+    if (this.written.get(status.user_id) === digest) return false;
     await writeJsonAtomic(this.file(status.user_id), status);
-    this.serialized.set(status.user_id, text);
+    this.written.set(status.user_id, digest);
     return true;
   }
 
   async remove(userId: string): Promise<void> {
     this.current.delete(userId);
-    this.serialized.delete(userId);
+    this.written.delete(userId);
     await rm(path.dirname(this.file(userId)), { recursive: true, force: true });
   }
 }

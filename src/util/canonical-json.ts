@@ -23,3 +23,14 @@ export function sha256Hex(data: string | Uint8Array): string {
 export function canonicalHash(value: unknown): string {
   return sha256Hex(canonicalJson(value));
 }
+
+/**
+ * The first `hexChars` (even) hex digits of canonicalHash(value), as a string of their own: a slice of the full
+ * digest would keep all 64 characters alive, which adds up over a fleet's specs.
+ */
+export function canonicalHashPrefix(value: unknown, hexChars: number): string {
+  return createHash("sha256")
+    .update(canonicalJson(value))
+    .digest()
+    .toString("hex", 0, hexChars / 2);
+}

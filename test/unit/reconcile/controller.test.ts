@@ -430,7 +430,7 @@ describe("volumes: owners checked, old names adopted", () => {
       });
     const d = await start(data, { runtime });
     const [container] = containersOf(runtime, "alice", "a");
-    expect(container!.spec.mounts.map((m) => m.volumeName).sort()).toEqual([
+    expect(container!.mounts.map((m) => m.volumeName).sort()).toEqual([
       "mcp-alice-cache-0a1b2c",
       "mcp-alice-data-0a1b2c",
     ]);
