@@ -1,5 +1,8 @@
 import { Registry } from "prom-client";
 import { registerApi } from "./api/api.js";
+import { DockerContainerReader } from "./api/engine/container-reader.js";
+import { DEFAULT_CONSOLE_DIR } from "./console/console-assets.js";
+import { registerConsole } from "./console/serve-console.js";
 import { cachedReachability, createHttpServer, type HttpServer, parseListen } from "./api/http-server.js";
 import { MergedCatalogCache } from "./catalog/merged-cache.js";
 import type { Config } from "./config.js";
@@ -46,6 +49,8 @@ export interface DaemonOptions {
    */
   cacheInputs?: boolean;
   startBackoff?: typeof DEFAULT_START_BACKOFF;
+  /** The built web console (default dist/console-ui of this package). */
+  consoleDir?: string;
 }
 
 /** The object graph of the daemon, wired in one place. */
@@ -214,7 +219,19 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
       controller: ctl,
       logger,
       readOnly: config.readOnlyApi,
+      console: {
+        installation: config.installation,
+        publishHost: config.publishHost,
+        gateway: config.gateway,
+        containers: new DockerContainerReader(
+          dockerFromEnv(options.env),
+          config.installation,
+          config.dockerTimeoutMs,
+        ),
+      },
     });
+    // The web console on `/`, same origin as the API it calls.
+    await registerConsole(http, { dir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, logger });
   }
 
   return {

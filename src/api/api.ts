@@ -25,8 +25,13 @@ import {
 import { YAML_CONTENT_TYPES, adminRoutes } from "./routes/admin-routes.js";
 import { WS_ROUTE_META, actorOf, registerWebSocketRoute, sseRoute } from "./routes/event-routes.js";
 import { userRoutes } from "./routes/user-routes.js";
+import { catalogReadRoutes } from "./routes/catalog-read-routes.js";
+import { enabledReadRoutes } from "./routes/enabled-read-routes.js";
+import { runtimeRoutes } from "./routes/runtime-routes.js";
+import { sessionRoutes } from "./routes/session-routes.js";
 
 export type { ApiDeps, ApiLimits } from "./deps.js";
+export type { ConsoleApiDeps } from "./console-deps.js";
 export { API_PREFIX } from "./prefix.js";
 
 /** What registerApi hands back: for tests and for the daemon's logs. */
@@ -71,6 +76,11 @@ export async function registerApi(server: FastifyInstance, deps: ApiDeps): Promi
     ...userRoutes(ctx),
     ...adminRoutes(ctx),
     sseRoute(hub, limits.liveConnectionsPerToken),
+    // The console's reads (session, engine views, catalog files for editing).
+    ...sessionRoutes(ctx),
+    ...runtimeRoutes(ctx),
+    ...enabledReadRoutes(ctx),
+    ...catalogReadRoutes(ctx),
   ];
   const metas: RouteMeta[] = [];
   let document: Record<string, unknown> | undefined;

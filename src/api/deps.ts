@@ -8,6 +8,7 @@ import type { PruneGuardState } from "../reconcile/prune-guard.js";
 import type { StatusStore } from "../reconcile/status.js";
 import type { SecretKeys } from "../reconcile/user-secrets.js";
 import type { StateLocks } from "../util/state-locks.js";
+import type { ConsoleApiDeps } from "./console-deps.js";
 
 /** What the API needs from the daemon; `registerApi(server, deps)` is the only wiring. */
 export interface ApiDeps {
@@ -32,6 +33,8 @@ export interface ApiDeps {
   readOnly?: boolean;
   limits?: Partial<ApiLimits>;
   now?: () => Date;
+  /** What the console's endpoints (session, container logs) need; without it they answer 503. */
+  console?: ConsoleApiDeps;
 }
 
 export interface ApiLimits {

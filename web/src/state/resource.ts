@@ -1,0 +1,68 @@
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import type { PortalEvent } from "../api/types.js";
+import { signed } from "./session.js";
+
+export interface Resource<T> {
+  data: T | undefined;
+  error: unknown;
+  loading: boolean;
+  reload: () => void;
+}
+
+/** Loads data when `key` changes and on `reload()`; an answer for an older key or request is dropped. */
+export function useResource<T>(key: string, load: (signal: AbortSignal) => Promise<T>): Resource<T> {
+  const [state, setState] = useState<{ key: string; data?: T; error: unknown; loading: boolean }>({
+    key,
+    error: null,
+    loading: true,
+  });
+  const [tick, setTick] = useState(0);
+  const loadRef = useRef(load);
+  loadRef.current = load;
+  useEffect(() => {
+    const abort = new AbortController();
+    setState((previous) => ({
+      ...previous,
+      key,
+      loading: true,
+      ...(previous.key !== key ? { data: undefined } : {}),
+    }));
+    loadRef.current(abort.signal).then(
+      (data) => !abort.signal.aborted && setState({ key, data, error: null, loading: false }),
+      (error: unknown) =>
+        !abort.signal.aborted && setState((previous) => ({ ...previous, key, error, loading: false })),
+    );
+    return () => abort.abort();
+  }, [key, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return {
+    data: state.key === key ? state.data : undefined,
+    error: state.error,
+    loading: state.loading,
+    reload,
+  };
+}
+
+/** Live refresh: calls `onChange` (debounced) for events about `userId` (any user when null), and after reconnects. */
+export function useLiveRefresh(userId: string | null, onChange: () => void, delayMs = 250): void {
+  const callback = useRef(onChange);
+  callback.current = onChange;
+  const live = signed.value?.live;
+  useEffect(() => {
+    if (live === undefined) return undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const schedule = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => callback.current(), delayMs);
+    };
+    const offEvent = live.subscribe((event: PortalEvent) => {
+      if (userId === null || event.data.user_id === userId) schedule();
+    });
+    const offReconnect = live.onReconnect(schedule);
+    return () => {
+      clearTimeout(timer);
+      offEvent();
+      offReconnect();
+    };
+  }, [live, userId, delayMs]);
+}
