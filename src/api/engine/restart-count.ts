@@ -45,15 +45,19 @@ export async function readAuditWindow(
 ): Promise<AuditWindow> {
   const current = await tail(path.join(stateDir, AUDIT_FILE_NAME), budget);
   let text = current.text;
-  let cut = current.cut;
-  if (!cut && budget > current.size) {
+  // Whether the oldest text read starts inside a line, and whether anything older exists at all.
+  let partial = current.cut;
+  let complete = !current.cut;
+  if (!current.cut && budget > current.size) {
     const rotated = await tail(path.join(stateDir, `${AUDIT_FILE_NAME}.1`), budget - current.size);
     text = rotated.text + text;
-    cut = rotated.cut || rotated.size > 0;
+    partial = rotated.cut;
+    // A rotated file read whole may have older ones behind it (audit.log.2, ...).
+    complete = rotated.size === 0;
   }
   const lines = text.split("\n").filter((line) => line !== "");
-  if (cut) lines.shift();
-  return { lines, oldest: timestampOf(lines[0]), complete: !cut };
+  if (partial) lines.shift();
+  return { lines, oldest: timestampOf(lines[0]), complete };
 }
 
 function timestampOf(line: string | undefined): string | undefined {

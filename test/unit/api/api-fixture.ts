@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Registry } from "prom-client";
-import { type ApiDeps, type ApiHandle, registerApi } from "../../../src/api/api.js";
+import { type ApiDeps, type ApiHandle, type ConsoleApiDeps, registerApi } from "../../../src/api/api.js";
 import { type HttpServer, createHttpServer } from "../../../src/api/http-server.js";
 import { createToken } from "../../../src/auth/token-store.js";
 import { EventBus } from "../../../src/events/event-bus.js";
@@ -34,6 +34,9 @@ export interface FixtureOptions {
   secretKey?: string;
   limits?: ApiDeps["limits"];
   logLines?: string[];
+  /** The console's engine views (GET containers, logs); absent: they answer 503. */
+  console?: ConsoleApiDeps;
+  overlays?: string[];
 }
 
 export interface ApiFixture {
@@ -88,10 +91,10 @@ export async function apiFixture(options: FixtureOptions = {}): Promise<ApiFixtu
     for (const method of [route.method].flat()) routes.push({ method, url: route.url });
   });
   const api = await registerApi(http, {
-    config: { dataDir, stateDir, overlays: [], maxFileBytes: 5 * 1024 * 1024 },
+    config: { dataDir, stateDir, overlays: options.overlays ?? [], maxFileBytes: 5 * 1024 * 1024 },
     env: adminToken === undefined ? {} : { MCP_PORTAL_ADMIN_TOKEN: adminToken },
     events: bus,
-    global: new GlobalInputsStore([], 5 * 1024 * 1024),
+    global: new GlobalInputsStore(options.overlays ?? [], 5 * 1024 * 1024),
     statuses: new StatusStore(stateDir),
     secrets:
       options.secretKeys === false
@@ -115,6 +118,7 @@ export async function apiFixture(options: FixtureOptions = {}): Promise<ApiFixtu
     logger,
     readOnly: options.readOnly === true,
     ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.console ? { console: options.console } : {}),
   });
   return {
     http,

@@ -32,7 +32,8 @@ describe("OpenAPI document", () => {
         registered.add(`${method.toUpperCase()} ${route}`);
         const url = route.replace(/\{([^}]+)\}/g, ":$1");
         expect(f.http.hasRoute({ method: method.toUpperCase(), url }), `${method} ${route}`).toBe(true);
-        if (route === "/api/v1/openapi.json") expect(operation.security).toEqual([]);
+        if (route === "/api/v1/openapi.json" || route === "/api/v1/info")
+          expect(operation.security).toEqual([]);
         else if (route.startsWith("/api/v1/admin/")) expect(operation.security).toEqual([{ adminToken: [] }]);
         else expect(operation.security).toEqual([{ userToken: [] }, { adminToken: [] }]);
         for (const name of [...route.matchAll(/\{([^}]+)\}/g)].map((m) => m[1])) {
@@ -43,7 +44,7 @@ describe("OpenAPI document", () => {
       }
     }
     expect([...registered].sort()).toEqual(f.api.routes.map((r) => `${r.method} /api/v1${r.path}`).sort());
-    expect(registered.size).toBe(19);
+    expect(registered.size).toBe(26);
     const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map(
       (m) => m[1] ?? "",
     );
@@ -71,7 +72,7 @@ describe("OpenAPI document", () => {
       paths: Record<string, Record<string, unknown>>;
     }>();
     const registered = f.routes.filter((r) => r.url.startsWith("/api/v1/") && r.method !== "HEAD");
-    expect(registered.length).toBe(19);
+    expect(registered.length).toBe(26);
     for (const { method, url } of registered) {
       const path = url.replace(/:([A-Za-z0-9_]+)/g, "{$1}");
       expect(doc.paths[path]?.[method.toLowerCase()], `${method} ${url}`).toBeDefined();
