@@ -5,10 +5,11 @@
 #
 # Build args:
 #   BASE_IMAGE  Node runtime for both stages (default node:24-alpine). Needs `node`, `sh` and a uid 1000.
-#   NPM_CI      1 (default): the build stage runs `npm ci`, `npm run build` and prunes dev dependencies; this
-#               needs the npm registry from inside the build.
+#   NPM_CI      1 (default): the build stage runs `npm ci`, `npm run build` (tsc, then esbuild bundles the web
+#               console into dist/console-ui) and prunes dev dependencies; this needs the npm registry from inside
+#               the build.
 #               0 (offline): nothing is installed or compiled inside the build. The build context must then hold
-#               a built dist/ and a production-only node_modules/ (matching BASE_IMAGE's platform) next to
+#               a built dist/ (with dist/console-ui) and a production-only node_modules/ (matching BASE_IMAGE's platform) next to
 #               package.json, package-lock.json and manifests/schemas/. The repo's .dockerignore keeps
 #               node_modules and dist out of the context, so scripts/build-image.sh assembles such a context in a
 #               temporary directory and builds with `--network none` (see that script).
@@ -39,7 +40,7 @@ RUN set -e; \
       npm run build; \
       npm prune --omit=dev --ignore-scripts --no-audit --no-fund; \
     else \
-      for f in dist/cli.js node_modules package.json manifests/schemas; do \
+      for f in dist/cli.js dist/console-ui/index.html node_modules package.json manifests/schemas; do \
         [ -e "$f" ] || { echo "NPM_CI=0: the build context has no $f (build with scripts/build-image.sh)" >&2; exit 1; }; \
       done; \
       if [ -d node_modules/typescript ] || [ -d node_modules/vitest ]; then \

@@ -70,9 +70,10 @@ BASE_ID="$(docker image inspect --format '{{.Id}}' "$BASE_IMAGE")"
 inputs_hash() {
   {
     printf '%s\n' "$BASE_ID" "NPM_CI=$NPM_CI"
-    find src manifests/schemas -type f -print0 | LC_ALL=C sort -z |
+    find src web manifests/schemas -type f -print0 | LC_ALL=C sort -z |
       xargs -0 sha256sum
-    sha256sum "$SCRIPT_PATH" Dockerfile .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json
+    sha256sum "$SCRIPT_PATH" Dockerfile .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json \
+      scripts/build-console.ts
   } | sha256sum | cut -d' ' -f1
 }
 HASH="$(inputs_hash)"
@@ -111,6 +112,7 @@ else
   mkdir -p "$CTX/manifests"
   cp -R manifests/schemas "$CTX/manifests/schemas"
   node_modules/.bin/tsc -p tsconfig.build.json --outDir "$CTX/dist" >&2 || die "tsc failed (output above)"
+  node_modules/.bin/tsx scripts/build-console.ts "$CTX/dist/console-ui" >&2 || die "the console bundle failed (output above)"
   cp -a node_modules "$CTX/node_modules"
   (cd "$CTX" && npm prune --omit=dev --offline --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
   # A node_modules behind package.json (someone added a dependency and did not reinstall) must not ship.

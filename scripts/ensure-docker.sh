@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the host has what the tests need, and that a Docker Engine answers:
 #   - docker.io (engine + CLI), busybox-static (test images), prometheus (for `promtool`), docker-compose
-#     (Debian's Compose 1.29, which runs docker-compose.yml in the tests);
+#     (Debian's Compose 1.29, which runs docker-compose.yml in the tests), chromium (the console's browser tests
+#     drive Debian's build through playwright-core; nothing is downloaded by the tests themselves);
 #   - dockerd running; started here in the background when nothing answers.
 # Idempotent: on a prepared host it only checks (well under a second).
 #
@@ -36,6 +37,7 @@ missing_packages() {
   static_busybox || pkgs+=(busybox-static)
   command -v promtool >/dev/null 2>&1 || pkgs+=(prometheus)
   command -v docker-compose >/dev/null 2>&1 || pkgs+=(docker-compose)
+  [ -x /usr/bin/chromium ] || pkgs+=(chromium)
   echo "${pkgs[*]}"
 }
 

@@ -208,6 +208,14 @@ describeDocker("controller image", () => {
         await waitFor("/healthz 200", async () => (await httpStatus(`${base}/healthz`)) === 200, 60_000);
         await waitFor("/readyz 200", async () => (await httpStatus(`${base}/readyz`)) === 200, 90_000);
 
+        // The image ships the web console: the page and the hashed script it names.
+        const page = await fetch(`${base}/`, { signal: AbortSignal.timeout(3_000) });
+        expect(page.status).toBe(200);
+        expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+        const script = /src="(\/assets\/app-[A-Z0-9]+\.js)"/.exec(await page.text())?.[1];
+        expect(script).toBeDefined();
+        expect(await httpStatus(`${base}${script}`)).toBe(200);
+
         const running = await waitFor(
           `running containers for ${expected.join(", ")}`,
           async () => {
