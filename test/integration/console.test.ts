@@ -287,6 +287,11 @@ describeConsole("web console in a browser against a running controller", () => {
 
   it("sets a secret in the browser that reaches the container, and its value appears nowhere in the page or the log view", async () => {
     const page = await signIn(aliceToken);
+    // Without the secret the API refuses the enable; the refusal shows on the server's card.
+    await page.getByRole("button", { name: "Enable keyed" }).click();
+    const refusal = page.locator('[data-catalog-server="keyed"] [role="alert"]');
+    await refusal.waitFor();
+    expect(await refusal.textContent()).toContain("API_KEY");
     await page.getByLabel("Name", { exact: true }).fill("API_KEY");
     await page.getByLabel("Value", { exact: true }).fill(secretValue);
     await page.getByRole("button", { name: "Save secret" }).click();

@@ -66,7 +66,8 @@ function UserDashboard({ userId }: { userId: string }) {
   });
   const [editing, setEditing] = useState<string | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
-  const [actionError, setActionError] = useState<unknown>(null);
+  /** The last failed enable or disable, shown on the card it came from. */
+  const [actionError, setActionError] = useState<{ serverId: string; error: unknown } | null>(null);
   const [notice, setNotice] = useState("");
 
   const reloadAll = () => {
@@ -87,7 +88,7 @@ function UserDashboard({ userId }: { userId: string }) {
       setNotice(`${server.display_name ?? server.name} enabled; it starts in a moment.`);
       reloadAll();
     } catch (error) {
-      setActionError(error);
+      setActionError({ serverId: server.id, error });
     } finally {
       setBusy(null);
     }
@@ -100,11 +101,12 @@ function UserDashboard({ userId }: { userId: string }) {
       setNotice(`${serverId} disabled; its container is being removed.`);
       reloadAll();
     } catch (error) {
-      setActionError(error);
+      setActionError({ serverId, error });
     } finally {
       setBusy(null);
     }
   };
+  const errorFor = (serverId: string) => (actionError?.serverId === serverId ? actionError.error : null);
 
   return (
     <>
@@ -112,7 +114,6 @@ function UserDashboard({ userId }: { userId: string }) {
       <p class="visually-hidden" role="status">
         {notice}
       </p>
-      <ErrorNote error={actionError} />
       <section aria-labelledby="enabled-title">
         <h2 id="enabled-title">Enabled servers</h2>
         {enabled.data === undefined && enabled.loading ? <Loading what="enabled servers" /> : null}
@@ -139,6 +140,7 @@ function UserDashboard({ userId }: { userId: string }) {
                   onConfigure={() => setEditing(entry.id)}
                   onDisable={() => void disable(entry.id)}
                 />
+                <ErrorNote error={errorFor(entry.id)} />
                 {editing === entry.id && server ? (
                   <ConfigForm
                     userId={userId}
@@ -164,6 +166,7 @@ function UserDashboard({ userId }: { userId: string }) {
         secretNames={secretNames}
         editing={editing}
         busy={busy}
+        errorFor={errorFor}
         onEnable={(server) => (server.user_configurable ? setEditing(server.id) : void enable(server))}
         onDone={(changed) => {
           setEditing(null);
@@ -246,6 +249,7 @@ function CatalogList(props: {
   secretNames: ReadonlySet<string>;
   editing: string | null;
   busy: string | null;
+  errorFor: (serverId: string) => unknown;
   onEnable: (server: CatalogServer) => void;
   onDone: (changed: boolean) => void;
 }) {
@@ -334,6 +338,7 @@ function CatalogList(props: {
                 {server.user_configurable ? "…" : ""}
               </WriteButton>
             )}
+            <ErrorNote error={server.enabled ? null : props.errorFor(server.id)} />
             {props.editing === server.id && !server.enabled ? (
               <ConfigForm userId={props.userId} server={server} current={undefined} onDone={props.onDone} />
             ) : null}

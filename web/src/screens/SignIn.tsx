@@ -50,9 +50,10 @@ export function SignIn() {
   );
 }
 
-/** Further sign-in methods the controller offers (GET /api/v1/info `sign_in`); none besides tokens yet. */
+/**
+ * Sign-in methods besides tokens, as GET /api/v1/info lists them: none yet. OpenID Connect (authorization code with
+ * PKCE, as a public client) renders its button here once `sign_in.oidc` names a provider.
+ */
 function SignInMethods() {
-  const methods = info.value?.sign_in;
-  if (!methods || methods.oidc === null) return null;
-  return null;
+  return info.value?.sign_in.oidc ? null : null;
 }
