@@ -285,7 +285,7 @@ describeConsole("web console in a browser against a running controller", () => {
     await page.close();
   });
 
-  it("sets a secret in the browser that reaches the container, and its value appears nowhere in the page or the log view", async () => {
+  it("sets a secret in the browser that reaches the container, its value appears nowhere in the page or the log view, and a restart is counted live", async () => {
     const page = await signIn(aliceToken);
     // Without the secret the API refuses the enable; the refusal shows on the server's card.
     await page.getByRole("button", { name: "Enable keyed" }).click();
@@ -314,6 +314,19 @@ describeConsole("web console in a browser against a running controller", () => {
     );
     expect(everything).toContain("[redacted API_KEY]");
     expect(everything).not.toContain(secretValue);
+
+    // The container dies; the controller starts it again and the monitor counts the restart, without a reload.
+    await page.evaluate("window.__sameDocument = true");
+    const row = page.locator('tr[data-server="keyed"]');
+    expect(await row.locator("td").nth(4).textContent()).toBe("0");
+    await docker.getContainer(container!.Id).kill();
+    await waitFor(
+      "the restart counted on the page",
+      async () => (await row.locator("td").nth(4).textContent()) === "1",
+      30_000,
+    );
+    await row.locator(".badge", { hasText: "Running" }).waitFor();
+    expect(await page.evaluate("window.__sameDocument")).toBe(true);
     await page.close();
   });
 

@@ -3,8 +3,11 @@ import { ApiFailure } from "../api/client.js";
 import type { ContainersAnswer, LogsAnswer, UserOverview, UserStatus } from "../api/types.js";
 import { ErrorNote, Loading, PhaseBadge, ProblemList, formatTime } from "../components/common.js";
 import { hrefOf } from "../state/router.js";
-import { useLiveRefresh, useResource } from "../state/resource.js";
+import { useLiveRefresh, usePolling, useResource } from "../state/resource.js";
 import { isAdmin, signed } from "../state/session.js";
+
+/** How often an open monitor re-reads the engine's view (restarts and start times come with no event). */
+const ENGINE_POLL_MS = 5000;
 
 /** Live state of servers: the admin sees every user (or one), a user only themselves. */
 export function Monitor({ user }: { user: string | null }) {
@@ -54,16 +57,19 @@ async function orNull<T>(load: Promise<T>): Promise<T | null> {
 
 function UserMonitor({ userId, open }: { userId: string; open: boolean }) {
   const client = signed.value!.client;
+  // In the all-users view a user's engine view is read only while their details are open.
+  const [expanded, setExpanded] = useState(open);
   const status = useResource(`mon-status:${userId}`, (s) =>
     orNull(client.get<UserStatus>(`/users/${userId}/status`, s)),
   );
-  const containers = useResource(`mon-containers:${userId}`, (s) =>
-    client.get<ContainersAnswer>(`/users/${userId}/containers`, s),
+  const containers = useResource(`mon-containers:${userId}:${expanded}`, (s) =>
+    expanded ? client.get<ContainersAnswer>(`/users/${userId}/containers`, s) : Promise.resolve(undefined),
   );
   useLiveRefresh(userId, () => {
     status.reload();
     containers.reload();
   });
+  usePolling(containers.reload, ENGINE_POLL_MS, expanded);
   const data = status.data;
   const headingId = `mon-${userId}`;
   const body = (
@@ -95,7 +101,7 @@ function UserMonitor({ userId, open }: { userId: string; open: boolean }) {
       {open ? (
         body
       ) : (
-        <details>
+        <details onToggle={(e) => setExpanded(e.currentTarget.open)}>
           <summary>Details of {userId}</summary>
           {body}
         </details>

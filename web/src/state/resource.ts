@@ -66,3 +66,19 @@ export function useLiveRefresh(userId: string | null, onChange: () => void, dela
     };
   }, [live, userId, delayMs]);
 }
+
+/**
+ * Re-reads every `intervalMs` while the page is visible and `enabled`: for what events do not announce (a
+ * container the controller restarted keeps its status, so no event says its restart count or start time changed).
+ */
+export function usePolling(reload: () => void, intervalMs: number, enabled = true): void {
+  const callback = useRef(reload);
+  callback.current = reload;
+  useEffect(() => {
+    if (!enabled) return undefined;
+    const timer = setInterval(() => {
+      if (document.visibilityState === "visible") callback.current();
+    }, intervalMs);
+    return () => clearInterval(timer);
+  }, [intervalMs, enabled]);
+}
