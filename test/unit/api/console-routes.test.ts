@@ -201,6 +201,7 @@ describe("GET /users/{user_id}/servers/{server_id}/logs", () => {
   it("replaces every secret value of the user (as written and JSON-escaped) before the lines leave", async () => {
     const { f, reader } = await fixture();
     const alice = await f.tokenFor("alice");
+    await f.write("users/alice/enabled-servers.json", { servers: [] });
     const secret = 'p@ss "word"\\1';
     const set = await f.http.inject({
       method: "POST",
