@@ -82,7 +82,7 @@ function containerOf(
 async function secretValues(ctx: ApiContext, userId: string): Promise<{ name: string; value: string }[]> {
   let entries;
   try {
-    entries = await readSecretsFile(await dataRoot(ctx), userId);
+    entries = await readSecretsFile(await dataRoot(ctx), userId, { maxBytes: ctx.deps.config.maxFileBytes });
   } catch (error) {
     if (!(error instanceof SecretsFileError)) throw error;
     throw new ApiError(
