@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { isRuntimeError } from "../../docker/runtime.js";
-import type { UserStatus } from "../../reconcile/status.js";
+import { UserStatus } from "../../contracts/status-file.js";
 import { SecretsFileError } from "../../secrets/errors.js";
 import { readSecretsFile, resolveSecrets } from "../../secrets/store.js";
 import { type ConsoleApiDeps, LOG_LIMITS } from "../console-deps.js";
@@ -53,12 +53,16 @@ async function engineCall<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The user's status.json, or undefined when there is none or it does not hold the contract's shape. */
 async function readStatus(ctx: ApiContext, userId: string): Promise<UserStatus | undefined> {
+  let raw: unknown;
   try {
-    return JSON.parse(await readFile(ctx.deps.statuses.file(userId), "utf8")) as UserStatus;
+    raw = JSON.parse(await readFile(ctx.deps.statuses.file(userId), "utf8"));
   } catch {
     return undefined;
   }
+  const parsed = UserStatus.safeParse(raw);
+  return parsed.success ? parsed.data : undefined;
 }
 
 /** The container serving a server: the one status names, else the newest (a replace may show two briefly). */

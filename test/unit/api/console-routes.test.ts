@@ -333,7 +333,17 @@ describe("GET /users/{user_id}/servers/{server_id}/logs", () => {
     });
     expect(newest.json()).toMatchObject({ lines: ["from new"] });
     await f.write("../state/users/alice/status.json", {
+      api_version: "mcp-portal/v1",
+      user_id: "alice",
+      phase: "Ready",
+      observed_generation: "g",
+      network: null,
+      port_block: null,
       servers: [{ id: "echo", phase: "Running", container_id: "old" }],
+      resources: null,
+      conditions: [],
+      errors: [],
+      last_reconciles: [],
     });
     const named = await f.http.inject({
       method: "GET",

@@ -7,7 +7,7 @@ import type { MigrationResult } from "../../../src/api/migration.js";
 import type { CatalogWriteOutcome } from "../../../src/api/catalog-files.js";
 import type { ServerDefinition } from "../../../src/schema/catalog.js";
 import type { ServerConfig } from "../../../src/schema/enabled-servers.js";
-import type { UserStatus, ServerStatus, Condition } from "../../../src/reconcile/status.js";
+import type { UserStatus, ServerStatus, Condition } from "../../../src/contracts/status-file.js";
 import type { EnabledServersAnswer } from "../../../src/api/routes/enabled-read-routes.js";
 import type { InfoAnswer, SessionAnswer } from "../../../src/api/routes/session-routes.js";
 import type { ContainersAnswer, LogsAnswer } from "../../../src/api/routes/runtime-routes.js";
