@@ -228,6 +228,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
           config.installation,
           config.dockerTimeoutMs,
         ),
+        planning: { config, runtime },
       },
     });
     // The web console on `/`, same origin as the API it calls.

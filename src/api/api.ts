@@ -25,6 +25,7 @@ import {
 import { YAML_CONTENT_TYPES, adminRoutes } from "./routes/admin-routes.js";
 import { WS_ROUTE_META, actorOf, registerWebSocketRoute, sseRoute } from "./routes/event-routes.js";
 import { userRoutes } from "./routes/user-routes.js";
+import { catalogPreviewRoutes } from "./routes/catalog-preview-routes.js";
 import { catalogReadRoutes } from "./routes/catalog-read-routes.js";
 import { enabledReadRoutes } from "./routes/enabled-read-routes.js";
 import { runtimeRoutes } from "./routes/runtime-routes.js";
@@ -81,6 +82,7 @@ export async function registerApi(server: FastifyInstance, deps: ApiDeps): Promi
     ...runtimeRoutes(ctx),
     ...enabledReadRoutes(ctx),
     ...catalogReadRoutes(ctx),
+    ...catalogPreviewRoutes(ctx),
   ];
   const metas: RouteMeta[] = [];
   let document: Record<string, unknown> | undefined;

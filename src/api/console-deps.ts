@@ -1,3 +1,5 @@
+import type { Config } from "../config.js";
+import type { ContainerRuntime } from "../docker/runtime.js";
 import type { ContainerReader } from "./engine/container-reader.js";
 
 /** What the console's endpoints need beyond the rest of the API (wired in the daemon). */
@@ -10,6 +12,8 @@ export interface ConsoleApiDeps {
   gateway: boolean;
   /** Read-only engine access: container state and logs. */
   containers: ContainerReader;
+  /** Planning a base catalog before it is saved: the full configuration and the engine (only listed). */
+  planning?: { config: Config; runtime: ContainerRuntime };
 }
 
 /** Fixed bounds of the container-log endpoint (README: "Console"). */

@@ -11,7 +11,7 @@ import type { ContainerRuntime } from "../docker/runtime.js";
 import { LABELS, isOwnedBy } from "../labels.js";
 import { NetworkAllocator } from "../reconcile/allocator.js";
 import { type Decision, decideUser } from "../reconcile/decide.js";
-import { GlobalInputsStore, UserInputsStore } from "../reconcile/desired-inputs.js";
+import { type GlobalSnapshot, GlobalInputsStore, UserInputsStore } from "../reconcile/desired-inputs.js";
 import { prepareDesiredSource } from "../reconcile/desired-source.js";
 import { Observer } from "../reconcile/observer.js";
 import { type PlanStep, describeStep, stepResource } from "../reconcile/plan.js";
@@ -130,11 +130,13 @@ export function planExitCode(view: PlanView): number {
  */
 export async function computePlan(
   options: PlanOptions,
-  io: CommandIo,
+  io: Pick<CommandIo, "env">,
   /** The engine to list (tests pass the in-memory one); only its reads are ever called. */
   runtime: ContainerRuntime = new DockerodeRuntime(dockerFromEnv(io.env), {
     timeoutMs: options.config.dockerTimeoutMs,
   }),
+  /** `global`: plan against these catalogs and policy instead of the tree's (a base catalog not saved yet). */
+  overrides: { global?: GlobalSnapshot } = {},
 ): Promise<PlanView> {
   const { config } = options;
   try {
@@ -157,7 +159,8 @@ export async function computePlan(
     fleet.listing.containers,
   );
   const root = await realpath(config.dataDir);
-  const global = await new GlobalInputsStore(config.overlays, config.maxFileBytes).get(root);
+  const global =
+    overrides.global ?? (await new GlobalInputsStore(config.overlays, config.maxFileBytes).get(root));
   const inputs = new UserInputsStore({
     maxFileBytes: config.maxFileBytes,
     missingFileGraceMs: config.missingFileGraceSeconds * 1000,

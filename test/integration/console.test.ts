@@ -330,7 +330,7 @@ describeConsole("web console in a browser against a running controller", () => {
     await page.close();
   });
 
-  it("lets the admin fix a base catalog: invalid uploads show problems inline and write nothing; a valid one is saved", async () => {
+  it("lets the admin fix a base catalog: invalid uploads show problems inline and write nothing; a valid one is previewed, then saved", async () => {
     const page = await signIn(ADMIN);
     await page.getByRole("link", { name: "Catalogs" }).click();
     await page.getByRole("button", { name: "Edit main" }).click();
@@ -365,8 +365,20 @@ describeConsole("web console in a browser against a running controller", () => {
       .getByText(/catalogs\/base\/main\.json: line 1, column \d+: invalid JSON/)
       .waitFor();
 
+    // A valid change: a new server, and keyed (which alice runs) gets an environment variable. The preview names
+    // alice and the replace it causes; then the catalog is saved.
     const extra = { id: "extra", name: "extra", image: "mcp-portal-test/busybox", tag: "1", category: "new" };
-    await editor.fill(JSON.stringify({ ...catalog, servers: [...catalog.servers, extra] }, null, 2));
+    const servers = catalog.servers.map((s) =>
+      s.id === "keyed" ? { ...s, environment: { MODE: "preview" } } : s,
+    );
+    await editor.fill(JSON.stringify({ ...catalog, servers: [...servers, extra] }, null, 2));
+    await page.getByRole("button", { name: "Preview changes" }).click();
+    const previewed = page.locator('[data-preview-user="alice"]');
+    await previewed.waitFor({ timeout: 30_000 });
+    expect(await previewed.textContent()).toMatch(/keyed.*changed: /s);
+    expect(await page.locator("[data-preview-user]").count()).toBe(1);
+    expect(await readFile(file, "utf8")).toBe(before);
+    await checkScreen(page, "catalogs-preview");
     await page.getByRole("button", { name: "Save catalog" }).click();
     await page.getByText(/^Saved catalogs\/base\/main\.json/).waitFor();
     const stored = JSON.parse(await readFile(file, "utf8")) as { servers: unknown[] };

@@ -44,7 +44,7 @@ describe("OpenAPI document", () => {
       }
     }
     expect([...registered].sort()).toEqual(f.api.routes.map((r) => `${r.method} /api/v1${r.path}`).sort());
-    expect(registered.size).toBe(26);
+    expect(registered.size).toBe(27);
     const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map(
       (m) => m[1] ?? "",
     );
@@ -72,7 +72,7 @@ describe("OpenAPI document", () => {
       paths: Record<string, Record<string, unknown>>;
     }>();
     const registered = f.routes.filter((r) => r.url.startsWith("/api/v1/") && r.method !== "HEAD");
-    expect(registered.length).toBe(26);
+    expect(registered.length).toBe(27);
     for (const { method, url } of registered) {
       const path = url.replace(/:([A-Za-z0-9_]+)/g, "{$1}");
       expect(doc.paths[path]?.[method.toLowerCase()], `${method} ${url}`).toBeDefined();

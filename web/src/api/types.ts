@@ -12,6 +12,7 @@ import type { EnabledServersAnswer } from "../../../src/api/routes/enabled-read-
 import type { InfoAnswer, SessionAnswer } from "../../../src/api/routes/session-routes.js";
 import type { ContainersAnswer, LogsAnswer } from "../../../src/api/routes/runtime-routes.js";
 import type { BaseCatalogAnswer, OverlayAnswer } from "../../../src/api/routes/catalog-read-routes.js";
+import type { CatalogPreviewAnswer, PreviewUser } from "../../../src/api/catalog-preview.js";
 
 export type {
   PortalEvent,
@@ -29,6 +30,8 @@ export type {
   LogsAnswer,
   BaseCatalogAnswer,
   OverlayAnswer,
+  CatalogPreviewAnswer,
+  PreviewUser,
 };
 
 /** A server of the user's merged catalog, as GET users/{id}/catalog/servers lists it. */

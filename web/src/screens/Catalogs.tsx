@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { ApiFailure } from "../api/client.js";
 import type {
+  CatalogPreviewAnswer,
   BaseCatalogAnswer,
   BaseCatalogEntry,
   CatalogWriteOutcome,
@@ -104,29 +105,64 @@ function CatalogEditor(props: { name: string; isNew: boolean; onClose: (saved: b
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState<CatalogWriteOutcome | null>(null);
+  const [preview, setPreview] = useState<CatalogPreviewAnswer | null>(null);
   const loaded = useResource(`base:${props.name}:${props.isNew}`, async (s) =>
     props.isNew ? null : client.get<BaseCatalogAnswer>(`/admin/catalogs/base/${props.name}`, s),
   );
   if (text === null && loaded.data) setText(loaded.data.text);
   const file = `catalogs/base/${name || "<name>"}.json`;
 
-  const save = async (event: Event) => {
-    event.preventDefault();
-    setError(null);
-    setProblems([]);
-    setSaved(null);
+  /** The editor's text as a catalog, or the problem that stops it being one (shown like the API's). */
+  const parsedText = (): { catalog: unknown } | undefined => {
     if (!CATALOG_NAME.test(name)) {
       setProblems([`${file}: $: catalog name must match ^[a-zA-Z0-9_-]{1,64}$`]);
-      return;
+      return undefined;
     }
     const syntax = jsonProblem(file, text ?? "");
     if (syntax !== undefined) {
       setProblems([syntax]);
-      return;
+      return undefined;
     }
+    return { catalog: JSON.parse(text ?? "") as unknown };
+  };
+  const start = () => {
+    setError(null);
+    setProblems([]);
+    setSaved(null);
+    setPreview(null);
+  };
+  const fail = (failure: unknown) => {
+    if (failure instanceof ApiFailure && failure.problems.length > 0) setProblems([...failure.problems]);
+    setError(failure);
+  };
+
+  const runPreview = async () => {
+    start();
+    const parsed = parsedText();
+    if (parsed === undefined) return;
     setBusy(true);
     try {
-      const catalog: unknown = JSON.parse(text ?? "");
+      setPreview(
+        await client.request<CatalogPreviewAnswer>(`/admin/catalogs/base/${name}/preview`, {
+          method: "POST",
+          body: parsed.catalog,
+        }),
+      );
+    } catch (failure) {
+      fail(failure);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const save = async (event: Event) => {
+    event.preventDefault();
+    start();
+    const parsed = parsedText();
+    if (parsed === undefined) return;
+    setBusy(true);
+    try {
+      const { catalog } = parsed;
       const outcome = props.isNew
         ? await client.request<CatalogWriteOutcome>("/admin/catalogs/base", {
             method: "POST",
@@ -138,8 +174,7 @@ function CatalogEditor(props: { name: string; isNew: boolean; onClose: (saved: b
           });
       setSaved(outcome);
     } catch (failure) {
-      if (failure instanceof ApiFailure && failure.problems.length > 0) setProblems([...failure.problems]);
-      setError(failure);
+      fail(failure);
     } finally {
       setBusy(false);
     }
@@ -197,7 +232,11 @@ function CatalogEditor(props: { name: string; isNew: boolean; onClose: (saved: b
             : `${saved.file} is unchanged.`}
         </p>
       ) : null}
+      {preview ? <PreviewReport preview={preview} /> : null}
       <div class="actions">
+        <WriteButton class="secondary" busy={busy} onClick={() => void runPreview()}>
+          Preview changes
+        </WriteButton>
         <WriteButton type="submit" busy={busy}>
           Save catalog
         </WriteButton>
@@ -206,6 +245,57 @@ function CatalogEditor(props: { name: string; isNew: boolean; onClose: (saved: b
         </button>
       </div>
     </form>
+  );
+}
+
+/** What saving would change, per affected user: the plan's own step descriptions. */
+function PreviewReport({ preview }: { preview: CatalogPreviewAnswer }) {
+  const affected = preview.users.filter((u) => u.affected);
+  return (
+    <div class="report" role="status" aria-labelledby="preview-title">
+      <h4 id="preview-title">Preview of {preview.file}</h4>
+      {affected.length === 0 ? (
+        <p>Saving changes nothing for any user ({preview.users.length} planned).</p>
+      ) : (
+        <p>
+          Saving changes {affected.length} of {preview.users.length} user(s):{" "}
+          {preview.affected_users.join(", ")}.
+        </p>
+      )}
+      <ProblemList problems={preview.problems} />
+      {preview.warnings.map((w) => (
+        <p class="warning" key={w}>
+          {w}
+        </p>
+      ))}
+      <ul class="preview-users">
+        {affected.map((user) => (
+          <li key={user.user_id} data-preview-user={user.user_id}>
+            <strong>{user.user_id}</strong>
+            {user.blocked_reason ? <span class="small"> nothing planned: {user.blocked_reason}</span> : null}
+            {user.suspended ? (
+              <span class="small"> suspended: {user.held_steps ?? 0} step(s) held back</span>
+            ) : null}
+            <ul class="small">
+              {user.steps
+                .filter((s) => s.caused_by_catalog)
+                .map((s) => (
+                  <li key={s.description}>{s.description}</li>
+                ))}
+              {user.cancelled_steps.map((s) => (
+                <li key={`cancel:${s.description}`}>no longer: {s.description}</li>
+              ))}
+              {user.newly_blocked_servers.map((b) => (
+                <li key={`blocked:${b.server_id}`}>
+                  {b.server_id} would be blocked: {b.reason}
+                  {b.message ? `: ${b.message}` : ""}
+                </li>
+              ))}
+            </ul>
+          </li>
+        ))}
+      </ul>
+    </div>
   );
 }
 
