@@ -65,6 +65,8 @@ async function simulate(containers: number, base: string): Promise<Record<string
     MCP_PORTAL_RESYNC_SECONDS: "86400",
     MCP_PORTAL_USER_NETWORK_SUBNET_BASE: "10.0.0.0/8",
     MCP_PORTAL_USER_NETWORK_SUBNET_SIZE: "24",
+    // The range below is made to hold every user exactly: no block may be left out.
+    MCP_PORTAL_PORT_EXCLUDE: "",
     LOG_LEVEL: "info",
   };
   // One host has ~64k ports: the simulated fleet is several hosts' worth, so the allocator gets one range of

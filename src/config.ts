@@ -1,5 +1,13 @@
 import path from "node:path";
 import { z } from "zod";
+import {
+  MAX_BLOCK_SIZE,
+  type PortRange,
+  formatPortSpan,
+  parsePortSpans,
+  portPoolCapacity,
+} from "./desired/port-blocks.js";
+import { parseIpv4Cidr, subnetPoolCapacity } from "./desired/subnets.js";
 import { ImageGlob, MAX_IMAGE_GLOBS } from "./schema/policy.js";
 import type { LockSettings } from "./util/file-lock.js";
 
@@ -12,12 +20,32 @@ const Cidr = z
   .string()
   .regex(
     /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/,
-    "must be an IPv4 CIDR like 172.20.0.0/16",
+    "must be an IPv4 CIDR like 10.199.0.0/16",
   );
 
 export const InstallationName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, "installation must match ^[a-z0-9][a-z0-9-]{0,30}$");
+
+/*
+ * Capacity defaults (README, "Capacity"): 1,231 users on one host. Host ports 10000-29999 stay below the
+ * kernel's ephemeral range (32768-60999) and Kubernetes NodePorts (30000-32767); blocks of 16 ports give a user
+ * 6 servers more than the default max_containers (10); MCP_PORTAL_PORT_EXCLUDE keeps new blocks off the
+ * well-known ports of services often found next to Docker in that range. Users' /27 subnets (29 containers, more
+ * than a block has ports) come from 10.199.0.0/16 (2,048 of them), outside Docker's default address pools
+ * (172.17.0.0/16-172.31.0.0/16, 192.168.0.0/16), so networks Docker numbers itself never take the pool.
+ */
+export const DEFAULT_PORT_RANGE: PortRange = { start: 10_000, end: 29_999 };
+export const DEFAULT_PORTS_PER_USER = 16;
+/**
+ * Zabbix 10050-10051; Kubernetes node components 10250-10259; memcached 11211; Ollama 11434; Jaeger 14250,
+ * 14268, 16686; RabbitMQ management 15672, 15692; Redis cluster bus 16379; Netdata 19999; Fluentd 24224;
+ * CockroachDB 26257; Redis Sentinel 26379; MongoDB 27017-27019, 28017; RethinkDB 28015; Kafka 29092.
+ */
+export const DEFAULT_PORT_EXCLUDE =
+  "10050-10051,10250-10259,11211,11434,14250,14268,15672,15692,16379,16686,19999,24224,26257,26379,27017-27019,28015,28017,29092";
+export const DEFAULT_SUBNET_POOL = "10.199.0.0/16";
+export const DEFAULT_SUBNET_SIZE = 27;
 
 /** The lock files shared by the daemon and the CLI (`secrets`, `tokens` read these too). */
 const LOCK_FIELDS = {
@@ -36,16 +64,28 @@ const RawConfig = z
     MCP_PORTAL_INSTALLATION: InstallationName.default("default"),
     MCP_PORTAL_LISTEN: z.string().default("127.0.0.1:8080"),
     MCP_PORTAL_OVERLAYS: z.string().default(""),
-    MCP_PORTAL_PORT_RANGE_START: Int(1024, 65_535).default(20_000),
-    MCP_PORTAL_PORT_RANGE_END: Int(1024, 65_535).default(29_999),
-    MCP_PORTAL_PORTS_PER_USER: Int(1, 10_000).default(100),
+    MCP_PORTAL_PORT_RANGE_START: Int(1024, 65_535).default(DEFAULT_PORT_RANGE.start),
+    MCP_PORTAL_PORT_RANGE_END: Int(1024, 65_535).default(DEFAULT_PORT_RANGE.end),
+    MCP_PORTAL_PORTS_PER_USER: Int(1, MAX_BLOCK_SIZE).default(DEFAULT_PORTS_PER_USER),
+    MCP_PORTAL_PORT_EXCLUDE: z
+      .string()
+      .default(DEFAULT_PORT_EXCLUDE)
+      .transform((value, ctx) => {
+        const parsed = parsePortSpans(value);
+        if ("spans" in parsed) return parsed.spans;
+        ctx.addIssue({
+          code: "custom",
+          message: `"${parsed.invalid.slice(0, 32)}" is not a port or a range a-b of ports (1-65535)`,
+        });
+        return z.NEVER;
+      }),
     MCP_PORTAL_PUBLISH_HOST: z.union([z.ipv4(), z.ipv6()]).default("127.0.0.1"),
     MCP_PORTAL_GATEWAY: z.enum(["on", "off"]).default("on"),
     MCP_PORTAL_USER_MAX_CONTAINERS: Int(0, 10_000).default(10),
     MCP_PORTAL_USER_MAX_MEMORY_MB: Int(0, 10_000_000).default(2048),
     MCP_PORTAL_USER_MAX_CPU_SHARES: Int(0, 10_000_000).default(1024),
-    MCP_PORTAL_USER_NETWORK_SUBNET_BASE: Cidr.default("172.20.0.0/16"),
-    MCP_PORTAL_USER_NETWORK_SUBNET_SIZE: Int(8, 30).default(24),
+    MCP_PORTAL_USER_NETWORK_SUBNET_BASE: Cidr.default(DEFAULT_SUBNET_POOL),
+    MCP_PORTAL_USER_NETWORK_SUBNET_SIZE: Int(8, 30).default(DEFAULT_SUBNET_SIZE),
     MCP_PORTAL_RESYNC_SECONDS: Int(1, 86_400).default(60),
     MCP_PORTAL_REREAD_SECONDS: Int(1, 86_400).default(600),
     MCP_PORTAL_MISSING_FILE_GRACE_SECONDS: Int(0, 86_400).default(300),
@@ -67,15 +107,22 @@ const RawConfig = z
     MCP_PORTAL_READ_ONLY_API: Bool.default(false),
   })
   .superRefine((c, ctx) => {
-    if (c.MCP_PORTAL_PORT_RANGE_END < c.MCP_PORTAL_PORT_RANGE_START + c.MCP_PORTAL_PORTS_PER_USER - 1) {
+    const range = { start: c.MCP_PORTAL_PORT_RANGE_START, end: c.MCP_PORTAL_PORT_RANGE_END };
+    if (portPoolCapacity(range, c.MCP_PORTAL_PORTS_PER_USER, c.MCP_PORTAL_PORT_EXCLUDE) < 1) {
       ctx.addIssue({
         code: "custom",
         path: ["MCP_PORTAL_PORT_RANGE_END"],
-        message: "port range must hold at least one block of MCP_PORTAL_PORTS_PER_USER ports",
+        message: `port range ${formatPortSpan(range)} must hold at least one block of MCP_PORTAL_PORTS_PER_USER (${c.MCP_PORTAL_PORTS_PER_USER}) ports without an MCP_PORTAL_PORT_EXCLUDE port`,
       });
     }
-    const base = Number(c.MCP_PORTAL_USER_NETWORK_SUBNET_BASE.split("/")[1]);
-    if (c.MCP_PORTAL_USER_NETWORK_SUBNET_SIZE < base) {
+    const pool = parseIpv4Cidr(c.MCP_PORTAL_USER_NETWORK_SUBNET_BASE);
+    if (!pool) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MCP_PORTAL_USER_NETWORK_SUBNET_BASE"],
+        message: "must be an IPv4 CIDR like 10.199.0.0/16",
+      });
+    } else if (subnetPoolCapacity(pool, c.MCP_PORTAL_USER_NETWORK_SUBNET_SIZE) < 1) {
       ctx.addIssue({
         code: "custom",
         path: ["MCP_PORTAL_USER_NETWORK_SUBNET_SIZE"],
@@ -97,8 +144,11 @@ export interface Config {
   installation: string;
   listen: string;
   overlays: string[];
-  portRange: { start: number; end: number };
+  portRange: PortRange;
+  /** The size of new users' port blocks (a block keeps the size it was made with). */
   portsPerUser: number;
+  /** Ports no new block may contain (MCP_PORTAL_PORT_EXCLUDE). */
+  excludedPorts: PortRange[];
   publishHost: string;
   /** The gateway serves users' host ports (containers publish nothing); off: HTTP servers publish directly. */
   gateway: boolean;
@@ -166,6 +216,7 @@ export function loadConfig(
     overlays,
     portRange: { start: c.MCP_PORTAL_PORT_RANGE_START, end: c.MCP_PORTAL_PORT_RANGE_END },
     portsPerUser,
+    excludedPorts: c.MCP_PORTAL_PORT_EXCLUDE,
     publishHost: c.MCP_PORTAL_PUBLISH_HOST,
     gateway: c.MCP_PORTAL_GATEWAY === "on",
     defaultLimits: {

@@ -13,7 +13,7 @@ import type { ContainerRuntime } from "./docker/runtime.js";
 import { AuditLog, parseAuditMaxBytes } from "./observability/audit.js";
 import { createLogger, type LogLevel, type Logger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
-import { NetworkAllocator } from "./reconcile/allocator.js";
+import { NetworkAllocator, allocatorOptions } from "./reconcile/allocator.js";
 import { AuditedRuntime } from "./docker/audited-runtime.js";
 import { Executor } from "./reconcile/executor.js";
 import { Observer } from "./reconcile/observer.js";
@@ -103,12 +103,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   const runtime = new InstrumentedRuntime(inner, metrics);
   const keys = await loadSecretKeys(options.env, config.stateDir, logger);
   const secrets = keys && { ...keys, maxFileBytes: config.maxFileBytes };
-  const allocator = new NetworkAllocator({
-    portRange: config.portRange,
-    portsPerUser: config.portsPerUser,
-    subnetPool: config.subnetPool.base,
-    subnetPrefixLength: config.subnetPool.prefixLength,
-  });
+  const allocator = new NetworkAllocator(allocatorOptions(config));
   const watch = options.watch ?? true;
   const cacheInputs = options.cacheInputs ?? watch;
   const global = new GlobalInputsStore(config.overlays, config.maxFileBytes);

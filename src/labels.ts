@@ -10,6 +10,7 @@ export const LABELS = {
   hostPort: "mcp.portal.host_port",
   createdAt: "mcp.portal.created_at",
   networkType: "mcp.portal.network_type",
+  /** On a user's network: its port block, `<start>:<size>` (portBlockLabel; a bare `<start>` is a legacy block). */
   portBlock: "mcp.portal.port_block",
   volumeArea: "mcp.portal.volume_area",
   volumePath: "mcp.portal.volume_path",
@@ -39,4 +40,33 @@ export function ownerFilters(installation: string, userId?: string): string[] {
 
 export function isOwnedBy(labels: Readonly<Record<string, string>>, installation: string): boolean {
   return labels[LABELS.managedBy] === MANAGED_BY && labels[LABELS.installation] === installation;
+}
+
+/**
+ * Size of a block whose `port_block` label is a bare start (written before sizes were recorded): 0.1's
+ * MCP_PORTAL_PORTS_PER_USER default. Such a block never reaches into the next block (see parsePortBlockLabel).
+ */
+export const LEGACY_PORT_BLOCK_SIZE = 100;
+
+/** A user's port block as its network's `port_block` label records it. */
+export interface PortBlockLabel {
+  start: number;
+  size: number;
+  /** A bare start: `size` is LEGACY_PORT_BLOCK_SIZE, an upper bound (the block ends where the next one starts). */
+  legacy: boolean;
+}
+
+/** The `port_block` label value: `<start>:<size>`, e.g. `10016:16`. */
+export function portBlockLabel(block: { start: number; end: number }): string {
+  return `${block.start}:${block.end - block.start + 1}`;
+}
+
+/** Reads a `port_block` label: `<start>:<size>`, or a bare `<start>` (legacy); undefined when it is neither. */
+export function parsePortBlockLabel(value: string | undefined): PortBlockLabel | undefined {
+  const match = value === undefined ? null : /^(\d{1,9})(?::(\d{1,9}))?$/.exec(value);
+  if (!match) return undefined;
+  const start = Number(match[1]);
+  const size = match[2] === undefined ? LEGACY_PORT_BLOCK_SIZE : Number(match[2]);
+  if (start < 1 || size < 1) return undefined;
+  return { start, size, legacy: match[2] === undefined };
 }

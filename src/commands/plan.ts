@@ -9,14 +9,14 @@ import { dockerFromEnv } from "../docker/connect.js";
 import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
 import type { ContainerRuntime } from "../docker/runtime.js";
 import { LABELS, isOwnedBy } from "../labels.js";
-import { NetworkAllocator } from "../reconcile/allocator.js";
+import { NetworkAllocator, allocatorOptions } from "../reconcile/allocator.js";
 import { type Decision, decideUser } from "../reconcile/decide.js";
 import { type GlobalSnapshot, GlobalInputsStore, UserInputsStore } from "../reconcile/desired-inputs.js";
 import { prepareDesiredSource } from "../reconcile/desired-source.js";
 import { Observer } from "../reconcile/observer.js";
 import { type PlanStep, describeStep, stepResource } from "../reconcile/plan.js";
 import { pruneLimit } from "../reconcile/prune-guard.js";
-import { preferredBlockStart } from "../reconcile/reconciler.js";
+import { preferredBlock } from "../reconcile/reconciler.js";
 import type { SecretKeys } from "../reconcile/user-secrets.js";
 import { DigestKey, digestKeyPath, loadDigestKey } from "../secrets/digest.js";
 import { SECRET_KEYS_ENV, SECRET_KEYS_FILE_ENV, loadKeyRing } from "../secrets/key-ring.js";
@@ -147,12 +147,7 @@ export async function computePlan(
   // One listing per resource kind (the whole installation, for the mass-prune check), sliced per user, as the
   // controller's resync does.
   const fleet = await new Observer(runtime, config.installation).listAll();
-  const allocator = new NetworkAllocator({
-    portRange: config.portRange,
-    portsPerUser: config.portsPerUser,
-    subnetPool: config.subnetPool.base,
-    subnetPrefixLength: config.subnetPool.prefixLength,
-  });
+  const allocator = new NetworkAllocator(allocatorOptions(config));
   allocator.rebuild(
     fleet.allNetworks,
     (n) => (isOwnedBy(n.labels, config.installation) ? n.labels[LABELS.userId] : undefined),
@@ -189,11 +184,12 @@ export async function computePlan(
       mergedCatalog: (_hash, compute) => Promise.resolve(compute()),
     });
     let source = prepared.source;
-    if (source.kind === "desired")
-      source = {
-        ...source,
-        portBlock: allocator.portBlockFor(userId, preferredBlockStart(observed, config)),
-      };
+    if (source.kind === "desired") {
+      const block = allocator.portBlockFor(userId, preferredBlock(observed, config));
+      source = block
+        ? { ...source, portBlock: block }
+        : { ...source, portBlock: undefined, portPoolExhausted: allocator.portPoolExhaustedMessage() };
+    }
     const problems = user.kind === "present" ? [...global.problems, ...user.problems] : [];
     views.set(userId, userPlanView(userId, decideUser({ userId, source, observed }), problems));
   }

@@ -36,3 +36,13 @@ export function overlaps(a: Ipv4Cidr, b: Ipv4Cidr): boolean {
 export function gatewayOf(cidr: Ipv4Cidr): string {
   return formatIpv4(cidr.network + 1);
 }
+
+/** How many subnets of `prefixLength` the pool holds (0 when they are larger than the pool). */
+export function subnetPoolCapacity(pool: Ipv4Cidr, prefixLength: number): number {
+  return prefixLength >= pool.prefixLength ? 2 ** (prefixLength - pool.prefixLength) : 0;
+}
+
+/** Containers a bridge subnet holds: every address but the network, the broadcast and the bridge (gateway). */
+export function containersPerSubnet(prefixLength: number): number {
+  return Math.max(0, 2 ** (32 - prefixLength) - 3);
+}

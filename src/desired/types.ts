@@ -63,6 +63,8 @@ export const BLOCK_REASONS = [
   "InvalidDesiredState",
   /** A user's custom server takes the id of a server that policy.json server_security loosens. */
   "ShadowsAdminServer",
+  /** Every port of the user's block is taken (policy.json may allow more ports than the block holds). */
+  "PortBlockFull",
 ] as const;
 export type BlockReason = (typeof BLOCK_REASONS)[number];
 

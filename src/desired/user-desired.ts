@@ -87,8 +87,21 @@ export function effectiveLimits(
   defaults: Limits,
   blockSize: number,
 ): Limits {
-  const limits = { ...defaults, ...policy.default_limits, ...ownValue(policy.users, userId)?.limits };
+  // Without a policy value max_ports is the user's own block: a block made under an earlier
+  // MCP_PORTAL_PORTS_PER_USER keeps serving as many ports as it has.
+  const limits = {
+    ...defaults,
+    max_ports: blockSize,
+    ...policy.default_limits,
+    ...ownValue(policy.users, userId)?.limits,
+  };
   return { ...limits, max_ports: Math.min(limits.max_ports, blockSize) };
+}
+
+/** policy.json's max_ports for the user when it asks for more ports than the user's block holds. */
+function maxPortsBeyondBlock(policy: PolicyFile, userId: string, blockSize: number): number | undefined {
+  const asked = ownValue(policy.users, userId)?.limits.max_ports ?? policy.default_limits.max_ports;
+  return asked !== undefined && asked > blockSize ? asked : undefined;
 }
 
 /**
@@ -195,7 +208,11 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
     const cpuShares = definition.resources.cpu_shares ?? SERVER_DEFAULTS.cpuShares;
     const exceeded = firstExceededLimit(usage, limits, memoryMb, cpuShares);
     if (exceeded) {
-      block("LimitExceeded", exceeded, false);
+      // max_ports at the block's size (policy gives none, or more): the block is full, not an admin's limit.
+      if (exceeded.limit === "max_ports" && limits.max_ports === blockSize) {
+        const asked = maxPortsBeyondBlock(input.policy, userId, blockSize);
+        block("PortBlockFull", portBlockFullMessage(input.portBlock, asked), false);
+      } else block("LimitExceeded", exceeded.message, false);
       continue;
     }
     usage.containers += 1;
@@ -221,8 +238,8 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
       outcomes.set(definition.id, {
         serverId: definition.id,
         kind: "blocked",
-        reason: "LimitExceeded",
-        message: `no free host port left in the user's block ${input.portBlock.start}-${input.portBlock.end}`,
+        reason: "PortBlockFull",
+        message: portBlockFullMessage(input.portBlock, maxPortsBeyondBlock(input.policy, userId, blockSize)),
         keepExisting: false,
       });
       continue;
@@ -253,19 +270,42 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
   };
 }
 
+/** Why a server gets no host port: the user's block is full (and, when so, policy.json asks for more). */
+function portBlockFullMessage(block: PortRange, maxPortsAsked: number | undefined): string {
+  const size = block.end - block.start + 1;
+  const asked =
+    maxPortsAsked === undefined
+      ? ""
+      : `; policy.json gives max_ports ${maxPortsAsked}, more than the block holds`;
+  return (
+    `every port of the user's block ${block.start}-${block.end} (${size} ports) is taken${asked}: a block keeps ` +
+    `the size it was made with (README, "Capacity": how to move a user to a larger block)`
+  );
+}
+
 function firstExceededLimit(
   usage: { containers: number; memory_mb: number; cpu_shares: number; ports: number },
   limits: Limits,
   memoryMb: number,
   cpuShares: number,
-): string | undefined {
+): { limit: keyof Limits; message: string } | undefined {
   if (usage.containers + 1 > limits.max_containers)
-    return `max_containers ${limits.max_containers} reached (${usage.containers} servers admitted before this one)`;
+    return {
+      limit: "max_containers",
+      message: `max_containers ${limits.max_containers} reached (${usage.containers} servers admitted before this one)`,
+    };
   if (usage.memory_mb + memoryMb > limits.max_memory_mb)
-    return `max_memory_mb ${limits.max_memory_mb} would be exceeded: ${usage.memory_mb} MB admitted + ${memoryMb} MB requested`;
+    return {
+      limit: "max_memory_mb",
+      message: `max_memory_mb ${limits.max_memory_mb} would be exceeded: ${usage.memory_mb} MB admitted + ${memoryMb} MB requested`,
+    };
   if (usage.cpu_shares + cpuShares > limits.max_cpu_shares)
-    return `max_cpu_shares ${limits.max_cpu_shares} would be exceeded: ${usage.cpu_shares} admitted + ${cpuShares} requested`;
-  if (usage.ports + 1 > limits.max_ports) return `max_ports ${limits.max_ports} reached`;
+    return {
+      limit: "max_cpu_shares",
+      message: `max_cpu_shares ${limits.max_cpu_shares} would be exceeded: ${usage.cpu_shares} admitted + ${cpuShares} requested`,
+    };
+  if (usage.ports + 1 > limits.max_ports)
+    return { limit: "max_ports", message: `max_ports ${limits.max_ports} reached` };
   return undefined;
 }
 

@@ -74,6 +74,8 @@ export interface Metrics {
   readonly invalidFiles: Gauge;
   readonly portPoolAllocated: Gauge;
   readonly portPoolCapacity: Gauge;
+  readonly subnetPoolAllocated: Gauge;
+  readonly subnetPoolCapacity: Gauge;
   readonly lastResyncTimestampSeconds: Gauge;
   readonly buildInfo: Gauge<"version">;
   readonly users: Gauge<"phase">;
@@ -160,12 +162,22 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     }),
     portPoolAllocated: new Gauge({
       name: "mcp_portal_port_pool_allocated",
-      help: "Host ports reserved for users (allocated port blocks times ports per user).",
+      help: "Host ports of the port range a new user cannot get: its blocks (of MCP_PORTAL_PORTS_PER_USER ports) that users' blocks cover, times the block size.",
       registers,
     }),
     portPoolCapacity: new Gauge({
       name: "mcp_portal_port_pool_capacity",
-      help: "Host ports in the configured port range available for users' port blocks.",
+      help: "Host ports in the port range's blocks for users (whole blocks without an MCP_PORTAL_PORT_EXCLUDE port, times the block size).",
+      registers,
+    }),
+    subnetPoolAllocated: new Gauge({
+      name: "mcp_portal_subnet_pool_allocated",
+      help: "Subnets of the user subnet pool a new user cannot get: held by users' networks or overlapping other networks.",
+      registers,
+    }),
+    subnetPoolCapacity: new Gauge({
+      name: "mcp_portal_subnet_pool_capacity",
+      help: "Subnets of MCP_PORTAL_USER_NETWORK_SUBNET_SIZE in the user subnet pool (MCP_PORTAL_USER_NETWORK_SUBNET_BASE).",
       registers,
     }),
     lastResyncTimestampSeconds: new Gauge({

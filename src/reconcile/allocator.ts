@@ -1,13 +1,52 @@
+import type { Config } from "../config.js";
 import type { ActualContainer, ActualNetwork } from "../docker/runtime.js";
-import { LABELS } from "../labels.js";
-import { type PortRange, blockAt, blockCount, blockStartOf } from "../desired/port-blocks.js";
-import { type Ipv4Cidr, formatCidr, overlaps, parseIpv4Cidr } from "../desired/subnets.js";
+import { LABELS, LEGACY_PORT_BLOCK_SIZE, type PortBlockLabel, parsePortBlockLabel } from "../labels.js";
+import {
+  MAX_BLOCK_SIZE,
+  MAX_PORT,
+  type PortRange,
+  blockAt,
+  blockCount,
+  blocksCovering,
+  blockStartOf,
+  excludedBlocks,
+  formatPortSpan,
+} from "../desired/port-blocks.js";
+import {
+  type Ipv4Cidr,
+  formatCidr,
+  overlaps,
+  parseIpv4Cidr,
+  subnetPoolCapacity,
+} from "../desired/subnets.js";
 
 export interface AllocatorOptions {
   portRange: PortRange;
+  /** The size of every new block; blocks of other sizes (recorded in their networks' labels) are kept as they are. */
   portsPerUser: number;
+  /** Ports no new block may contain (well-known services inside the range); existing blocks are not affected. */
+  excludedPorts?: readonly PortRange[];
   subnetPool: string;
   subnetPrefixLength: number;
+}
+
+/** The allocator's options as the configuration gives them (the daemon and `plan` build it the same way). */
+export function allocatorOptions(
+  config: Pick<Config, "portRange" | "portsPerUser" | "excludedPorts" | "subnetPool">,
+): AllocatorOptions {
+  return {
+    portRange: config.portRange,
+    portsPerUser: config.portsPerUser,
+    excludedPorts: config.excludedPorts,
+    subnetPool: config.subnetPool.base,
+    subnetPrefixLength: config.subnetPool.prefixLength,
+  };
+}
+
+/** A pool's use: `allocated` of `capacity` (ports, or subnets) are not free for a new user. */
+export interface PoolStats {
+  allocated: number;
+  capacity: number;
 }
 
 /**
@@ -54,14 +93,45 @@ class SlotPool {
   }
 }
 
+/** Which ports the held blocks cover, one byte per port: blocks of any size and alignment never overlap. */
+class PortMap {
+  private readonly used: Uint8Array;
+
+  constructor(readonly maxPort: number) {
+    this.used = new Uint8Array(maxPort + 1);
+  }
+
+  /** The first port of `block` that is covered, not counting the ports of `except` (the holder's own block). */
+  firstUsed(block: PortRange, except?: PortRange): number | undefined {
+    for (let port = block.start; port <= block.end; port++) {
+      if (this.used[port] === 1 && !(except && port >= except.start && port <= except.end)) return port;
+    }
+    return undefined;
+  }
+
+  set(block: PortRange, used: boolean): void {
+    this.used.fill(used ? 1 : 0, block.start, block.end + 1);
+  }
+
+  clear(): void {
+    this.used.fill(0);
+  }
+}
+
 /**
  * Port blocks and subnets per user. The engine is the memory (network labels, container port labels); this
  * only mirrors it and hands out new ones under the single-threaded event loop, so two users never race to the
- * same block or subnet. Lookups and allocations are O(1) amortised; a rebuild is linear in the listing.
+ * same block or subnet. A new block has today's size, on today's range; a block recorded with another size or
+ * outside the range (an earlier configuration) is kept as it is, and new blocks go around it. Handing out a
+ * new block or subnet is O(1) amortised; holding a recorded block costs its size; a rebuild is linear in the
+ * listing.
  */
 export class NetworkAllocator {
-  private readonly blocks = new Map<string, number>();
+  private readonly blocks = new Map<string, PortRange>();
+  /** The range's whole blocks of today's size: taken while any held block or excluded port shares a port. */
   private readonly blockSlots: SlotPool;
+  private readonly excludedSlots: readonly number[];
+  private readonly ports: PortMap;
   private readonly subnets = new Map<string, string>();
   /** The pool slots each user's subnet overlaps (one, unless it is not aligned to the pool). */
   private readonly userSubnetSlots = new Map<string, number[]>();
@@ -70,13 +140,15 @@ export class NetworkAllocator {
   private readonly pool: Ipv4Cidr | undefined;
 
   constructor(private readonly options: AllocatorOptions) {
-    this.blockSlots = new SlotPool(blockCount(options.portRange, options.portsPerUser));
+    const { portRange, portsPerUser } = options;
+    this.blockSlots = new SlotPool(blockCount(portRange, portsPerUser));
+    this.excludedSlots = [...excludedBlocks(portRange, portsPerUser, options.excludedPorts ?? [])];
+    this.resetBlockSlots();
+    this.ports = new PortMap(Math.max(MAX_PORT, portRange.end));
     this.pool = parseIpv4Cidr(options.subnetPool);
-    const slots =
-      this.pool && options.subnetPrefixLength >= this.pool.prefixLength
-        ? 2 ** (options.subnetPrefixLength - this.pool.prefixLength)
-        : 0;
-    this.subnetSlots = new SlotPool(slots);
+    this.subnetSlots = new SlotPool(
+      this.pool ? subnetPoolCapacity(this.pool, options.subnetPrefixLength) : 0,
+    );
   }
 
   /** Rebuilds from a full listing: every network on the engine and our containers. */
@@ -89,9 +161,11 @@ export class NetworkAllocator {
     const previousBlocks = new Map(this.blocks);
     const previousSubnets = new Map(this.subnets);
     this.blocks.clear();
-    this.blockSlots.clear();
+    this.resetBlockSlots();
+    this.ports.clear();
     const foreign: string[] = [];
     const listedSubnets = new Map<string, string>();
+    const legacy: { userId: string; start: number }[] = [];
     for (const network of allNetworks) {
       const userId = ownNetworkUser(network);
       if (userId === undefined) {
@@ -100,19 +174,25 @@ export class NetworkAllocator {
       }
       const subnet = network.subnets[0];
       if (subnet) listedSubnets.set(userId, subnet);
-      const start = Number(network.labels[LABELS.portBlock]);
-      if (Number.isInteger(start) && blockStartOf(portRange, portsPerUser, start) === start)
-        this.holdBlock(userId, start);
+      const label = parsePortBlockLabel(network.labels[LABELS.portBlock]);
+      if (label?.legacy) legacy.push({ userId, start: label.start });
+      else if (label) this.holdBlock(userId, { start: label.start, end: label.start + label.size - 1 });
+    }
+    // Unsized labels after the sized ones, highest start first, so each ends where the next block begins.
+    legacy.sort((a, b) => b.start - a.start);
+    for (const { userId, start } of legacy) {
+      const block = this.legacyBlock(start);
+      if (block) this.holdBlock(userId, block);
     }
     for (const container of containers) {
       const userId = container.labels[LABELS.userId];
       const port = Number(container.labels[LABELS.hostPort]);
       if (userId === undefined || this.blocks.has(userId) || !Number.isInteger(port)) continue;
       const start = blockStartOf(portRange, portsPerUser, port);
-      if (start !== undefined) this.holdBlock(userId, start);
+      if (start !== undefined) this.holdBlock(userId, { start, end: start + portsPerUser - 1 });
     }
     // Reservations made since the listing started (users mid-create) survive the rebuild.
-    for (const [userId, start] of previousBlocks) if (!this.blocks.has(userId)) this.holdBlock(userId, start);
+    for (const [userId, block] of previousBlocks) if (!this.blocks.has(userId)) this.holdBlock(userId, block);
 
     this.subnets.clear();
     this.userSubnetSlots.clear();
@@ -137,20 +217,24 @@ export class NetworkAllocator {
     for (const s of this.foreignSubnets) for (const slot of this.slotsOf(s)) this.subnetSlots.take(slot);
   }
 
-  /** The user's block: the one it holds, else the preferred one if free, else the lowest free block. */
-  portBlockFor(userId: string, preferredStart?: number): PortRange | undefined {
-    const { portRange, portsPerUser } = this.options;
+  /**
+   * The user's block: the one it holds, else the preferred one (its network's label) if no other block
+   * overlaps it, else the lowest free block of today's size. Undefined when the pool has none left.
+   */
+  portBlockFor(userId: string, preferred?: PortBlockLabel): PortRange | undefined {
     const held = this.blocks.get(userId);
-    if (held !== undefined) return { start: held, end: held + portsPerUser - 1 };
-    let slot: number | undefined;
-    if (preferredStart !== undefined) {
-      const index = (preferredStart - portRange.start) / portsPerUser;
-      if (Number.isInteger(index) && this.blockSlots.isFree(index)) slot = index;
+    if (held !== undefined) return held;
+    if (preferred !== undefined) {
+      const block = preferred.legacy
+        ? this.legacyBlock(preferred.start)
+        : { start: preferred.start, end: preferred.start + preferred.size - 1 };
+      if (block && this.holdBlock(userId, block)) return block;
     }
-    slot ??= this.blockSlots.lowestFree();
+    const slot = this.blockSlots.lowestFree();
     if (slot === undefined) return undefined;
-    const block = blockAt(portRange, portsPerUser, slot);
-    this.holdBlock(userId, block.start);
+    // A free slot shares no port with any held block or excluded port, so holding it cannot fail.
+    const block = blockAt(this.options.portRange, this.options.portsPerUser, slot);
+    this.holdBlock(userId, block);
     return block;
   }
 
@@ -183,36 +267,95 @@ export class NetworkAllocator {
   }
 
   release(userId: string): void {
-    const start = this.blocks.get(userId);
-    if (start !== undefined) {
-      this.blocks.delete(userId);
-      this.blockSlots.free(this.blockIndex(start));
-    }
+    const block = this.blocks.get(userId);
+    if (block !== undefined) this.releaseBlock(userId, block);
     this.releaseSubnet(userId);
   }
 
-  portStats(): { allocated: number; capacity: number } {
+  /** Ports of the range's blocks (of today's size) that a new user cannot get, of all it has without excluded ones. */
+  portStats(): PoolStats {
     const { portsPerUser } = this.options;
-    return { allocated: this.blocks.size * portsPerUser, capacity: this.blockSlots.count * portsPerUser };
+    const excluded = this.excludedSlots.length;
+    return {
+      allocated: (this.blockSlots.size - excluded) * portsPerUser,
+      capacity: (this.blockSlots.count - excluded) * portsPerUser,
+    };
+  }
+
+  /** Subnets of the pool that a new user cannot get (held by users, or overlapping other networks), of all. */
+  subnetStats(): PoolStats {
+    return { allocated: this.subnetSlots.size, capacity: this.subnetSlots.count };
   }
 
   blockOf(userId: string): PortRange | undefined {
-    const start = this.blocks.get(userId);
-    return start === undefined ? undefined : { start, end: start + this.options.portsPerUser - 1 };
+    return this.blocks.get(userId);
   }
 
-  private blockIndex(start: number): number {
-    return (start - this.options.portRange.start) / this.options.portsPerUser;
+  /** Why a user gets no block (status, `plan`): the pool, and how to grow it. */
+  portPoolExhaustedMessage(): string {
+    const { portRange, portsPerUser, excludedPorts = [] } = this.options;
+    const blocks = this.blockSlots.count - this.excludedSlots.length;
+    const skipped =
+      this.excludedSlots.length > 0
+        ? `, ${this.excludedSlots.length} more skipped for MCP_PORTAL_PORT_EXCLUDE (${excludedPorts.map(formatPortSpan).join(",")})`
+        : "";
+    return (
+      `no free port block left: all ${blocks} blocks of ${portsPerUser} ports in ${formatPortSpan(portRange)} are ` +
+      `held${skipped}; widen MCP_PORTAL_PORT_RANGE_START/_END or lower MCP_PORTAL_PORTS_PER_USER (both apply to ` +
+      `new users; existing blocks stay as they are)`
+    );
   }
 
-  /** Holds `start` for the user unless another user holds it already (first come keeps it). */
-  private holdBlock(userId: string, start: number): void {
-    const index = this.blockIndex(start);
-    if (!this.blockSlots.isFree(index)) return;
+  /** Why a user gets no subnet (status): the pool, and how to grow it. */
+  subnetPoolExhaustedMessage(): string {
+    const { subnetPool, subnetPrefixLength } = this.options;
+    const { capacity } = this.subnetStats();
+    return (
+      `no free subnet left: all ${capacity} /${subnetPrefixLength} subnets of ${subnetPool} are taken by users' ` +
+      `networks or overlap other networks; widen MCP_PORTAL_USER_NETWORK_SUBNET_BASE or raise ` +
+      `MCP_PORTAL_USER_NETWORK_SUBNET_SIZE (both apply to new users; existing networks stay as they are)`
+    );
+  }
+
+  private resetBlockSlots(): void {
+    this.blockSlots.clear();
+    for (const slot of this.excludedSlots) this.blockSlots.take(slot);
+  }
+
+  /**
+   * The block of a bare (legacy) `port_block` label: LEGACY_PORT_BLOCK_SIZE ports from `start`, ending where
+   * the next held block begins (an installation that ran with smaller blocks had them back to back). Undefined
+   * when `start` itself is held or out of bounds.
+   */
+  private legacyBlock(start: number): PortRange | undefined {
+    const { maxPort } = this.ports;
+    if (start > maxPort) return undefined;
+    const longest = { start, end: Math.min(start + LEGACY_PORT_BLOCK_SIZE - 1, maxPort) };
+    const next = this.ports.firstUsed(longest);
+    if (next === start) return undefined;
+    return next === undefined ? longest : { start, end: next - 1 };
+  }
+
+  /** Holds `block` for the user unless it overlaps another user's block (first come keeps it). */
+  private holdBlock(userId: string, block: PortRange): boolean {
+    const size = block.end - block.start + 1;
+    if (block.start < 1 || block.end > this.ports.maxPort || size < 1 || size > MAX_BLOCK_SIZE) return false;
     const previous = this.blocks.get(userId);
-    if (previous !== undefined) this.blockSlots.free(this.blockIndex(previous));
-    this.blocks.set(userId, start);
-    this.blockSlots.take(index);
+    if (previous !== undefined && previous.start === block.start && previous.end === block.end) return true;
+    if (this.ports.firstUsed(block, previous) !== undefined) return false;
+    if (previous !== undefined) this.releaseBlock(userId, previous);
+    this.blocks.set(userId, block);
+    this.ports.set(block, true);
+    const slots = blocksCovering(this.options.portRange, this.options.portsPerUser, block);
+    if (slots) for (let i = slots.first; i <= slots.last; i++) this.blockSlots.take(i);
+    return true;
+  }
+
+  private releaseBlock(userId: string, block: PortRange): void {
+    this.blocks.delete(userId);
+    this.ports.set(block, false);
+    const slots = blocksCovering(this.options.portRange, this.options.portsPerUser, block);
+    if (slots) for (let i = slots.first; i <= slots.last; i++) this.blockSlots.free(i);
   }
 
   private holdSubnet(userId: string, subnet: string): void {

@@ -528,6 +528,9 @@ export class Controller {
     const ports = allocator.portStats();
     metrics.portPoolAllocated.set(ports.allocated);
     metrics.portPoolCapacity.set(ports.capacity);
+    const subnets = allocator.subnetStats();
+    metrics.subnetPoolAllocated.set(subnets.allocated);
+    metrics.subnetPoolCapacity.set(subnets.capacity);
   }
 }
 

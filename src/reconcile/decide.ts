@@ -26,6 +26,8 @@ export type DesiredSource =
       input: Omit<DesiredUserInput, "portBlock" | "currentPorts">;
       /** The user's port block; undefined when the pool has none left. */
       portBlock: PortRange | undefined;
+      /** Without a block: what the status says (the pool, how to grow it); see NetworkAllocator. */
+      portPoolExhausted?: string;
     };
 
 export interface DecisionInput {
@@ -67,7 +69,7 @@ export function decideUser(input: DecisionInput): Decision {
           generation: source.generation,
           stalled: {
             reason: "PortPoolExhausted",
-            message: "no free port block left in the global port range",
+            message: source.portPoolExhausted ?? "no free port block left in the port range",
           },
         };
       }

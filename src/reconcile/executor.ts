@@ -1,7 +1,8 @@
 import { gatewayOf, parseIpv4Cidr } from "../desired/subnets.js";
 import type { AuditedRuntime, MutationScope } from "../docker/audited-runtime.js";
 import { isRuntimeError } from "../docker/runtime.js";
-import { LABELS, isOwnedBy, ownerLabels } from "../labels.js";
+import type { PortRange } from "../desired/port-blocks.js";
+import { LABELS, isOwnedBy, ownerLabels, portBlockLabel } from "../labels.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { NetworkAllocator } from "./allocator.js";
@@ -44,8 +45,8 @@ export interface ExecutionContext {
   userId: string;
   log: Logger;
   signal: AbortSignal;
-  /** Recorded on a new network (the user's port block start). */
-  portBlockStart: number | undefined;
+  /** Recorded on a new network (`port_block` label): the user's port block. */
+  portBlock: PortRange | undefined;
 }
 
 class ConflictError extends Error {
@@ -206,12 +207,12 @@ export class Executor {
       ...ownerLabels(installation, ctx.userId),
       [LABELS.networkType]: "user_isolation",
     };
-    if (ctx.portBlockStart !== undefined) labels[LABELS.portBlock] = String(ctx.portBlockStart);
+    if (ctx.portBlock !== undefined) labels[LABELS.portBlock] = portBlockLabel(ctx.portBlock);
     for (let attempt = 0; attempt < 3; attempt++) {
       const subnet = allocator.subnetFor(ctx.userId);
       const cidr = subnet ? parseIpv4Cidr(subnet) : undefined;
       if (!subnet || !cidr)
-        throw new UserLevelError("SubnetPoolExhausted", "no free subnet left in the user network pool");
+        throw new UserLevelError("SubnetPoolExhausted", allocator.subnetPoolExhaustedMessage());
       try {
         const id = await runtime.createNetwork({
           name,

@@ -6,7 +6,7 @@ import type { UserStatus } from "../contracts/status-file.js";
 import { blockStartOf } from "../desired/port-blocks.js";
 import type { DesiredUser } from "../desired/types.js";
 import { type DesiredUserInput, computeDesiredUser } from "../desired/user-desired.js";
-import { LABELS } from "../labels.js";
+import { LABELS, type PortBlockLabel, parsePortBlockLabel } from "../labels.js";
 import type { AuditWriter } from "../observability/audit.js";
 import type { Logger } from "../observability/logger.js";
 import { canonicalHash, canonicalJson } from "../util/canonical-json.js";
@@ -204,7 +204,8 @@ export class Reconciler {
       }
     }
     const block = this.deps.allocator.blockOf(userId);
-    return `${root}\n${global.key}\n${userKey}\n${block?.start ?? "-"}\n${healthKey}\n${observation.fingerprint}`;
+    const blockKey = block ? `${block.start}-${block.end}` : "-";
+    return `${root}\n${global.key}\n${userKey}\n${blockKey}\n${healthKey}\n${observation.fingerprint}`;
   }
 
   private async converge(
@@ -267,7 +268,7 @@ export class Reconciler {
         userId,
         log: ctx.log,
         signal: ctx.signal,
-        portBlockStart: decision.kind === "converge" ? decision.portBlock.start : undefined,
+        portBlock: decision.kind === "converge" ? decision.portBlock : undefined,
       });
       deps.observer.markStale(userId);
     }
@@ -375,8 +376,11 @@ export class Reconciler {
   ): Decision {
     let source = prepared.source;
     if (source.kind === "desired") {
-      const block = this.deps.allocator.portBlockFor(userId, preferredBlockStart(observed, this.deps.config));
-      source = { ...source, portBlock: block };
+      const { allocator } = this.deps;
+      const block = allocator.portBlockFor(userId, preferredBlock(observed, this.deps.config));
+      source = block
+        ? { ...source, portBlock: block }
+        : { ...source, portBlock: undefined, portPoolExhausted: allocator.portPoolExhaustedMessage() };
     }
     const hadContainer = new Set((previous?.servers ?? []).filter((s) => s.container_id).map((s) => s.id));
     return decideUser({
@@ -521,14 +525,20 @@ function hasWork(decision: Decision): boolean {
   return decision.kind !== "hold" && (decision.plan.steps.length > 0 || decision.plan.waits.length > 0);
 }
 
-export function preferredBlockStart(actual: ActualUser, config: Config): number | undefined {
+/**
+ * The block the user's objects say it has: its network's `port_block` label (with the size it was made with),
+ * else today's block around the host port of one of its containers.
+ */
+export function preferredBlock(actual: ActualUser, config: Config): PortBlockLabel | undefined {
   for (const network of actual.networks) {
-    const start = Number(network.labels[LABELS.portBlock]);
-    if (Number.isInteger(start)) return start;
+    const label = parsePortBlockLabel(network.labels[LABELS.portBlock]);
+    if (label) return label;
   }
   for (const container of actual.containers) {
     const port = Number(container.labels[LABELS.hostPort]);
-    if (Number.isInteger(port)) return blockStartOf(config.portRange, config.portsPerUser, port);
+    if (!Number.isInteger(port)) continue;
+    const start = blockStartOf(config.portRange, config.portsPerUser, port);
+    return start === undefined ? undefined : { start, size: config.portsPerUser, legacy: false };
   }
   return undefined;
 }

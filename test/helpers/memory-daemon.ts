@@ -25,7 +25,8 @@ export interface MemoryDaemonOptions {
   data?: TestDataDir;
   runtime?: MemoryRuntime;
   runtimeOptions?: MemoryRuntimeOptions;
-  env?: Record<string, string>;
+  /** Over the helper's settings; `undefined` drops one (so its default applies). */
+  env?: Record<string, string | undefined>;
   clock?: Clock;
   /** Start it (initial sync) before returning (default true). */
   start?: boolean;
@@ -36,7 +37,7 @@ export interface MemoryDaemonOptions {
 export async function memoryDaemon(options: MemoryDaemonOptions = {}): Promise<MemoryDaemon> {
   const data = options.data ?? (await TestDataDir.create());
   const runtime = options.runtime ?? new MemoryRuntime(options.runtimeOptions);
-  const env: Record<string, string> = {
+  const merged: Record<string, string | undefined> = {
     MCP_PORTAL_DATA_DIR: data.root,
     MCP_PORTAL_INSTALLATION: "unit",
     MCP_PORTAL_GATEWAY: "off",
@@ -49,6 +50,8 @@ export async function memoryDaemon(options: MemoryDaemonOptions = {}): Promise<M
     LOG_LEVEL: "debug",
     ...options.env,
   };
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(merged)) if (value !== undefined) env[key] = value;
   const logs: string[] = [];
   const logger = createLogger({
     level: "debug",

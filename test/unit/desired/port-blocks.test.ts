@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { assignHostPorts, blockAt, blockCount, blockStartOf } from "../../../src/desired/port-blocks.js";
+import {
+  assignHostPorts,
+  blockAt,
+  blockCount,
+  blocksCovering,
+  blockStartOf,
+  excludedBlocks,
+  parsePortSpans,
+  portPoolCapacity,
+} from "../../../src/desired/port-blocks.js";
+import { DEFAULT_PORT_EXCLUDE, DEFAULT_PORT_RANGE, DEFAULT_PORTS_PER_USER } from "../../../src/config.js";
 
 const RANGE = { start: 20000, end: 20999 };
 
@@ -25,6 +35,52 @@ describe("block arithmetic", () => {
     expect(blockStartOf(RANGE, 100, 21000)).toBeUndefined();
     // 20100-20149 is a partial block, never handed out
     expect(blockStartOf({ start: 20000, end: 20149 }, 100, 20120)).toBeUndefined();
+  });
+});
+
+describe("blocks of another size", () => {
+  it("finds the blocks of the grid a span shares ports with", () => {
+    expect(blocksCovering(RANGE, 100, { start: 20000, end: 20099 })).toEqual({ first: 0, last: 0 });
+    expect(blocksCovering(RANGE, 100, { start: 20050, end: 20250 })).toEqual({ first: 0, last: 2 });
+    expect(blocksCovering(RANGE, 100, { start: 19000, end: 20000 })).toEqual({ first: 0, last: 0 });
+    expect(blocksCovering(RANGE, 100, { start: 20950, end: 21500 })).toEqual({ first: 9, last: 9 });
+    expect(blocksCovering(RANGE, 100, { start: 21000, end: 21500 })).toBeUndefined();
+    expect(blocksCovering({ start: 20000, end: 20149 }, 100, { start: 20100, end: 20149 })).toBeUndefined();
+  });
+
+  it("counts the blocks an empty pool gives users, without those holding an excluded port", () => {
+    expect(
+      excludedBlocks(RANGE, 100, [
+        { start: 20005, end: 20005 },
+        { start: 20099, end: 20100 },
+      ]),
+    ).toEqual(new Set([0, 1]));
+    expect(portPoolCapacity(RANGE, 100, [{ start: 20005, end: 20005 }])).toBe(9);
+    expect(portPoolCapacity(RANGE, 100, [{ start: 1, end: 65535 }])).toBe(0);
+  });
+
+  it("the defaults hold more than 1,000 users, below the ephemeral range and Kubernetes NodePorts", () => {
+    const excluded = parsePortSpans(DEFAULT_PORT_EXCLUDE);
+    if (!("spans" in excluded)) throw new Error(`default exclusions invalid: ${excluded.invalid}`);
+    expect(portPoolCapacity(DEFAULT_PORT_RANGE, DEFAULT_PORTS_PER_USER, excluded.spans)).toBe(1231);
+    expect(DEFAULT_PORT_RANGE.end).toBeLessThan(30000);
+    // Each excluded port sits inside the default range (else it would exclude nothing).
+    for (const span of excluded.spans) {
+      expect(span.start).toBeGreaterThanOrEqual(DEFAULT_PORT_RANGE.start);
+      expect(span.end).toBeLessThanOrEqual(DEFAULT_PORT_RANGE.end);
+    }
+  });
+
+  it("parses port lists: ports and a-b spans, empty means none", () => {
+    expect(parsePortSpans("")).toEqual({ spans: [] });
+    expect(parsePortSpans(" 27017-27019, 11211 ,")).toEqual({
+      spans: [
+        { start: 27017, end: 27019 },
+        { start: 11211, end: 11211 },
+      ],
+    });
+    for (const bad of ["0", "70000", "5-3", "a", "1-2-3", "-5", "27017:27019"])
+      expect(parsePortSpans(`80,${bad}`)).toEqual({ invalid: bad });
   });
 });
 

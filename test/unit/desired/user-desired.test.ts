@@ -417,13 +417,38 @@ describe("computeDesiredUser: limits", () => {
     expect(blockedOf(desired, "b").message).toContain("max_cpu_shares 1024");
   });
 
-  it("blocks on max_ports (capped by the port block)", () => {
+  it("blocks on max_ports (capped by the port block): the block is full", () => {
     const desired = computeDesiredUser(
       desiredInput({ servers: three, portBlock: { start: 20000, end: 20001 } }),
     );
-    expect(kinds(desired)).toEqual(["a:run", "b:run", "c:LimitExceeded"]);
-    expect(blockedOf(desired, "c").message).toContain("max_ports 2");
+    expect(kinds(desired)).toEqual(["a:run", "b:run", "c:PortBlockFull"]);
+    expect(blockedOf(desired, "c").message).toBe(
+      `every port of the user's block 20000-20001 (2 ports) is taken: a block keeps the size it was made with ` +
+        `(README, "Capacity": how to move a user to a larger block)`,
+    );
     expect(desired.limits.max_ports).toBe(2);
+  });
+
+  it("blocks on a policy max_ports below the block as LimitExceeded, above it as PortBlockFull", () => {
+    const below = { default_limits: { max_ports: 1 } };
+    const desired = computeDesiredUser(desiredInput({ servers: three, policy: below }));
+    expect(kinds(desired)).toEqual(["a:run", "b:LimitExceeded", "c:LimitExceeded"]);
+    expect(blockedOf(desired, "b").message).toBe("max_ports 1 reached");
+
+    const above = { users: { alice: { limits: { max_ports: 50 } } } };
+    const full = computeDesiredUser(
+      desiredInput({ servers: three, policy: above, portBlock: { start: 20000, end: 20001 } }),
+    );
+    expect(kinds(full)).toEqual(["a:run", "b:run", "c:PortBlockFull"]);
+    expect(blockedOf(full, "c").message).toContain(
+      "policy.json gives max_ports 50, more than the block holds",
+    );
+  });
+
+  it("gives a block of another size (an earlier MCP_PORTAL_PORTS_PER_USER) its own size as max_ports", () => {
+    expect(
+      effectiveLimits(PolicyFile.parse({}), "alice", { ...DEFAULT_LIMITS, max_ports: 16 }, 100).max_ports,
+    ).toBe(100);
   });
 
   it("lowering a limit in policy.json blocks the later servers", () => {

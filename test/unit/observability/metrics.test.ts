@@ -24,6 +24,8 @@ const CONTRACT_NAMES = [
   "mcp_portal_invalid_files",
   "mcp_portal_port_pool_allocated",
   "mcp_portal_port_pool_capacity",
+  "mcp_portal_subnet_pool_allocated",
+  "mcp_portal_subnet_pool_capacity",
   "mcp_portal_last_resync_timestamp_seconds",
   "mcp_portal_build_info",
 ];
@@ -44,6 +46,8 @@ function exercise(): Registry {
   m.invalidFiles.set(0);
   m.portPoolAllocated.set(100);
   m.portPoolCapacity.set(10000);
+  m.subnetPoolAllocated.set(3);
+  m.subnetPoolCapacity.set(2048);
   m.lastResyncTimestampSeconds.set(Date.now() / 1000);
   m.users.set({ phase: "Ready" }, 1);
   m.blockedServers.set({ reason: "MissingSecret" }, 1);

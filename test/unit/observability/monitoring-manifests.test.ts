@@ -1,7 +1,10 @@
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
+import { parse, stringify } from "yaml";
 import { createMetrics } from "../../../src/observability/metrics.js";
 import { promtool, skipPromtool } from "./promtool.js";
 
@@ -63,6 +66,9 @@ describe("manifests/monitoring", () => {
       "McpPortalWorkqueueBackingUp",
       "McpPortalUsersNotReady",
       "McpPortalPortPoolNearlyExhausted",
+      "McpPortalPortPoolExhausted",
+      "McpPortalSubnetPoolNearlyExhausted",
+      "McpPortalSubnetPoolExhausted",
       "McpPortalInvalidDesiredStateFiles",
       "McpPortalDockerUnreachable",
     ]) {
@@ -76,6 +82,61 @@ describe("manifests/monitoring", () => {
     const names = await exposedNames();
     for (const name of metricNames(text)) expect(names, `alerts.yml uses ${name}`).toContain(name);
   });
+
+  // The pool alerts fire before a pool runs out (warning above 80 %) and when it has (critical), not before.
+  it.skipIf(skipPromtool)(
+    "the pool alerts fire at 80 % and at exhaustion (promtool test rules)",
+    async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), "mcp-portal-alerts-"));
+      try {
+        // promtool compares annotations too: test the expressions, durations and labels on a copy without them.
+        const rules = parse(await readFile(file("alerts.yml"), "utf8")) as {
+          groups: { rules: { annotations?: unknown }[] }[];
+        };
+        for (const group of rules.groups) for (const rule of group.rules) delete rule.annotations;
+        await writeFile(path.join(dir, "alerts.yml"), stringify(rules));
+        const expect_ = (alertname: string, minute: number, severity?: string) => ({
+          eval_time: `${minute}m`,
+          alertname,
+          exp_alerts: severity ? [{ exp_labels: { severity, instance: "c" } }] : [],
+        });
+        // Minutes 0-9: half full; 10-19: 81 %; 20-40: full. Ports in blocks of 16 (1,231 blocks), subnets /27s of a /16.
+        const series = (name: string, capacity: number) => [
+          { series: `${name}_capacity{instance="c"}`, values: `${capacity}x40` },
+          {
+            series: `${name}_allocated{instance="c"}`,
+            values: `${capacity / 2}x9 ${Math.ceil(capacity * 0.81)}x9 ${capacity}x20`,
+          },
+        ];
+        const tests = {
+          rule_files: ["alerts.yml"],
+          evaluation_interval: "1m",
+          tests: [
+            {
+              interval: "1m",
+              input_series: [
+                ...series("mcp_portal_port_pool", 1231 * 16),
+                ...series("mcp_portal_subnet_pool", 2048),
+              ],
+              alert_rule_test: ["Port", "Subnet"].flatMap((pool) => [
+                expect_(`McpPortal${pool}PoolNearlyExhausted`, 9),
+                expect_(`McpPortal${pool}PoolNearlyExhausted`, 13),
+                expect_(`McpPortal${pool}PoolNearlyExhausted`, 16, "warning"),
+                expect_(`McpPortal${pool}PoolExhausted`, 19),
+                expect_(`McpPortal${pool}PoolExhausted`, 22, "critical"),
+              ]),
+            },
+          ],
+        };
+        await writeFile(path.join(dir, "alerts.test.yml"), stringify(tests));
+        const result = promtool(["test", "rules", path.join(dir, "alerts.test.yml")]);
+        expect(result.output).toContain("SUCCESS");
+        expect(result.status).toBe(0);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it("grafana-dashboard.json is a dashboard whose queries use only exported metrics", async () => {
     const dashboard = JSON.parse(await readFile(file("grafana-dashboard.json"), "utf8")) as Dashboard;

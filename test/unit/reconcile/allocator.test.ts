@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ActualContainer, ActualNetwork } from "../../../src/docker/runtime.js";
-import { LABELS, isOwnedBy } from "../../../src/labels.js";
+import { LABELS, type PortBlockLabel, isOwnedBy } from "../../../src/labels.js";
 import { type AllocatorOptions, NetworkAllocator } from "../../../src/reconcile/allocator.js";
 
 const OPTIONS: AllocatorOptions = {
@@ -47,6 +47,9 @@ function container(userId: string, serverId: string, hostPort: string): ActualCo
   };
 }
 
+/** A sized `port_block` label as the reconciler reads it from a network. */
+const sized = (start: number, size = 100): PortBlockLabel => ({ start, size, legacy: false });
+
 /** How the reconciler tells our networks from everyone else's. */
 const ownUser = (n: ActualNetwork) => (isOwnedBy(n.labels, "default") ? n.labels[LABELS.userId] : undefined);
 
@@ -62,9 +65,9 @@ describe("NetworkAllocator: port blocks", () => {
 
   it("takes a free preferred block, but never moves a held one", () => {
     const a = new NetworkAllocator(OPTIONS);
-    expect(a.portBlockFor("alice", 20500)).toEqual({ start: 20500, end: 20599 });
-    expect(a.portBlockFor("alice", 20700)).toEqual({ start: 20500, end: 20599 });
-    expect(a.portBlockFor("bob", 20500)).toEqual({ start: 20000, end: 20099 });
+    expect(a.portBlockFor("alice", sized(20500))).toEqual({ start: 20500, end: 20599 });
+    expect(a.portBlockFor("alice", sized(20700))).toEqual({ start: 20500, end: 20599 });
+    expect(a.portBlockFor("bob", sized(20500))).toEqual({ start: 20000, end: 20099 });
   });
 
   it("runs out after the last whole block", () => {
@@ -144,18 +147,23 @@ describe("NetworkAllocator: rebuild", () => {
     const a = new NetworkAllocator(OPTIONS);
     a.rebuild(
       [
-        ownNetwork("unaligned", "172.20.1.0/24", "20350"),
-        ownNetwork("garbage", "172.20.2.0/24", "abc"),
-        ownNetwork("outside", "172.20.4.0/24", "30000"),
+        ownNetwork("garbage", "172.20.1.0/24", "abc"),
+        ownNetwork("zero", "172.20.2.0/24", "0"),
+        ownNetwork("empty", "172.20.3.0/24", "20000:0"),
+        ownNetwork("negative", "172.20.4.0/24", "-20000"),
+        ownNetwork("huge", "172.20.5.0/24", "20000:20000"),
+        ownNetwork("past-65535", "172.20.6.0/24", "65500:100"),
+        ownNetwork("two-colons", "172.20.7.0/24", "20000:10:10"),
       ],
       ownUser,
       [container("c1", "x", "nope"), container("c2", "x", "19999"), container("c3", "x", "21000")],
     );
-    for (const user of ["unaligned", "garbage", "outside", "c1", "c2", "c3"])
-      expect(a.blockOf(user)).toBeUndefined();
+    for (const user of ["garbage", "zero", "empty", "negative", "huge", "past-65535", "two-colons"])
+      expect(a.blockOf(user), user).toBeUndefined();
+    for (const user of ["c1", "c2", "c3"]) expect(a.blockOf(user)).toBeUndefined();
     expect(a.portStats().allocated).toBe(0);
     // their subnets are still known
-    expect(a.subnetFor("unaligned")).toBe("172.20.1.0/24");
+    expect(a.subnetFor("garbage")).toBe("172.20.1.0/24");
   });
 
   it("keeps reservations made since the listing started", () => {
@@ -274,8 +282,8 @@ function blockWith(
 ) {
   const a = new NetworkAllocator({ ...OPTIONS, portRange: range, portsPerUser: size });
   let i = 0;
-  for (const start of used) expect(a.portBlockFor(`holder${i++}`, start)?.start).toBe(start);
-  return a.portBlockFor("new-user", preferred);
+  for (const start of used) expect(a.portBlockFor(`holder${i++}`, sized(start, size))?.start).toBe(start);
+  return a.portBlockFor("new-user", preferred === undefined ? undefined : sized(preferred, size));
 }
 
 /** The subnet a new user gets when `inUse` are foreign networks' subnets. */
@@ -297,16 +305,23 @@ describe("NetworkAllocator: block choice (formerly allocateBlock)", () => {
     expect(blockWith(RANGE, 100, used)).toEqual({ start: 20100, end: 20199 });
   });
 
-  it("takes the preferred block when it is free, aligned and in range", () => {
+  it("takes the preferred block when no held block overlaps it", () => {
     expect(blockWith(RANGE, 100, new Set([20000]), 20500)).toEqual({ start: 20500, end: 20599 });
   });
 
-  it("falls back to the lowest free block when the preferred one is taken, unaligned or out of range", () => {
+  it("falls back to the lowest free block when the preferred one overlaps a held block", () => {
     const used = new Set([20000, 20500]);
     expect(blockWith(RANGE, 100, used, 20500)).toEqual({ start: 20100, end: 20199 });
     expect(blockWith(RANGE, 100, used, 20550)).toEqual({ start: 20100, end: 20199 });
-    expect(blockWith(RANGE, 100, used, 21000)).toEqual({ start: 20100, end: 20199 });
-    expect(blockWith(RANGE, 100, used, 19900)).toEqual({ start: 20100, end: 20199 });
+    expect(blockWith(RANGE, 100, used, 20401)).toEqual({ start: 20100, end: 20199 });
+  });
+
+  // The preferred block is what the user's network records: made under an earlier range or alignment, it stays.
+  it("keeps a preferred block that is unaligned or outside today's range", () => {
+    const used = new Set([20000, 20500]);
+    expect(blockWith(RANGE, 100, used, 20250)).toEqual({ start: 20250, end: 20349 });
+    expect(blockWith(RANGE, 100, used, 21000)).toEqual({ start: 21000, end: 21099 });
+    expect(blockWith(RANGE, 100, used, 19900)).toEqual({ start: 19900, end: 19999 });
   });
 
   it("returns undefined when every block is used", () => {
@@ -373,5 +388,221 @@ describe("NetworkAllocator: subnet choice (formerly allocateSubnet)", () => {
     expect(subnetWith(POOL, 28, ["172.20.0.0/28"])).toBe("172.20.0.16/28");
     expect(subnetWith(POOL, 16, [])).toBe("172.20.0.0/16");
     expect(subnetWith(POOL, 16, ["172.20.200.0/24"])).toBeUndefined();
+  });
+});
+
+/** Every pair of held blocks is disjoint, and every block ends inside the port space. */
+function expectDisjoint(a: NetworkAllocator, users: readonly string[]): void {
+  const blocks = users.map((u) => a.blockOf(u)).filter((b) => b !== undefined);
+  blocks.sort((x, y) => x.start - y.start);
+  for (let i = 1; i < blocks.length; i++)
+    expect(
+      blocks[i]!.start,
+      `${JSON.stringify(blocks[i - 1])} / ${JSON.stringify(blocks[i])}`,
+    ).toBeGreaterThan(blocks[i - 1]!.end);
+}
+
+describe("NetworkAllocator: blocks of other sizes (an upgrade, a changed MCP_PORTAL_PORTS_PER_USER)", () => {
+  const TODAY: AllocatorOptions = { ...OPTIONS, portRange: { start: 10000, end: 29999 }, portsPerUser: 16 };
+
+  it("reads an unsized label as a legacy block of 100 and hands out new blocks around it", () => {
+    const a = new NetworkAllocator(TODAY);
+    a.rebuild(
+      [ownNetwork("old1", "172.20.0.0/24", "10000"), ownNetwork("old2", "172.20.1.0/24", "10200")],
+      ownUser,
+      [],
+    );
+    expect(a.blockOf("old1")).toEqual({ start: 10000, end: 10099 });
+    expect(a.blockOf("old2")).toEqual({ start: 10200, end: 10299 });
+    // 10000-10099 covers the 16-port blocks 0-6 (10096-10111 partly): the first free one starts at 10112.
+    expect(a.portBlockFor("new1")).toEqual({ start: 10112, end: 10127 });
+    for (let i = 2; i <= 20; i++) a.portBlockFor(`new${i}`);
+    expectDisjoint(a, ["old1", "old2", ...Array.from({ length: 20 }, (_, i) => `new${i + 1}`)]);
+    // blocks 5 (10112) .. 10 (10192-10207 meets old2): five fit between, then past old2 (10288-10303 is taken).
+    expect(a.blockOf("new5")).toEqual({ start: 10176, end: 10191 });
+    expect(a.blockOf("new6")).toEqual({ start: 10304, end: 10319 });
+  });
+
+  it("keeps sized labels of another size and alignment exactly as recorded", () => {
+    const a = new NetworkAllocator(TODAY);
+    a.rebuild(
+      [
+        ownNetwork("ten", "172.20.0.0/24", "10005:10"),
+        ownNetwork("big", "172.20.1.0/24", "10040:40"),
+        ownNetwork("today", "172.20.2.0/24", "10016:16"),
+      ],
+      ownUser,
+      [],
+    );
+    expect(a.blockOf("ten")).toEqual({ start: 10005, end: 10014 });
+    expect(a.blockOf("big")).toEqual({ start: 10040, end: 10079 });
+    expect(a.blockOf("today")).toEqual({ start: 10016, end: 10031 });
+    expect(a.portBlockFor("new")).toEqual({ start: 10080, end: 10095 });
+    expect(a.portStats()).toEqual({ allocated: 6 * 16, capacity: 1250 * 16 });
+  });
+
+  // An installation that ran with blocks of 10 had its unsized labels 10 apart: read as 100 they would overlap
+  // and all but one user would lose their ports. Each ends where the next begins.
+  it("cuts a legacy block short where the next block begins", () => {
+    const a = new NetworkAllocator({ ...TODAY, portsPerUser: 10 });
+    a.rebuild(
+      [
+        ownNetwork("u0", "172.20.0.0/24", "20000"),
+        ownNetwork("u1", "172.20.1.0/24", "20010"),
+        ownNetwork("u2", "172.20.2.0/24", "20020"),
+        ownNetwork("sized", "172.20.3.0/24", "20050:10"),
+      ],
+      ownUser,
+      [],
+    );
+    expect(a.blockOf("u0")).toEqual({ start: 20000, end: 20009 });
+    expect(a.blockOf("u1")).toEqual({ start: 20010, end: 20019 });
+    expect(a.blockOf("u2")).toEqual({ start: 20020, end: 20049 });
+    expect(a.blockOf("sized")).toEqual({ start: 20050, end: 20059 });
+    expect(a.portBlockFor("u3", { start: 20060, size: 100, legacy: true })).toEqual({
+      start: 20060,
+      end: 20159,
+    });
+    // A legacy start inside another block is no block at all.
+    expect(a.portBlockFor("inside", { start: 20005, size: 100, legacy: true })).toEqual({
+      start: 10000,
+      end: 10009,
+    });
+  });
+
+  it("keeps blocks outside today's range (the range moved) and never hands them out again", () => {
+    const a = new NetworkAllocator({ ...TODAY, portRange: { start: 10000, end: 10099 } });
+    a.rebuild([ownNetwork("old", "172.20.0.0/24", "20000")], ownUser, []);
+    expect(a.blockOf("old")).toEqual({ start: 20000, end: 20099 });
+    expect(a.portStats()).toEqual({ allocated: 0, capacity: 96 });
+    expect(a.portBlockFor("new")).toEqual({ start: 10000, end: 10015 });
+  });
+
+  it("frees the blocks a released legacy block covered", () => {
+    const a = new NetworkAllocator(TODAY);
+    a.rebuild([ownNetwork("old", "172.20.0.0/24", "10000")], ownUser, []);
+    expect(a.portStats().allocated).toBe(7 * 16);
+    a.release("old");
+    expect(a.portStats().allocated).toBe(0);
+    expect(a.portBlockFor("new")).toEqual({ start: 10000, end: 10015 });
+  });
+
+  it("never hands out overlapping blocks, whatever mix of sizes the labels record (random fleets)", () => {
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let round = 0; round < 50; round++) {
+      const a = new NetworkAllocator({
+        ...TODAY,
+        portRange: { start: 10000, end: 10999 },
+        portsPerUser: 1 + random(20),
+        excludedPorts: [{ start: 10000 + random(1000), end: 10000 + random(1000) }].filter(
+          (s) => s.start <= s.end,
+        ),
+      });
+      const networks = Array.from({ length: 30 }, (_, i) => {
+        const start = 9900 + random(1200);
+        const label = random(3) === 0 ? String(start) : `${start}:${1 + random(120)}`;
+        return ownNetwork(`u${i}`, `172.20.${i}.0/24`, label);
+      });
+      a.rebuild(networks, ownUser, []);
+      const users = networks.map((n) => n.labels[LABELS.userId]!);
+      for (let i = 0; i < 60; i++) {
+        const user = `n${i}`;
+        users.push(user);
+        if (random(4) === 0) a.release(users[random(users.length)]!);
+        else a.portBlockFor(user);
+      }
+      expectDisjoint(a, users);
+    }
+  });
+});
+
+describe("NetworkAllocator: excluded ports", () => {
+  const EXCLUDING: AllocatorOptions = {
+    ...OPTIONS,
+    portsPerUser: 16,
+    portRange: { start: 10000, end: 10159 },
+    excludedPorts: [
+      { start: 10020, end: 10020 },
+      { start: 10050, end: 10070 },
+    ],
+  };
+
+  it("never gives a new user a block containing an excluded port", () => {
+    const a = new NetworkAllocator(EXCLUDING);
+    const starts = Array.from({ length: 6 }, (_, i) => a.portBlockFor(`u${i}`)?.start);
+    // blocks 1 (10016-10031) and 3-4 (10048-10079) hold excluded ports
+    expect(starts).toEqual([10000, 10032, 10080, 10096, 10112, 10128]);
+    expect(a.portBlockFor("late")).toEqual({ start: 10144, end: 10159 });
+    expect(a.portBlockFor("later")).toBeUndefined();
+  });
+
+  it("counts the blocks left for users, without the excluded ones", () => {
+    const a = new NetworkAllocator(EXCLUDING);
+    expect(a.portStats()).toEqual({ allocated: 0, capacity: 7 * 16 });
+    a.portBlockFor("u");
+    expect(a.portStats()).toEqual({ allocated: 16, capacity: 7 * 16 });
+  });
+
+  it("keeps an existing block that contains an excluded port", () => {
+    const a = new NetworkAllocator(EXCLUDING);
+    a.rebuild([ownNetwork("old", "172.20.0.0/24", "10016:16")], ownUser, []);
+    expect(a.blockOf("old")).toEqual({ start: 10016, end: 10031 });
+    expect(a.portStats().allocated).toBe(0);
+    a.rebuild(
+      [ownNetwork("old", "172.20.0.0/24", "10016:16"), ownNetwork("o2", "172.20.1.0/24", "10000:16")],
+      ownUser,
+      [],
+    );
+    expect(a.portStats().allocated).toBe(16);
+  });
+
+  it("names the range, the block size and the exclusions when the pool is exhausted", () => {
+    const a = new NetworkAllocator(EXCLUDING);
+    for (let i = 0; i < 7; i++) a.portBlockFor(`u${i}`);
+    expect(a.portBlockFor("late")).toBeUndefined();
+    expect(a.portPoolExhaustedMessage()).toBe(
+      "no free port block left: all 7 blocks of 16 ports in 10000-10159 are held, 3 more skipped for " +
+        "MCP_PORTAL_PORT_EXCLUDE (10020,10050-10070); widen MCP_PORTAL_PORT_RANGE_START/_END or lower " +
+        "MCP_PORTAL_PORTS_PER_USER (both apply to new users; existing blocks stay as they are)",
+    );
+  });
+});
+
+describe("NetworkAllocator: subnets of other sizes", () => {
+  it("hands out /27s around /24s an earlier configuration made in the same pool", () => {
+    const a = new NetworkAllocator({ ...OPTIONS, subnetPool: "10.199.0.0/16", subnetPrefixLength: 27 });
+    a.rebuild(
+      [ownNetwork("old0", "10.199.0.0/24", "20000"), ownNetwork("old1", "10.199.1.0/24", "20100")],
+      ownUser,
+      [],
+    );
+    expect(a.subnetFor("new")).toBe("10.199.2.0/27");
+    expect(a.subnetFor("next")).toBe("10.199.2.32/27");
+    expect(a.subnetStats()).toEqual({ allocated: 18, capacity: 2048 });
+  });
+
+  it("keeps subnets outside the pool (the pool moved) and does not count them", () => {
+    const a = new NetworkAllocator({ ...OPTIONS, subnetPool: "10.199.0.0/16", subnetPrefixLength: 27 });
+    a.rebuild([ownNetwork("old", "172.20.7.0/24", "20000")], ownUser, []);
+    expect(a.subnetFor("old")).toBe("172.20.7.0/24");
+    expect(a.subnetFor("new")).toBe("10.199.0.0/27");
+    expect(a.subnetStats()).toEqual({ allocated: 1, capacity: 2048 });
+  });
+
+  it("counts other networks overlapping the pool as allocated, and names the pool when it is exhausted", () => {
+    const a = new NetworkAllocator({ ...OPTIONS, subnetPool: "10.9.0.0/26", subnetPrefixLength: 27 });
+    a.rebuild([foreignNetwork("other", ["10.9.0.0/27"])], ownUser, []);
+    expect(a.subnetStats()).toEqual({ allocated: 1, capacity: 2 });
+    expect(a.subnetFor("u")).toBe("10.9.0.32/27");
+    expect(a.subnetFor("late")).toBeUndefined();
+    expect(a.subnetPoolExhaustedMessage()).toBe(
+      "no free subnet left: all 2 /27 subnets of 10.9.0.0/26 are taken by users' networks or overlap other " +
+        "networks; widen MCP_PORTAL_USER_NETWORK_SUBNET_BASE or raise MCP_PORTAL_USER_NETWORK_SUBNET_SIZE (both " +
+        "apply to new users; existing networks stay as they are)",
+    );
   });
 });
