@@ -21,6 +21,7 @@ import type { SecretKeys } from "../reconcile/user-secrets.js";
 import { DigestKey, digestKeyPath, loadDigestKey } from "../secrets/digest.js";
 import { SECRET_KEYS_ENV, SECRET_KEYS_FILE_ENV, loadKeyRing } from "../secrets/key-ring.js";
 import { PolicyFile } from "../schema/policy.js";
+import { poolShortfalls } from "../validate/capacity.js";
 import { allowedImagesOf, allowedImagesWarning } from "../validate/cross-checks.js";
 import { type Problem, formatProblem } from "../validate/problem.js";
 import {
@@ -48,7 +49,8 @@ Options:
                          "allowed_images":{"source","globs"},...}
 
 Says which image allow-list applies: policy.json allowed_images, else MCP_PORTAL_ALLOWED_IMAGES, else none
-(any image from any registry runs; a warning).
+(any image from any registry runs; a warning). Warns when more users need a new port block or subnet than the
+pools have free.
 
 Exit codes: 0 in sync, 2 a run would change something, 1 error: the desired state of a user (or a global file)
 is invalid so nothing could be planned for it, or the engine is unreachable. Usage errors exit 2 too.
@@ -171,6 +173,8 @@ export async function computePlan(
   // Users already holding a port block on the engine first, so a new user is offered a block nobody holds.
   const order = [...userIds].sort((a, b) => Number(!fleet.slices.has(a)) - Number(!fleet.slices.has(b)));
   const views = new Map<string, UserPlanView>();
+  const free = freeInPools(allocator, config.portsPerUser);
+  const needed = { blocks: 0, subnets: 0 };
   for (const userId of order) {
     const observed = fleet.slices.get(userId) ?? { containers: [], networks: [], volumes: [] };
     const user = await inputs.get(userId, root);
@@ -185,16 +189,27 @@ export async function computePlan(
     });
     let source = prepared.source;
     if (source.kind === "desired") {
+      if (!allocator.blockOf(userId)) needed.blocks++;
       const block = allocator.portBlockFor(userId, preferredBlock(observed, config));
       source = block
         ? { ...source, portBlock: block }
         : { ...source, portBlock: undefined, portPoolExhausted: allocator.portPoolExhaustedMessage() };
     }
     const problems = user.kind === "present" ? [...global.problems, ...user.problems] : [];
-    views.set(userId, userPlanView(userId, decideUser({ userId, source, observed }), problems));
+    const decision = decideUser({ userId, source, observed });
+    if (decision.kind !== "hold" && decision.plan.steps.some((step) => step.kind === "createNetwork"))
+      needed.subnets++;
+    views.set(userId, userPlanView(userId, decision, problems));
   }
   const users = userIds.map((id) => views.get(id)!);
-  const warnings: string[] = [];
+  const warnings: string[] = poolShortfalls(
+    config,
+    {
+      blocks: { needed: needed.blocks, free: free.blocks },
+      subnets: { needed: needed.subnets, free: free.subnets },
+    },
+    "engine",
+  );
   const allowedImages = await readAllowedImages(config);
   const unrestricted = allowedImages && allowedImagesWarning(allowedImages);
   if (unrestricted) warnings.push(formatProblem(unrestricted));
@@ -217,6 +232,16 @@ export async function computePlan(
     problems: globalProblems,
     warnings,
     allowed_images: allowedImages ? { source: allowedImages.source, globs: allowedImages.globs } : null,
+  };
+}
+
+/** Blocks and subnets a new user can still get, as the listing leaves them. */
+function freeInPools(allocator: NetworkAllocator, portsPerUser: number): { blocks: number; subnets: number } {
+  const ports = allocator.portStats();
+  const subnets = allocator.subnetStats();
+  return {
+    blocks: (ports.capacity - ports.allocated) / portsPerUser,
+    subnets: subnets.capacity - subnets.allocated,
   };
 }
 

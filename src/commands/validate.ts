@@ -2,6 +2,7 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { loadConfig } from "../config.js";
 import { describeAllowedImages } from "../desired/image-policy.js";
+import type { PoolSettings } from "../validate/capacity.js";
 import { formatProblem } from "../validate/problem.js";
 import { validateTreeReport } from "../validate/validate-tree.js";
 import { type OutputFormat, commandOptions, outputFormat, parseCommandArgs, writeJson } from "./common.js";
@@ -12,6 +13,8 @@ const USAGE = `Usage: mcp-portal validate [--data-dir DIR] [--output text|json] 
 Checks the whole desired-state tree (catalogs, overlays, policy.json, users/*) without Docker or secret keys.
 Every overlay file must parse; the selected ones must merge (each unselected one is merged on its own too).
 Says which image allow-list applies (policy.json allowed_images, else MCP_PORTAL_ALLOWED_IMAGES, else none).
+Warns when the tree has more users than the port or subnet pool holds, and when policy.json gives a max_ports
+larger than a port block (MCP_PORTAL_PORTS_PER_USER).
 
 Options:
   --data-dir DIR     the GitOps tree; else MCP_PORTAL_DATA_DIR, else the current directory
@@ -31,6 +34,7 @@ export async function validateCommand(args: string[], io: CommandIo): Promise<nu
     overlays: options.overlays,
     maxFileBytes: options.maxFileBytes,
     defaultAllowedImages: options.defaultAllowedImages,
+    pools: options.pools,
   });
   if (options.output === "json") {
     writeJson(io, {
@@ -61,6 +65,7 @@ interface ValidateOptions {
   overlays: readonly string[] | "all";
   maxFileBytes: number;
   defaultAllowedImages: readonly string[] | undefined;
+  pools: PoolSettings;
 }
 
 async function parseOptions(args: string[], env: NodeJS.ProcessEnv): Promise<ValidateOptions | "help"> {
@@ -95,6 +100,7 @@ async function parseOptions(args: string[], env: NodeJS.ProcessEnv): Promise<Val
     overlays: values["all-overlays"] ? "all" : config.overlays,
     maxFileBytes: config.maxFileBytes,
     defaultAllowedImages: config.defaultAllowedImages,
+    pools: config,
   };
 }
 

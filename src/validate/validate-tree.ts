@@ -27,6 +27,7 @@ import {
   checkLoosenedServerEnvironment,
   checkShadowingServers,
 } from "./cross-checks.js";
+import { type PoolSettings, emptyPoolCapacity, maxPortsWarnings, poolShortfalls } from "./capacity.js";
 import { type Problem, sortProblems } from "./problem.js";
 
 export interface ValidateTreeOptions {
@@ -36,6 +37,8 @@ export interface ValidateTreeOptions {
   maxFileBytes?: number;
   /** MCP_PORTAL_ALLOWED_IMAGES: the image allow-list when policy.json gives none. */
   defaultAllowedImages?: readonly string[] | undefined;
+  /** The port and subnet pools: warns when the tree has more users than they hold. */
+  pools?: PoolSettings;
 }
 
 export interface ValidateReport {
@@ -95,11 +98,27 @@ export async function validateTreeReport(
     problems.push(...user.problems);
     warnings.push(...user.warnings);
   }
+  if (options.pools) warnings.push(...capacityWarnings(options.pools, users.names.length, global.policy));
   return {
     problems: dedupe(sortProblems(problems)),
     warnings: dedupe(sortProblems(warnings)),
     allowedImages: global.allowedImages,
   };
+}
+
+/** More users than the pools hold, and policy.json limits that ask for more ports than a block has. */
+function capacityWarnings(pools: PoolSettings, users: number, policy: PolicyFile | undefined): Problem[] {
+  const capacity = emptyPoolCapacity(pools);
+  const demand = {
+    blocks: { needed: users, free: capacity.blocks },
+    subnets: { needed: users, free: capacity.subnets },
+  };
+  const shortfalls = poolShortfalls(pools, demand, "tree").map((message): Problem => ({
+    file: DATA_PATHS.usersDir,
+    path: "$",
+    message,
+  }));
+  return [...shortfalls, ...(policy ? maxPortsWarnings(policy, pools.portsPerUser) : [])];
 }
 
 async function checkGlobalFiles(

@@ -68,6 +68,32 @@ describe("plan on the in-memory engine", () => {
     expect(formatPlan(view)).toContain("alice: suspended, nothing changes (2 step(s) held back)");
   });
 
+  it("warns when more users need a new port block or subnet than the pools have free, and names the pool", async () => {
+    const d = await converged();
+    for (const user of ["carol", "dave", "erin"]) await d.data.enable(user, ["a"]);
+    // alice and bob hold 20000-20009 and 20010-20019 and the only two /27s of 10.199.0.0/26.
+    const view = await plan(d, undefined, {
+      MCP_PORTAL_PORT_RANGE_END: "20039",
+      MCP_PORTAL_PORT_EXCLUDE: "",
+      MCP_PORTAL_USER_NETWORK_SUBNET_BASE: "10.199.0.0/26",
+    });
+    expect(view.warnings.slice(0, 2)).toEqual([
+      '3 users need a new port block, but only 2 are free (blocks of 10 ports in 20000-20039): 1 would stay Stalled (PortPoolExhausted); widen MCP_PORTAL_PORT_RANGE_START/_END or lower MCP_PORTAL_PORTS_PER_USER (README, "Capacity")',
+      '2 users need a new subnet, but only 0 are free (/27 subnets of 10.199.0.0/26): 2 would stay Stalled (SubnetPoolExhausted); widen MCP_PORTAL_USER_NETWORK_SUBNET_BASE or raise MCP_PORTAL_USER_NETWORK_SUBNET_SIZE (README, "Capacity")',
+    ]);
+    const blocked = view.users.filter((u) => u.blocked_reason);
+    expect(blocked.map((u) => u.user_id)).toEqual(["erin"]);
+    expect(blocked[0]?.blocked_reason).toBe(
+      "PortPoolExhausted: no free port block left: all 4 blocks of 10 ports in 20000-20039 are held; widen " +
+        "MCP_PORTAL_PORT_RANGE_START/_END or lower MCP_PORTAL_PORTS_PER_USER (both apply to new users; existing " +
+        "blocks stay as they are)",
+    );
+    expect(formatPlan(view)).toContain("warning: 3 users need a new port block, but only 2 are free");
+    // Pools with room: no word.
+    const roomy = await plan(d);
+    expect(roomy.warnings.join("\n")).not.toMatch(/need a new (port block|subnet)/);
+  });
+
   it("names the mass-prune guard when a run would remove most containers", async () => {
     const d = await converged();
     await d.data.removeUser("alice");

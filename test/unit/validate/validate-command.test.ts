@@ -118,6 +118,44 @@ describe("mcp-portal validate", () => {
     expect(result.stderr).toMatch(/: no problems\n$/);
   });
 
+  it("warns, and still exits 0, when the tree has more users than the port or subnet pool holds", async () => {
+    // Three users; two blocks of 16 ports and two /27 subnets.
+    const pools = {
+      MCP_PORTAL_PORT_RANGE_START: "20000",
+      MCP_PORTAL_PORT_RANGE_END: "20047",
+      MCP_PORTAL_PORT_EXCLUDE: "20040",
+      MCP_PORTAL_USER_NETWORK_SUBNET_BASE: "10.9.0.0/26",
+    };
+    const result = await run(["--data-dir", EXAMPLE_DIR], pools);
+    expect(result.code).toBe(0);
+    expect(result.stdout.split("\n").filter(Boolean)).toEqual([
+      'warning: users: $: the tree has 3 users, but the port block pool holds 2 (blocks of 16 ports in 20000-20047, 1 skipped for MCP_PORTAL_PORT_EXCLUDE): 1 would stay Stalled (PortPoolExhausted); widen MCP_PORTAL_PORT_RANGE_START/_END or lower MCP_PORTAL_PORTS_PER_USER (README, "Capacity")',
+      'warning: users: $: the tree has 3 users, but the subnet pool holds 2 (/27 subnets of 10.9.0.0/26): 1 would stay Stalled (SubnetPoolExhausted); widen MCP_PORTAL_USER_NETWORK_SUBNET_BASE or raise MCP_PORTAL_USER_NETWORK_SUBNET_SIZE (README, "Capacity")',
+    ]);
+    // Pools that hold every user: no word.
+    const roomy = await run(["--data-dir", EXAMPLE_DIR], { ...pools, MCP_PORTAL_PORT_RANGE_END: "20063" });
+    expect(roomy.stdout).not.toContain("port block pool");
+  });
+
+  it("warns when policy.json gives a max_ports larger than a port block", async () => {
+    const dir = await copyExample(path.join(await tempDir(), "data"));
+    await editJson(dir, "policy.json", (c) => {
+      const users = c.users as Record<string, { limits: Record<string, number> }>;
+      users.alice!.limits.max_ports = 40;
+    });
+    const result = await run(["--data-dir", dir, "--output", "json"]);
+    expect(result.code).toBe(0);
+    expect((JSON.parse(result.stdout) as { warnings: unknown[] }).warnings).toEqual([
+      {
+        file: "policy.json",
+        path: "$.users.alice.limits.max_ports",
+        message:
+          "40 is more than a new user's port block holds (MCP_PORTAL_PORTS_PER_USER 16): servers beyond the block are Blocked (PortBlockFull); a block does not grow once the user's network exists",
+      },
+    ]);
+    expect((await run(["--data-dir", dir], { MCP_PORTAL_PORTS_PER_USER: "40" })).stdout).toBe("");
+  });
+
   it("exits 2 on usage errors", async () => {
     for (const args of [
       ["--bogus"],
