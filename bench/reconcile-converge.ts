@@ -253,8 +253,6 @@ async function main(): Promise<void> {
   onCleanup(() => data.dispose());
   await writeFleet(data, USERS, SERVERS_PER_USER);
   const env = benchEnv(data.root, installation, SUBNET_POOL);
-  // 0.1's default blocks of 100 ports hold 100 users in 20000-29999: blocks of 10 hold this fleet.
-  env.MCP_PORTAL_PORTS_PER_USER ??= process.env.MCP_PORTAL_PORTS_PER_USER ?? "10";
   const concurrency = loadConfig(env).concurrency;
   const total = USERS * SERVERS_PER_USER;
   const foreignAtStart = await foreignContainers(docker, installation);

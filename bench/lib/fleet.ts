@@ -41,7 +41,7 @@ export function benchEnv(dataDir: string, installation: string, subnetPool: stri
   const env: Record<string, string> = {
     MCP_PORTAL_DATA_DIR: dataDir,
     MCP_PORTAL_INSTALLATION: installation,
-    // A pool of its own: integration tests running on the same engine take /24s from the default 172.20.0.0/16,
+    // A pool of its own: integration tests running on the same engine take subnets from the default pool,
     // and the converge baseline replays the controller's subnets after a cleanup.
     MCP_PORTAL_USER_NETWORK_SUBNET_BASE: subnetPool,
     MCP_PORTAL_LISTEN: "127.0.0.1:0",
