@@ -54,7 +54,15 @@ let mainSettled: Promise<void> | undefined;
 const SETTLE_ON_SIGNAL_MS = 10_000;
 
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.once(signal, () => {
+  // `on`, not `once`: Ctrl-C reaches npm, tsx and this process together, and tsx relays it once more, so a
+  // second signal arrives while the cleanup runs; with the default action it would kill the cleanup half-way.
+  process.on(signal, () => {
+    if (interrupted) {
+      process.stderr.write(
+        `${signal} during the cleanup: ignored (it finishes on its own; SIGKILL stops it)\n`,
+      );
+      return;
+    }
     interrupted = signal;
     process.stderr.write(`\n${signal}: cleaning up before exit...\n`);
     // Loops stop at their next checkInterrupted(); what is in flight finishes first, so the cleanup's listing
