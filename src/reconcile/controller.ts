@@ -1,3 +1,4 @@
+import { SummaryTotals } from "./summary-totals.js";
 import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
@@ -72,7 +73,8 @@ export class Controller {
   private eventsLoop: Promise<void> | undefined;
   private knownUsers = new Set<string>();
   private managedTotal = 0;
-  private summedContainers = 0;
+  /** Sums of the users' last summaries behind the gauges, kept per change (see SummaryTotals). */
+  private readonly totals = new SummaryTotals();
   private gaugesScheduled = false;
   /** Ids of our user networks (from listings and statuses): only their removal is worth a resync. */
   private readonly ownNetworkIds = new Set<string>();
@@ -131,7 +133,7 @@ export class Controller {
 
   get managedContainers(): number {
     // The last listing may predate a cold start's creates: never let the prune guard see fewer than exist.
-    return Math.max(this.managedTotal, this.summedContainers);
+    return Math.max(this.managedTotal, this.totals.containerCount);
   }
 
   /** List, then watch: a full sync first, then events and the file watcher, then the periodic resync. */
@@ -224,7 +226,7 @@ export class Controller {
     for (const [userId, summary] of [...this.summaries]) {
       if (users.has(userId)) continue;
       this.summaries.delete(userId);
-      this.summedContainers -= containerCount(summary);
+      this.totals.replace(summary, undefined);
     }
     metrics.lastResyncTimestampSeconds.set(clock.now() / 1000);
     this.updateGauges();
@@ -295,8 +297,11 @@ export class Controller {
     metrics.reconcileTotal.inc({
       result: result.failure ? "error" : result.summary.phase === "Stalled" ? "blocked" : "success",
     });
-    // The sum over the users' last summaries: it counts containers created since the last listing, too.
-    this.summedContainers += containerCount(result.summary) - containerCount(this.summaries.get(userId));
+    // The sums over the users' last summaries: they count containers created since the last listing, too.
+    this.totals.replace(
+      this.summaries.get(userId),
+      result.summary.phase === "Deleted" ? undefined : result.summary,
+    );
     if (result.heldPrunes > 0) this.holdingPrunes.add(userId);
     else this.holdingPrunes.delete(userId);
     if (result.summary.phase === "Deleted") {
@@ -493,7 +498,7 @@ export class Controller {
     }
   }
 
-  /** Gauges sum over all users: recompute once per burst of reconciles, not once per user (O(users²)). */
+  /** Gauges are set once per burst of reconciles, not once per reconcile (their sums are kept per change). */
   private scheduleGauges(): void {
     if (this.gaugesScheduled) return;
     this.gaugesScheduled = true;
@@ -505,26 +510,22 @@ export class Controller {
 
   private updateGauges(): void {
     const { metrics, allocator } = this.deps;
-    const containers: Record<string, number> = {};
-    const blocked: Record<string, number> = {};
-    const phases: Record<string, number> = { Ready: 0, NotReady: 0, Suspended: 0 };
-    const invalid = new Set<string>();
-    let desired = 0;
-    for (const summary of this.summaries.values()) {
-      for (const [state, n] of Object.entries(summary.containers))
-        containers[state] = (containers[state] ?? 0) + n;
-      for (const [reason, n] of Object.entries(summary.blocked)) blocked[reason] = (blocked[reason] ?? 0) + n;
-      desired += summary.desired;
-      const phase =
-        summary.phase === "Ready" ? "Ready" : summary.phase === "Suspended" ? "Suspended" : "NotReady";
-      phases[phase] = (phases[phase] ?? 0) + 1;
-      for (const f of summary.invalidFiles) invalid.add(f);
-    }
-    setGaugeSnapshot(metrics.managedContainers, "state", CONTAINER_STATES, containers);
-    setGaugeSnapshot(metrics.blockedServers, "reason", BLOCKED_REASONS, blocked);
-    setGaugeSnapshot(metrics.users, "phase", ["Ready", "NotReady", "Suspended"], phases);
-    metrics.desiredServers.set(desired);
-    metrics.invalidFiles.set(invalid.size);
+    const { totals } = this;
+    setGaugeSnapshot(
+      metrics.managedContainers,
+      "state",
+      CONTAINER_STATES,
+      Object.fromEntries(totals.containers),
+    );
+    setGaugeSnapshot(metrics.blockedServers, "reason", BLOCKED_REASONS, Object.fromEntries(totals.blocked));
+    setGaugeSnapshot(
+      metrics.users,
+      "phase",
+      ["Ready", "NotReady", "Suspended"],
+      Object.fromEntries(totals.phases),
+    );
+    metrics.desiredServers.set(totals.desired);
+    metrics.invalidFiles.set(totals.invalidFileCount);
     const ports = allocator.portStats();
     metrics.portPoolAllocated.set(ports.allocated);
     metrics.portPoolCapacity.set(ports.capacity);
@@ -532,12 +533,6 @@ export class Controller {
     metrics.subnetPoolAllocated.set(subnets.allocated);
     metrics.subnetPoolCapacity.set(subnets.capacity);
   }
-}
-
-function containerCount(summary: UserSummary | undefined): number {
-  let n = 0;
-  for (const v of Object.values(summary?.containers ?? {})) n += v;
-  return n;
 }
 
 /** Each server's health verdict (what the status reports), keyed `<user>/<server>`. */
