@@ -606,3 +606,49 @@ describe("NetworkAllocator: subnets of other sizes", () => {
     );
   });
 });
+
+describe("NetworkAllocator: a rebuild from an unchanged listing", () => {
+  const listing = () => ({
+    networks: [ownNetwork("alice", "172.20.0.0/24", "20000:100"), foreignNetwork("other", ["172.20.1.0/24"])],
+    containers: [container("alice", "echo", "20000"), container("carol", "echo", "20300")],
+  });
+
+  it("ends where a full rebuild ends: holds, reservations and stats", () => {
+    const skipped = new NetworkAllocator(OPTIONS);
+    const full = new NetworkAllocator(OPTIONS);
+    const first = listing();
+    skipped.rebuild(first.networks, ownUser, first.containers);
+    full.rebuild(first.networks, ownUser, first.containers);
+    // Reservations between two listings (users mid-create) survive both ways.
+    expect(skipped.portBlockFor("bob")).toEqual(full.portBlockFor("bob"));
+    expect(skipped.subnetFor("bob")).toEqual(full.subnetFor("bob"));
+    const again = listing();
+    skipped.rebuild(again.networks, ownUser, again.containers);
+    // A fresh allocator given the same history but a listing in another order never takes the shortcut.
+    full.rebuild([...again.networks].reverse(), ownUser, [...again.containers].reverse());
+    for (const user of ["alice", "bob", "carol"]) expect(skipped.blockOf(user)).toEqual(full.blockOf(user));
+    expect(skipped.subnetFor("bob")).toBe(full.subnetFor("bob"));
+    expect(skipped.portStats()).toEqual(full.portStats());
+    expect(skipped.subnetStats()).toEqual(full.subnetStats());
+  });
+
+  it("runs again after a release: the listing still shows the user's network, so its block is held again", () => {
+    const a = new NetworkAllocator(OPTIONS);
+    const { networks, containers } = listing();
+    a.rebuild(networks, ownUser, containers);
+    a.release("alice");
+    expect(a.blockOf("alice")).toBeUndefined();
+    a.rebuild(networks, ownUser, containers);
+    expect(a.blockOf("alice")).toEqual({ start: 20000, end: 20099 });
+    expect(a.subnetFor("alice")).toBe("172.20.0.0/24");
+  });
+
+  it("runs again when a container's host port label differs", () => {
+    const a = new NetworkAllocator(OPTIONS);
+    const { networks, containers } = listing();
+    a.rebuild(networks, ownUser, containers);
+    expect(a.blockOf("carol")).toEqual({ start: 20300, end: 20399 });
+    a.rebuild(networks, ownUser, [containers[0]!, container("carol", "echo", "20500")]);
+    expect(a.blockOf("carol")).toEqual({ start: 20500, end: 20599 });
+  });
+});
