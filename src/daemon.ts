@@ -22,6 +22,9 @@ import { Controller } from "./reconcile/controller.js";
 import { type Clock, systemClock } from "./util/clock.js";
 import { GlobalInputsStore, UserInputsStore } from "./reconcile/desired-inputs.js";
 import { GatewayHealthReader } from "./reconcile/gateway-health.js";
+import { IdleStore } from "./reconcile/idle-store.js";
+import { TrafficReader } from "./reconcile/traffic-reader.js";
+import { WakeInbox } from "./reconcile/wake-inbox.js";
 import { ImagePuller } from "./reconcile/image-puller.js";
 import { PruneGuard } from "./reconcile/prune-guard.js";
 import { Reconciler } from "./reconcile/reconciler.js";
@@ -116,6 +119,22 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   const statuses = new StatusStore(config.stateDir);
   const health = config.gateway ? new GatewayHealthReader(config.stateDir) : undefined;
+  // Scale to zero needs the gateway: it sees the traffic and asks for wakes (README, "Idle servers").
+  let enqueue: (userId: string) => void = () => undefined;
+  const idle = config.gateway
+    ? {
+        store: new IdleStore(config.stateDir, clock, (error) =>
+          logger.error({ err: String(error) }, "cannot write idle.json"),
+        ),
+        inbox: new WakeInbox({
+          stateDir: config.stateDir,
+          clock,
+          logger,
+          onRequest: (userId) => enqueue(userId),
+        }),
+        traffic: new TrafficReader(config.stateDir),
+      }
+    : undefined;
   const events = new EventBus();
   const starts = new StartBackoff(options.startBackoff ?? DEFAULT_START_BACKOFF, clock);
   const observer = new Observer(runtime, config.installation);
@@ -165,6 +184,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     audit,
     clock,
     ...(health ? { health } : {}),
+    ...(idle ? { idle: { store: idle.store, wakes: idle.inbox, traffic: idle.traffic } } : {}),
     cacheRoot: cacheInputs,
     onStatus: (previous, next) => publishStatusChange(events, previous, next, new Date(clock.now())),
   });
@@ -184,7 +204,9 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     watch,
     inputsCached: cacheInputs,
     ...(health ? { health } : {}),
+    ...(idle ? { idle: { store: idle.store, inbox: idle.inbox } } : {}),
   });
+  enqueue = (userId) => ctl.enqueue(userId);
   const http =
     options.listen === false
       ? undefined

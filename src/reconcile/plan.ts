@@ -2,6 +2,7 @@ import type { BlockedOutcome, DesiredUser, DesiredVolume, RunOutcome } from "../
 import { replacementName } from "../desired/names.js";
 import type { ActualContainer, ActualNetwork, ActualVolume } from "../docker/runtime.js";
 import { LABELS } from "../labels.js";
+import type { PlanIdle } from "./idle.js";
 
 /** What a drift correction repaired: values of mcp_portal_drift_corrections_total{kind}. */
 export const DRIFT_KINDS = [
@@ -56,6 +57,8 @@ export type PlanStep =
       cause: string;
       /** Part of removing a container that is no longer desired (see removeContainer). */
       prune: boolean;
+      /** A stop for idleness (README, "Idle servers"): the container is kept, the first request wakes it. */
+      idle?: true;
     }
   | {
       kind: "removeContainer";
@@ -79,6 +82,8 @@ export interface PlanContext {
   startWaitMs?: (containerId: string) => number;
   /** Servers that had a container at the last reconcile (a missing one was removed behind our back). */
   hadContainer?: ReadonlySet<string>;
+  /** Scale to zero: idle servers stay stopped, idle timeouts stop servers, requests wake them (reconcile/idle.ts). */
+  idle?: PlanIdle;
 }
 
 /** A stopped container the planner holds back because it keeps exiting soon after each start. */
@@ -156,14 +161,17 @@ export function planUser(
       planBlocked(outcome, containers, removals);
       continue;
     }
+    const idle = context.idle?.idle.has(outcome.serverId) === true;
     if (containers.length === 0) {
       const missing = context.hadContainer?.has(outcome.serverId) === true;
+      // An idle server's container is re-created stopped: the first request wakes it, as before.
       createSteps(
         creates,
         outcome,
         outcome.spec.name,
-        "container missing",
+        idle ? "container missing (idle: created stopped)" : "container missing",
         missing ? "missing_container" : undefined,
+        !idle,
       );
       continue;
     }
@@ -207,13 +215,15 @@ export function planUser(
         to: outcome.spec.name,
         cause: "take over the final name",
       });
-      replaces.push({
-        kind: "startContainer",
-        serverId: outcome.serverId,
-        container: { createdFor: outcome.serverId, name: outcome.spec.name },
-        cause,
-        ...(why.startsWith("spec changed") ? { drift: "spec_changed" as const } : {}),
-      });
+      // An idle server's new container stays stopped, as the old one was.
+      if (!idle)
+        replaces.push({
+          kind: "startContainer",
+          serverId: outcome.serverId,
+          container: { createdFor: outcome.serverId, name: outcome.spec.name },
+          cause,
+          ...(why.startsWith("spec changed") ? { drift: "spec_changed" as const } : {}),
+        });
       continue;
     }
     if (keeper.name !== outcome.spec.name) {
@@ -225,7 +235,21 @@ export function planUser(
         cause: "finish an interrupted replace",
       });
     }
+    const idleStop = context.idle?.stop.get(outcome.serverId);
+    if (idleStop && keeper.state === "running") {
+      fixes.push({
+        kind: "stopContainer",
+        serverId: outcome.serverId,
+        container: { id: keeper.id, name: keeper.name },
+        cause: `idle: no request for ${Math.round(idleStop.idleForMs / 1000)} s (timeout ${idleStop.timeoutSeconds} s)`,
+        prune: false,
+        idle: true,
+      });
+      continue;
+    }
     if (!RUNNING_ENOUGH.has(keeper.state)) {
+      if (idle) continue;
+      const woken = context.idle?.wake.has(outcome.serverId) === true;
       const waitMs = context.startWaitMs?.(keeper.id) ?? 0;
       if (waitMs > 0) {
         waits.push({ serverId: outcome.serverId, container: keeper, waitMs });
@@ -235,8 +259,9 @@ export function planUser(
         kind: "startContainer",
         serverId: outcome.serverId,
         container: { id: keeper.id, name: outcome.spec.name },
-        cause: `container ${keeper.state}`,
-        drift: "stopped_container",
+        ...(woken
+          ? { cause: "woken by a request" }
+          : { cause: `container ${keeper.state}`, drift: "stopped_container" as const }),
       });
     }
   }

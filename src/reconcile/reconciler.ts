@@ -18,6 +18,8 @@ import { type PreparedSource, prepareDesiredSource } from "./desired-source.js";
 import type { GlobalInputsStore, GlobalSnapshot, UserInputsStore, UserSnapshot } from "./desired-inputs.js";
 import type { ExecutionResult, Executor } from "./executor.js";
 import type { GatewayHealthReader } from "./gateway-health.js";
+import type { IdleDecision, IdleInputs } from "./idle.js";
+import type { IdleStore } from "./idle-store.js";
 import type { Observer, UserObservation } from "./observer.js";
 import { type ActualUser, type PlanStep, describeStep, isPruneStep, prunedContainerIds } from "./plan.js";
 import type { PruneGuard } from "./prune-guard.js";
@@ -60,6 +62,19 @@ export interface ReconcilerDeps {
   health?: GatewayHealthReader;
   /** Resolve the data dir's symlinks once until `invalidateRoot` (a watcher reports swaps); off: every reconcile. */
   cacheRoot?: boolean;
+  /** Scale to zero (README, "Idle servers"); absent: no server idles. */
+  idle?: IdleDeps;
+}
+
+/** What the reconciler needs for idle servers: their marks, the gateway's wake requests and last requests. */
+export interface IdleDeps {
+  store: IdleStore;
+  wakes: {
+    pendingFor(userId: string): ReadonlySet<string>;
+    consume(userId: string, serverIds: Iterable<string>): Promise<void>;
+  };
+  /** `<user>/<server>` -> the last client request (ms). */
+  traffic: { read(): Promise<ReadonlyMap<string, number>> };
 }
 
 export interface ReconcileContext {
@@ -99,6 +114,8 @@ interface Settled {
 export class Reconciler {
   private readonly desiredCache = new Map<string, { key: string; desired: DesiredUser }>();
   private readonly settled = new Map<string, Settled>();
+  /** Per user: container id -> when this controller first saw it running (the idle clock starts there). */
+  private readonly runningSince = new Map<string, Map<string, number>>();
   private root: Promise<string> | undefined;
   /** The resolved root while `root` holds it, for the synchronous check of `isUnchanged`. */
   private rootValue: string | undefined;
@@ -205,7 +222,11 @@ export class Reconciler {
     }
     const block = this.deps.allocator.blockOf(userId);
     const blockKey = block ? `${block.start}-${block.end}` : "-";
-    return `${root}\n${global.key}\n${userKey}\n${blockKey}\n${healthKey}\n${observation.fingerprint}`;
+    const idle = this.deps.idle;
+    const idleKey = idle
+      ? `${idle.store.keyOf(userId)}|${[...idle.wakes.pendingFor(userId)].sort().join(",")}`
+      : "";
+    return `${root}\n${global.key}\n${userKey}\n${blockKey}\n${healthKey}\n${idleKey}\n${observation.fingerprint}`;
   }
 
   private async converge(
@@ -227,11 +248,14 @@ export class Reconciler {
     const prepared = await this.prepare(userId, root, global, user);
 
     let observation = input.observation;
-    let decision = this.decide(userId, prepared, observation.observed, previous);
+    const traffic = deps.idle ? await deps.idle.traffic.read() : undefined;
+    let idleInputs = this.idleInputs(userId, observation.observed, traffic);
+    let decision = this.decide(userId, prepared, observation.observed, previous, idleInputs);
     if (observation.fromCache && hasWork(decision)) {
       // The kept listing may be older than this user's last change: look again before acting.
       observation = await deps.observer.user(userId, { fresh: true });
-      decision = this.decide(userId, prepared, observation.observed, previous);
+      idleInputs = this.idleInputs(userId, observation.observed, traffic);
+      decision = this.decide(userId, prepared, observation.observed, previous, idleInputs);
     }
     const observed = observation.observed;
 
@@ -258,8 +282,13 @@ export class Reconciler {
     const pruneIds = prunedContainerIds(plan.steps);
     deps.pruneGuard.propose(userId, pruneIds);
     const pruneApproved = deps.pruneGuard.isApproved(pruneIds);
-    const steps: PlanStep[] = pruneApproved ? plan.steps : plan.steps.filter((s) => !isPruneStep(s));
+    let steps: PlanStep[] = pruneApproved ? plan.steps : plan.steps.filter((s) => !isPruneStep(s));
     const pruneHeld = plan.steps.length - steps.length;
+    const idleDecision = decision.kind === "converge" ? decision.idle : undefined;
+    if (idleDecision && !(await this.recordIdle(userId, idleDecision, ctx))) {
+      // idle.json must say "idle" before a server is stopped for it, or a restart would take it for a crash.
+      steps = steps.filter((s) => !(s.kind === "stopContainer" && s.idle));
+    }
 
     let executed: ExecutionResult | undefined;
     if (steps.length > 0) {
@@ -271,7 +300,19 @@ export class Reconciler {
         portBlock: decision.kind === "converge" ? decision.portBlock : undefined,
       });
       deps.observer.markStale(userId);
+      // A container started now starts its idle clock now (not when a later listing first shows it running).
+      const since = this.runningSince.get(userId);
+      if (since)
+        for (const server of executed.servers.values())
+          if (server.phase === "Running" && server.containerId)
+            since.set(server.containerId, deps.clock.now());
     }
+    if (
+      deps.idle &&
+      idleInputs &&
+      (decision.kind === "deleted" || (decision.kind === "converge" && !decision.suspended))
+    )
+      await deps.idle.wakes.consume(userId, [...idleInputs.wakes]);
     if (pruneIds.length > 0 && pruneApproved && executed && executed.retryable.length === 0) {
       deps.pruneGuard.done(pruneIds);
       deps.pruneGuard.propose(userId, []);
@@ -327,6 +368,8 @@ export class Reconciler {
       executed?.requeueAfterMs,
       waitMs,
       stalled?.reason === "MassPruneBlocked" ? 60_000 : undefined,
+      // The next idle timeout due (a request meanwhile only moves it later: looked at again then).
+      idleDecision?.nextCheckMs,
     ];
     const requeueAfterMs = requeues.reduce<number | undefined>(
       (min, ms) => (ms === undefined || ms === Infinity ? min : min === undefined ? ms : Math.min(min, ms)),
@@ -348,7 +391,105 @@ export class Reconciler {
       requeueAfterMs,
       heldPrunes: pruneHeld,
       stepCount: steps.length,
+      ...(idleDecision ? { idle: idleDecision } : {}),
     });
+  }
+
+  /** The idle clock's inputs for one user's decision; undefined when scale to zero is off. */
+  private idleInputs(
+    userId: string,
+    observed: ActualUser,
+    traffic: ReadonlyMap<string, number> | undefined,
+  ): IdleInputs | undefined {
+    const idle = this.deps.idle;
+    if (!idle || !traffic) return undefined;
+    const now = this.deps.clock.now();
+    const before = this.runningSince.get(userId);
+    const since = new Map<string, number>();
+    for (const c of observed.containers) if (c.state === "running") since.set(c.id, before?.get(c.id) ?? now);
+    this.runningSince.set(userId, since);
+    const lastRequest = new Map<string, number>();
+    const prefix = `${userId}/`;
+    for (const [key, at] of traffic)
+      if (key.startsWith(prefix)) lastRequest.set(key.slice(prefix.length), at);
+    return {
+      now,
+      marks: idle.store.marksOf(userId),
+      wakes: new Set(idle.wakes.pendingFor(userId)),
+      lastRequest,
+      runningSince: since,
+      ...(idle.store.loadProblem !== undefined ? { adoptStopped: true } : {}),
+    };
+  }
+
+  /**
+   * Writes what the idle decision changes to idle.json (before any engine call) and audits it. False when
+   * idle.json could not be written: the idle stops then wait for the next reconcile.
+   */
+  private async recordIdle(userId: string, decision: IdleDecision, ctx: ReconcileContext): Promise<boolean> {
+    const { store } = this.deps.idle!;
+    const audit = (
+      action: string,
+      serverId: string,
+      result: "success" | "blocked",
+      details: Record<string, unknown>,
+    ) =>
+      void this.deps.audit.write({
+        event_type: result === "blocked" ? "ACTION_BLOCKED" : "CONTAINER_OPERATION",
+        user_id: userId,
+        action,
+        resource: serverId,
+        result,
+        details,
+      });
+    for (const [serverId, stop] of decision.stop) {
+      store.mark(userId, serverId, stop.containerId);
+      audit("idle_stop_server", serverId, "success", {
+        container_id: stop.containerId,
+        idle_seconds: Math.round(stop.idleForMs / 1000),
+        idle_timeout_seconds: stop.timeoutSeconds,
+      });
+    }
+    for (const [serverId, containerId] of decision.adopted) {
+      store.mark(userId, serverId, containerId);
+      ctx.log.warn(
+        { server_id: serverId },
+        "idle.json unreadable: a stopped server with an idle timeout is taken as idle",
+      );
+    }
+    for (const serverId of decision.wake) {
+      store.clear(userId, serverId);
+      audit("wake_server", serverId, "success", { requested_by: "gateway" });
+    }
+    for (const [serverId, refusal] of decision.refused) {
+      store.refuse(userId, serverId, refusal);
+      audit("wake_server", serverId, "blocked", { reason: refusal.reason, message: refusal.message });
+    }
+    for (const [serverId, why] of decision.cleared) {
+      store.clear(userId, serverId);
+      if (why === "started outside the gateway")
+        audit("wake_server", serverId, "success", { requested_by: "engine (started outside the gateway)" });
+    }
+    if (decision.stop.size + decision.wake.size + decision.refused.size + decision.cleared.size > 0)
+      ctx.log.info(
+        {
+          idle_stops: [...decision.stop.keys()],
+          wakes: [...decision.wake],
+          refused: [...decision.refused.keys()],
+          cleared: Object.fromEntries(decision.cleared),
+        },
+        "idle servers changed",
+      );
+    try {
+      await store.flush();
+      return true;
+    } catch (error) {
+      ctx.log.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        "cannot write idle.json",
+      );
+      return false;
+    }
   }
 
   private prepare(
@@ -373,6 +514,7 @@ export class Reconciler {
     prepared: PreparedSource,
     observed: ActualUser,
     previous: UserStatus | undefined,
+    idle: IdleInputs | undefined,
   ): Decision {
     let source = prepared.source;
     if (source.kind === "desired") {
@@ -389,6 +531,7 @@ export class Reconciler {
       observed,
       context: { startWaitMs: (id) => this.deps.starts.waitMs(id), hadContainer },
       computeDesired: (input) => this.computeDesired(userId, input, prepared.secretsKey),
+      ...(idle ? { idle } : {}),
     });
   }
 
@@ -403,6 +546,7 @@ export class Reconciler {
       block: input.portBlock,
       ports: [...input.currentPorts].sort(),
       volumes: [...(input.existingVolumes ?? [])].sort(),
+      idle: [...(input.idleServers ?? [])].sort(),
       secrets: secretsKey ?? null,
     });
     const cached = this.desiredCache.get(userId);
@@ -431,6 +575,7 @@ export class Reconciler {
       requeueAfterMs?: number | undefined;
       heldPrunes?: number;
       stepCount?: number;
+      idle?: IdleDecision;
     },
   ): Promise<ReconcileResult> {
     const { deps } = this;
@@ -452,6 +597,7 @@ export class Reconciler {
       mutations,
       durationMs: now - input.started,
       now: new Date(now),
+      ...(input.idle ? { idle: input.idle } : {}),
     });
     await deps.statuses.write(status);
     if (
@@ -496,6 +642,11 @@ export class Reconciler {
     deps.allocator.release(userId);
     deps.observer.forget(userId);
     deps.pruneGuard.forgetUser(userId);
+    this.runningSince.delete(userId);
+    if (deps.idle) {
+      deps.idle.store.forgetUser(userId);
+      await deps.idle.store.flush().catch(() => undefined);
+    }
   }
 
   /** An audit line when a server becomes blocked (or blocked for another reason), not at every resync. */

@@ -11,6 +11,7 @@ import type { DesiredUser } from "../desired/types.js";
 import { LABELS } from "../labels.js";
 import type { Problem } from "../validate/problem.js";
 import type { ExecutionResult } from "./executor.js";
+import type { IdleDecision } from "./idle.js";
 import type { ActualUser, StartWait } from "./plan.js";
 
 /*
@@ -43,6 +44,8 @@ export interface ProjectionInput {
   mutations: number;
   durationMs: number;
   now: Date;
+  /** Scale to zero: the servers idle after this reconcile, and refused wakes. */
+  idle?: IdleDecision;
 }
 
 const HISTORY = 5;
@@ -95,9 +98,15 @@ export interface Observation {
   record: ReconcileRecord;
 }
 
-/** A server counts against readiness while it is not Running, or Running but not (yet) MCP-Ready. */
+/**
+ * A server counts against readiness while it is not Running, or Running but not (yet) MCP-Ready. An Idle server
+ * serves: the first request wakes it.
+ */
 export function isServing(server: ServerStatus): boolean {
-  return server.phase === "Running" && (server.health === undefined || server.health === "Ready");
+  return (
+    server.phase === "Idle" ||
+    (server.phase === "Running" && (server.health === undefined || server.health === "Ready"))
+  );
 }
 
 /** A server that needs someone's attention: it will not run (or serve) until something changes. */
@@ -262,6 +271,26 @@ function serverStatuses(input: ProjectionInput): ServerStatus[] {
     const note = outcome.droppedUserEnv?.length
       ? `user environment not passed to this admin-loosened server: ${outcome.droppedUserEnv.join(", ")} (policy.json server_security.${outcome.serverId}.user_env_allow)`
       : undefined;
+    const idle = input.idle;
+    if (
+      idle &&
+      (idle.idle.has(outcome.serverId) || idle.stop.has(outcome.serverId)) &&
+      result?.phase !== "Failed"
+    ) {
+      const container = result?.containerId
+        ? { id: result.containerId, name: result.containerName ?? "" }
+        : containers[0];
+      const refused = idle.refused.get(outcome.serverId);
+      return {
+        ...base,
+        phase: "Idle",
+        reason: refused ? refused.reason : "IdleTimeout",
+        message: refused
+          ? `wake refused: ${refused.message}`
+          : `stopped after ${outcome.idleTimeoutSeconds} s without requests; the first request wakes it`,
+        ...(container ? { container_id: container.id, container_name: container.name } : {}),
+      };
+    }
     if (result) {
       const message = result.message ?? (result.phase === "Running" ? note : undefined);
       return {
@@ -315,6 +344,8 @@ export interface UserSummary {
   desired: number;
   blocked: Record<string, number>;
   invalidFiles: string[];
+  /** Servers stopped for idleness. */
+  idle: number;
 }
 
 export const DELETED_SUMMARY: UserSummary = {
@@ -323,6 +354,7 @@ export const DELETED_SUMMARY: UserSummary = {
   desired: 0,
   blocked: {},
   invalidFiles: [],
+  idle: 0,
 };
 
 export function summarize(
@@ -357,5 +389,6 @@ export function summarize(
     desired: status?.servers.length ?? 0,
     blocked,
     invalidFiles: [...new Set(errors.map((e) => e.file))],
+    idle: (status?.servers ?? []).filter((s) => s.phase === "Idle").length,
   };
 }
