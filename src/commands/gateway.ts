@@ -29,7 +29,8 @@ health goes to <state-dir>/gateway/health.json.
   --pretty               human-readable logs (stdout only)
 
 Also: MCP_PORTAL_ADMIN_TOKEN(_FILE), MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS (comma-separated origins, or *),
-MCP_PORTAL_GATEWAY_RESYNC_SECONDS (30), the limits MCP_PORTAL_GATEWAY_* (README, "Gateway limits"), DOCKER_HOST.
+MCP_PORTAL_GATEWAY_RESYNC_SECONDS (30), MCP_PORTAL_GATEWAY_WAKE_TIMEOUT_SECONDS (30), the limits MCP_PORTAL_GATEWAY_*
+(README, "Gateway limits"), DOCKER_HOST.
 `;
 
 export async function gatewayCommand(args: string[], io: CommandIo): Promise<number> {

@@ -4,6 +4,7 @@ import type { AuthResult } from "../auth/authenticate.js";
 import type { Logger } from "../observability/logger.js";
 import type { Clock } from "../util/clock.js";
 import { authorize } from "./authorize.js";
+import type { IdleGate } from "./idle-gate.js";
 import type { RequestHandler } from "./handler.js";
 import {
   type HealthPolicy,
@@ -43,6 +44,8 @@ export interface Upstream {
   update(target: ServerTarget): void;
   /** The MCP probe through the path clients use; throws a ProbeError (the gateway's own words) on failure. */
   probe(timeoutMs: number): Promise<void>;
+  /** After a wake: resolves true once the server accepts connections (false after `timeoutMs`). */
+  ready?(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -59,6 +62,8 @@ export interface EndpointDeps {
   readyWaitMs?: number;
   /** Delay between attempts to listen when the port is taken (default 2 s). */
   bindRetryMs?: number;
+  /** Scale to zero: traffic, idle servers, wakes (README, "Idle servers"). */
+  idle?: IdleGate;
 }
 
 const running = (target: ServerTarget): boolean => target.state === "running";
@@ -285,7 +290,25 @@ export class Endpoint {
         decision.headers,
       );
     }
-    if (!running(this.target) && !(await this.waitRunning(res))) {
+    let request = req;
+    let withoutContainer = false;
+    const gate = this.deps.idle;
+    if (gate) {
+      const { userId, serverId, transport } = this.target;
+      const upstream = this.deps.upstream;
+      const admitted = await gate.admit(
+        req,
+        res,
+        { userId, serverId, transport, running: running(this.target) },
+        {
+          running: (ms) => this.whenRunning(ms),
+          ...(upstream.ready ? { ready: (ms: number) => upstream.ready!(ms) } : {}),
+        },
+      );
+      if (!admitted) return;
+      ({ req: request, withoutContainer } = admitted);
+    }
+    if (!withoutContainer && !running(this.target) && !(await this.waitRunning(res))) {
       return sendRpcError(
         res,
         503,
@@ -296,7 +319,21 @@ export class Endpoint {
         },
       );
     }
-    await this.deps.upstream.handler.handle(req, res, { owner: decision.owner });
+    await this.deps.upstream.handler.handle(request, res, { owner: decision.owner });
+  }
+
+  /** Resolves true once the container runs (at once when it does), false after `timeoutMs` or on close. */
+  private whenRunning(timeoutMs: number): Promise<boolean> {
+    if (running(this.target)) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const finish = () => {
+        this.deps.clock.clearTimeout(timer);
+        this.waiters.delete(finish);
+        resolve(running(this.target) && !this.closed);
+      };
+      const timer = this.deps.clock.setTimeout(finish, timeoutMs);
+      this.waiters.add(finish);
+    });
   }
 
   /** Waits (bounded) for the container to run again, e.g. while the controller restarts it. */

@@ -1,9 +1,12 @@
 import http from "node:http";
+import net from "node:net";
 import type { ContainerEndpoint } from "../docker/attach.js";
 import type { Logger } from "../observability/logger.js";
 import type { ServerTarget, Upstream } from "./endpoint.js";
 import { type McpProbe, SseTransportProbe, StreamableHttpProbe } from "./http-probe.js";
 import { DEFAULT_PROXY_LIMITS, HttpProxyHandler, type HttpTarget } from "./http-proxy.js";
+import type { RequestHandler } from "./handler.js";
+import { HttpSessions } from "./http-sessions.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { ProbeError, type UnavailableReason } from "./probe-failure.js";
 
@@ -19,6 +22,8 @@ export interface HttpServerDeps {
   /** The proxy's response timeout and concurrency cap (defaults: DEFAULT_PROXY_LIMITS). */
   responseTimeoutMs?: number;
   maxConcurrent?: number;
+  /** Client sessions the gateway keeps across restarts of a streamable-HTTP server (default 1000). */
+  maxSessions?: number;
 }
 
 /**
@@ -26,7 +31,10 @@ export interface HttpServerDeps {
  * user network and declared port; probes speak MCP to the same address.
  */
 export class HttpServerUpstream implements Upstream {
-  readonly handler: HttpProxyHandler;
+  readonly handler: RequestHandler;
+  readonly proxy: HttpProxyHandler;
+  /** Counts the server's processes: another container, or the same one started again. */
+  private incarnation = 0;
   private readonly prober: McpProbe;
   private readonly agent: http.Agent;
   private resolved: Promise<HttpTarget> | undefined;
@@ -39,7 +47,7 @@ export class HttpServerUpstream implements Upstream {
     const maxConcurrent = deps.maxConcurrent ?? DEFAULT_PROXY_LIMITS.maxConcurrent;
     // As many sockets as requests may be in flight: the agent never queues a request the proxy admitted.
     this.agent = new http.Agent({ keepAlive: true, maxSockets: maxConcurrent, maxFreeSockets: 16 });
-    this.handler = new HttpProxyHandler({
+    this.proxy = new HttpProxyHandler({
       maxConcurrent,
       ...(deps.responseTimeoutMs !== undefined ? { responseTimeoutMs: deps.responseTimeoutMs } : {}),
       target: () => this.resolve(),
@@ -54,6 +62,18 @@ export class HttpServerUpstream implements Upstream {
         ),
       onStream: (delta) => deps.metrics.openStreams.inc({ transport }, delta),
     });
+    // Streamable-HTTP clients keep their sessions when the server restarts (woken from idle, or replaced).
+    this.handler =
+      transport === "streamable-http"
+        ? new HttpSessions({
+            inner: this.proxy,
+            target: () => this.resolve(),
+            agent: this.agent,
+            incarnation: () => this.incarnation,
+            logger: deps.logger,
+            maxSessions: deps.maxSessions ?? 1000,
+          })
+        : this.proxy;
     const probeOptions = {
       target: () => this.resolve(),
       clientInfo: deps.clientInfo,
@@ -64,6 +84,11 @@ export class HttpServerUpstream implements Upstream {
   }
 
   update(target: ServerTarget): void {
+    if (
+      target.containerId !== this.target.containerId ||
+      (target.state === "running" && this.target.state !== "running")
+    )
+      this.incarnation += 1;
     if (target.containerId !== this.target.containerId || target.state !== this.target.state) {
       this.resolved = undefined;
       this.prober.reset();
@@ -73,6 +98,22 @@ export class HttpServerUpstream implements Upstream {
 
   probe(timeoutMs: number): Promise<void> {
     return this.prober.probe(timeoutMs);
+  }
+
+  /** After a start: polls (every 100 ms) until the server accepts a TCP connection, within `timeoutMs`. */
+  async ready(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        const target = await this.resolve();
+        if (await canConnect(target, Math.min(1000, deadline - Date.now()))) return true;
+      } catch {
+        // Not resolvable yet (no address): look again.
+      }
+      this.resolved = undefined;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return false;
   }
 
   async close(): Promise<void> {
@@ -112,4 +153,18 @@ export class HttpServerUpstream implements Upstream {
     if (port === undefined) throw unavailable("container declares no port (label mcp.portal.container_port)");
     return { host: endpoint.ipAddress, port };
   }
+}
+
+function canConnect(target: HttpTarget, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: target.host, port: target.port });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), Math.max(1, timeoutMs));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
 }
