@@ -103,9 +103,10 @@ export class IdleGate {
         });
       }
       ({ requests, messages } = jsonRpcRequests(body));
-      // Unparsable bodies count as traffic: the server answers them, so they need it awake.
+      // Unparsable bodies count as traffic: the server answers them, so they need it awake. A request is traffic
+      // until its answer ends (a wake or a long tool call must not be cut by the idle timeout).
       if (requests === undefined || requests.some((r) => r.method !== "ping"))
-        this.traffic.record(target.userId, target.serverId);
+        res.once("close", this.traffic.begin(target.userId, target.serverId));
       request = replayRequest(req, body);
     }
     if (target.running) return { req: request, withoutContainer: false };

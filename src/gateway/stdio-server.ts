@@ -112,6 +112,14 @@ export class StdioServerUpstream implements Upstream {
     return this.mux.ping(timeoutMs);
   }
 
+  /** After a wake: resolves true once the server is attached and initialized (false after `timeoutMs`). */
+  ready(timeoutMs: number): Promise<boolean> {
+    return this.mux.whenReady(timeoutMs).then(
+      () => true,
+      () => false,
+    );
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sweep);
     this.mux.closeAll("server no longer served");

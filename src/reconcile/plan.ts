@@ -136,6 +136,8 @@ export function planUser(
   const replaces: PlanStep[] = [];
   const creates: PlanStep[] = [];
   const fixes: PlanStep[] = [];
+  /** Stops for idleness go last: a wake in the same plan (a client waits for it) must not wait behind them. */
+  const idleStops: PlanStep[] = [];
   const waits: StartWait[] = [];
   const userNetwork = actual.networks.find((n) => n.name === desired.network.name);
   const networkSteps: PlanStep[] = userNetwork
@@ -237,7 +239,7 @@ export function planUser(
     }
     const idleStop = context.idle?.stop.get(outcome.serverId);
     if (idleStop && keeper.state === "running") {
-      fixes.push({
+      idleStops.push({
         kind: "stopContainer",
         serverId: outcome.serverId,
         container: { id: keeper.id, name: keeper.name },
@@ -290,6 +292,7 @@ export function planUser(
     ...creates,
     ...fixes,
     ...orphanNetworks,
+    ...idleStops,
   );
   return { userId, steps, waits };
 }

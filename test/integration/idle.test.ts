@@ -2,7 +2,7 @@
 // object graphs, as in production), the official MCP SDK client, servers built from the test images. Short idle
 // timeouts; the whole file stays well under two minutes.
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { promisify } from "node:util";
@@ -112,15 +112,18 @@ describeDocker("idle servers (scale to zero)", () => {
       `${serverId} idle`,
       async () =>
         (await serverStatus(serverId))?.phase === "Idle" && (await container(serverId))?.State === "exited",
-      30_000,
+      120_000,
     );
   const audit = async () =>
     (await readFile(path.join(data.stateDir, "audit.log"), "utf8"))
       .split("\n")
       .filter((l) => l !== "")
       .map((l) => JSON.parse(l) as { action: string; resource: string; details: Record<string, unknown> });
+  const gatewayLogs: string[] = [];
+  const controllerLogs: string[][] = [];
   const startController = async () => {
     controller = await startDaemon(env);
+    controllerLogs.push(controller.logs);
   };
 
   beforeAll(async () => {
@@ -132,20 +135,35 @@ describeDocker("idle servers (scale to zero)", () => {
     env = testEnv(data.root, installation, {
       MCP_PORTAL_GATEWAY: "on",
       MCP_PORTAL_PUBLISH_HOST: "127.0.0.1",
-      MCP_PORTAL_GATEWAY_WAKE_TIMEOUT_SECONDS: "15",
+      // Generous: on a shared, loaded engine a start alone has taken 14 s.
+      MCP_PORTAL_GATEWAY_WAKE_TIMEOUT_SECONDS: "120",
     });
     await startController();
     gateway = await createGatewayProcess({
       config: loadGatewayConfig(env),
       env,
       listen: false,
-      logger: createLogger({ level: "info", destination: new Writable({ write: (_c, _e, done) => done() }) }),
-      tuning: { readyWaitMs: 15_000, bindRetryMs: 500, idle: { viewPollMs: 100, trafficWriteMs: 200 } },
+      logger: createLogger({
+        level: "debug",
+        destination: new Writable({
+          write: (chunk: Buffer, _e, done) => {
+            gatewayLogs.push(chunk.toString("utf8"));
+            done();
+          },
+        }),
+      }),
+      tuning: { readyWaitMs: 60_000, bindRetryMs: 500, idle: { viewPollMs: 100, trafficWriteMs: 200 } },
     });
     await gateway.start();
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
+    // IDLE_TEST_LOGS=DIR keeps both processes' logs for a look after a failure.
+    const logDir = process.env.IDLE_TEST_LOGS;
+    if (logDir) {
+      await writeFile(path.join(logDir, "controller.log"), controllerLogs.map((l) => l.join("")).join(""));
+      await writeFile(path.join(logDir, "gateway.log"), gatewayLogs.join(""));
+    }
     for (const client of clients) await client.close().catch(() => undefined);
     await gateway?.stop();
     await controller?.stop();
@@ -196,7 +214,7 @@ describeDocker("idle servers (scale to zero)", () => {
     }
     const metrics = await gateway.metrics.registry.metrics();
     expect(metrics).toMatch(/mcp_portal_gateway_wakes_total\{result="success"\} [4-9]/);
-  }, 90_000);
+  }, 400_000);
 
   it("two clients hit an idle server at once: one start, both succeed", async () => {
     await waitIdle("tools-http");
@@ -212,7 +230,7 @@ describeDocker("idle servers (scale to zero)", () => {
       (l) => l.action === "start_container" && l.details.server_id === "tools-stdio",
     ).length;
     expect(starts - startsBefore).toBe(1);
-  }, 60_000);
+  }, 300_000);
 
   it("a controller restart keeps an idle server idle (nothing re-created); a wake during it succeeds", async () => {
     const client = await connect("tools-stdio");
@@ -231,7 +249,7 @@ describeDocker("idle servers (scale to zero)", () => {
     // The other idle servers stayed idle; nothing was re-created.
     expect((await container("tools-http"))?.State).toBe("exited");
     expect((await audit()).filter((l) => l.action === "create_container")).toHaveLength(creates);
-  }, 60_000);
+  }, 300_000);
 
   it("a server that crashes on wake: a clear error, CrashLoopBackOff, one wake start however many requests", async () => {
     await waitIdle("crashy");
@@ -291,5 +309,5 @@ describeDocker("idle servers (scale to zero)", () => {
         l.details.cause === "woken by a request",
     );
     expect(wakeStarts).toHaveLength(1);
-  }, 60_000);
+  }, 300_000);
 });
