@@ -21,6 +21,7 @@ import { Observer } from "./reconcile/observer.js";
 import { Controller } from "./reconcile/controller.js";
 import { type Clock, systemClock } from "./util/clock.js";
 import { GlobalInputsStore, UserInputsStore } from "./reconcile/desired-inputs.js";
+import { GatewayAccessWriter } from "./reconcile/gateway-access-writer.js";
 import { GatewayHealthReader } from "./reconcile/gateway-health.js";
 import { ImagePuller } from "./reconcile/image-puller.js";
 import { PruneGuard } from "./reconcile/prune-guard.js";
@@ -164,7 +165,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     pruneGuard,
     audit,
     clock,
-    ...(health ? { health } : {}),
+    ...(health ? { health, access: new GatewayAccessWriter(config.stateDir) } : {}),
     cacheRoot: cacheInputs,
     onStatus: (previous, next) => publishStatusChange(events, previous, next, new Date(clock.now())),
   });

@@ -2,6 +2,8 @@ import { z } from "zod";
 import { parseListen, type ListenAddress } from "../api/http-server.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { parseAllowedOrigins } from "./origin.js";
+import type { ResourceIdentity } from "./resource-metadata.js";
+import { parseAuditMaxBytes } from "../observability/audit.js";
 
 /** What one tenant may take of the shared gateway (README, "Gateway limits"). */
 export interface GatewayLimits {
@@ -39,6 +41,12 @@ export interface GatewayConfig {
   dockerTimeoutMs: number;
   logLevel: string;
   logPretty: boolean;
+  /** The URL clients use (MCP_PORTAL_PUBLIC_URL) and the OpenID Connect provider, if any (MCP_PORTAL_OIDC_*). */
+  identity: ResourceIdentity;
+  /** How often the users' gateway-access.json files are checked for changes (MCP_PORTAL_GATEWAY_POLICY_RECHECK_MS). */
+  policyRecheckMs: number;
+  /** `<state-dir>/gateway/audit.log` rotation size (MCP_PORTAL_AUDIT_MAX_BYTES, as the controller's). */
+  auditMaxBytes: number;
 }
 
 export type GatewayOverrides = Partial<
@@ -68,6 +76,7 @@ const GatewayOnly = z.object({
   MCP_PORTAL_GATEWAY_PROBE_MAX_BYTES: Int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
   MCP_PORTAL_GATEWAY_STDERR_LINES_PER_MINUTE: Int(0, 1_000_000).default(120),
   MCP_PORTAL_GATEWAY_LOG_MAX_BYTES: Int(64 * 1024, 1024 * 1024 * 1024).default(10 * 1024 * 1024),
+  MCP_PORTAL_GATEWAY_POLICY_RECHECK_MS: Int(100, 60_000).default(1000),
 });
 
 type GatewayVariable = keyof z.input<typeof GatewayOnly>;
@@ -90,9 +99,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv, overrides: GatewayOver
   }
   let listen: ListenAddress;
   let allowedOrigins: ReadonlySet<string> | "*";
+  let auditMaxBytes: number;
   try {
     listen = parseListen(parsed.data.MCP_PORTAL_GATEWAY_LISTEN);
     allowedOrigins = parseAllowedOrigins(parsed.data.MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS);
+    auditMaxBytes = parseAuditMaxBytes(env);
   } catch (error) {
     throw new ConfigError(`invalid configuration: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -117,6 +128,9 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv, overrides: GatewayOver
     dockerTimeoutMs: base.dockerTimeoutMs,
     logLevel: base.logLevel,
     logPretty: base.logPretty,
+    identity: { publicUrl: base.publicUrl, oidc: base.oidc },
+    policyRecheckMs: parsed.data.MCP_PORTAL_GATEWAY_POLICY_RECHECK_MS,
+    auditMaxBytes,
   };
 }
 

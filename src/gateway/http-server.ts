@@ -40,6 +40,7 @@ export class HttpServerUpstream implements Upstream {
     // As many sockets as requests may be in flight: the agent never queues a request the proxy admitted.
     this.agent = new http.Agent({ keepAlive: true, maxSockets: maxConcurrent, maxFreeSockets: 16 });
     this.handler = new HttpProxyHandler({
+      transport: transport === "sse" ? "sse" : "streamable-http",
       maxConcurrent,
       ...(deps.responseTimeoutMs !== undefined ? { responseTimeoutMs: deps.responseTimeoutMs } : {}),
       target: () => this.resolve(),
@@ -53,6 +54,7 @@ export class HttpServerUpstream implements Upstream {
           bytes,
         ),
       onStream: (delta) => deps.metrics.openStreams.inc({ transport }, delta),
+      onInspectOverflow: () => deps.metrics.inspectOverflowsTotal.inc(),
     });
     const probeOptions = {
       target: () => this.resolve(),
@@ -75,7 +77,12 @@ export class HttpServerUpstream implements Upstream {
     return this.prober.probe(timeoutMs);
   }
 
+  toolsChanged(): void {
+    this.handler.toolsChanged();
+  }
+
   async close(): Promise<void> {
+    this.handler.close();
     await this.prober.close();
     this.agent.destroy();
   }

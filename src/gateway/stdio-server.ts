@@ -112,6 +112,10 @@ export class StdioServerUpstream implements Upstream {
     return this.mux.ping(timeoutMs);
   }
 
+  toolsChanged(): void {
+    this.mux.announceToolsChanged();
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sweep);
     this.mux.closeAll("server no longer served");

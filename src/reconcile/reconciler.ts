@@ -4,6 +4,9 @@ import type { Config } from "../config.js";
 import { type GatewayHealthServer, gatewayHealthKey, healthVerdict } from "../contracts/gateway-health.js";
 import type { UserStatus } from "../contracts/status-file.js";
 import { blockStartOf } from "../desired/port-blocks.js";
+import { gatewayAccess } from "../desired/gateway-access.js";
+import type { GatewayAccessFile } from "../contracts/gateway-access.js";
+import type { GatewayAccessWriter } from "./gateway-access-writer.js";
 import type { DesiredUser } from "../desired/types.js";
 import { type DesiredUserInput, computeDesiredUser } from "../desired/user-desired.js";
 import { LABELS, type PortBlockLabel, parsePortBlockLabel } from "../labels.js";
@@ -58,6 +61,8 @@ export interface ReconcilerDeps {
   onStatus?: (previous: UserStatus | undefined, next: UserStatus) => void;
   /** The gateway's MCP probes; set when the gateway serves users' ports. */
   health?: GatewayHealthReader;
+  /** Where each user's tool policy and rate limits go for the gateway; set when the gateway serves users' ports. */
+  access?: GatewayAccessWriter;
   /** Resolve the data dir's symlinks once until `invalidateRoot` (a watcher reports swaps); off: every reconcile. */
   cacheRoot?: boolean;
 }
@@ -225,6 +230,13 @@ export class Reconciler {
     const previous = await deps.statuses.previous(userId);
     const errors: Problem[] = user.kind === "present" ? [...global.problems, ...user.problems] : [];
     const prepared = await this.prepare(userId, root, global, user);
+    // What the gateway enforces is written before any container of the user is created or replaced, so no
+    // container is ever served without it. It is not part of any container's spec: a change replaces nothing.
+    const access =
+      prepared.source.kind === "desired"
+        ? gatewayAccess(userId, prepared.source.input.enabled, prepared.source.input.policy)
+        : undefined;
+    if (access && deps.access) await deps.access.write(access);
 
     let observation = input.observation;
     let decision = this.decide(userId, prepared, observation.observed, previous);
@@ -245,6 +257,7 @@ export class Reconciler {
         executed: undefined,
         waits: [],
         health,
+        access,
         errors,
         stalled: decision.stalled,
         started,
@@ -341,6 +354,7 @@ export class Reconciler {
       executed,
       waits: plan.waits,
       health,
+      access,
       errors,
       stalled,
       started,
@@ -424,6 +438,7 @@ export class Reconciler {
       executed: ExecutionResult | undefined;
       waits: Parameters<typeof projectStatus>[0]["waits"];
       health: ReadonlyMap<string, GatewayHealthServer> | undefined;
+      access?: GatewayAccessFile | undefined;
       errors: Problem[];
       stalled: Stalled | undefined;
       started: number;
@@ -446,6 +461,8 @@ export class Reconciler {
       executed: input.executed,
       waits: input.waits,
       health: input.health,
+      access: input.access,
+      publicUrl: deps.config.gateway ? deps.config.publicUrl : undefined,
       portBlock: deps.allocator.blockOf(userId),
       errors: input.errors,
       stalled: input.stalled,
@@ -493,6 +510,7 @@ export class Reconciler {
     if (deps.statuses.get(userId) || (await deps.statuses.previous(userId)))
       await deps.statuses.remove(userId);
     await deps.catalogs.remove(userId);
+    deps.access?.forget(userId);
     deps.allocator.release(userId);
     deps.observer.forget(userId);
     deps.pruneGuard.forgetUser(userId);

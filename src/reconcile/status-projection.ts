@@ -1,3 +1,5 @@
+import { serverUrl } from "../auth/oidc-settings.js";
+import type { GatewayAccessFile } from "../contracts/gateway-access.js";
 import { type GatewayHealthServer, gatewayHealthKey } from "../contracts/gateway-health.js";
 import type {
   Condition,
@@ -9,6 +11,7 @@ import type {
 import type { PortRange } from "../desired/port-blocks.js";
 import type { DesiredUser } from "../desired/types.js";
 import { LABELS } from "../labels.js";
+import { ownValue } from "../util/own-property.js";
 import type { Problem } from "../validate/problem.js";
 import type { ExecutionResult } from "./executor.js";
 import type { ActualUser, StartWait } from "./plan.js";
@@ -37,6 +40,10 @@ export interface ProjectionInput {
   waits: readonly StartWait[];
   /** The gateway's MCP probes, when the gateway serves the users' ports. */
   health: ReadonlyMap<string, GatewayHealthServer> | undefined;
+  /** What the gateway enforces for this user (tool policy, rate limits), when it was computed. */
+  access?: GatewayAccessFile | undefined;
+  /** MCP_PORTAL_PUBLIC_URL when the gateway serves the users' ports: servers then get their `url`. */
+  publicUrl?: string | undefined;
   portBlock: PortRange | undefined;
   errors: Problem[];
   stalled: Stalled | undefined;
@@ -233,74 +240,88 @@ function networkOf(actual: ActualUser, desired: DesiredUser | undefined): UserSt
 }
 
 function serverStatuses(input: ProjectionInput): ServerStatus[] {
-  const { desired, observed, executed, previous } = input;
+  const { desired, previous, access, publicUrl } = input;
   if (!desired) {
     // Nothing could be computed: report what runs, as it runs.
     return (previous?.servers ?? []).map((s) => ({ ...s }));
   }
-  const waits = new Map(input.waits.map((w) => [w.serverId, w]));
-  return desired.servers.map((outcome): ServerStatus => {
-    const containers = observed.containers.filter((c) => c.labels[LABELS.serverId] === outcome.serverId);
-    const result = executed?.servers.get(outcome.serverId);
-    if (outcome.kind === "blocked") {
-      const kept = outcome.keepExisting ? containers[0] : undefined;
-      return {
-        id: outcome.serverId,
-        phase: "Blocked",
-        reason: outcome.reason,
-        message: kept ? `${outcome.message}; the existing container keeps running` : outcome.message,
-        ...(kept ? { container_id: kept.id, container_name: kept.name } : {}),
-      };
-    }
-    const base = {
-      id: outcome.serverId,
-      host_port: outcome.spec.hostPort,
-      spec_hash: outcome.specHash,
-      image: outcome.spec.image,
-    };
-    // An admin-loosened server runs without the user's environment except what policy allows: say which.
-    const note = outcome.droppedUserEnv?.length
-      ? `user environment not passed to this admin-loosened server: ${outcome.droppedUserEnv.join(", ")} (policy.json server_security.${outcome.serverId}.user_env_allow)`
-      : undefined;
-    if (result) {
-      const message = result.message ?? (result.phase === "Running" ? note : undefined);
-      return {
-        ...base,
-        phase: result.phase,
-        ...(result.reason ? { reason: result.reason } : {}),
-        ...(message ? { message } : {}),
-        ...(result.containerId ? { container_id: result.containerId } : {}),
-        ...(result.containerName ? { container_name: result.containerName } : {}),
-      };
-    }
-    const wait = waits.get(outcome.serverId);
-    if (wait) {
-      return {
-        ...base,
-        phase: "Failed",
-        reason: "CrashLoopBackOff",
-        message: `container keeps exiting soon after start; next start in ${Math.ceil(wait.waitMs / 1000)} s`,
-        container_id: wait.container.id,
-        container_name: wait.container.name,
-      };
-    }
-    const current = containers.find((c) => c.labels[LABELS.specHash] === outcome.specHash);
-    if (current && (current.state === "running" || current.state === "paused")) {
-      return {
-        ...base,
-        phase: "Running",
-        container_id: current.id,
-        container_name: current.name,
-        ...(note ? { message: note } : {}),
-      };
-    }
+  return desired.servers.map((outcome) => {
+    const status = serverStatus(input, outcome);
+    const server = access ? ownValue(access.servers, outcome.serverId) : undefined;
     return {
-      ...base,
-      phase: "Pending",
-      reason: current ? `Container${capitalize(current.state)}` : "ContainerMissing",
-      ...(current ? { container_id: current.id, container_name: current.name } : {}),
+      ...status,
+      ...(publicUrl !== undefined && status.host_port !== undefined
+        ? { url: serverUrl(publicUrl, status.host_port) }
+        : {}),
+      ...(server ? { tools: server.tools } : {}),
+      ...(server?.rate_limit ? { rate_limit: server.rate_limit } : {}),
     };
   });
+}
+
+/** One server's status from its desired outcome and what was observed and done. */
+function serverStatus(input: ProjectionInput, outcome: DesiredUser["servers"][number]): ServerStatus {
+  const { observed, executed } = input;
+  const containers = observed.containers.filter((c) => c.labels[LABELS.serverId] === outcome.serverId);
+  const result = executed?.servers.get(outcome.serverId);
+  if (outcome.kind === "blocked") {
+    const kept = outcome.keepExisting ? containers[0] : undefined;
+    return {
+      id: outcome.serverId,
+      phase: "Blocked",
+      reason: outcome.reason,
+      message: kept ? `${outcome.message}; the existing container keeps running` : outcome.message,
+      ...(kept ? { container_id: kept.id, container_name: kept.name } : {}),
+    };
+  }
+  const base = {
+    id: outcome.serverId,
+    host_port: outcome.spec.hostPort,
+    spec_hash: outcome.specHash,
+    image: outcome.spec.image,
+  };
+  // An admin-loosened server runs without the user's environment except what policy allows: say which.
+  const note = outcome.droppedUserEnv?.length
+    ? `user environment not passed to this admin-loosened server: ${outcome.droppedUserEnv.join(", ")} (policy.json server_security.${outcome.serverId}.user_env_allow)`
+    : undefined;
+  if (result) {
+    const message = result.message ?? (result.phase === "Running" ? note : undefined);
+    return {
+      ...base,
+      phase: result.phase,
+      ...(result.reason ? { reason: result.reason } : {}),
+      ...(message ? { message } : {}),
+      ...(result.containerId ? { container_id: result.containerId } : {}),
+      ...(result.containerName ? { container_name: result.containerName } : {}),
+    };
+  }
+  const wait = input.waits.find((w) => w.serverId === outcome.serverId);
+  if (wait) {
+    return {
+      ...base,
+      phase: "Failed",
+      reason: "CrashLoopBackOff",
+      message: `container keeps exiting soon after start; next start in ${Math.ceil(wait.waitMs / 1000)} s`,
+      container_id: wait.container.id,
+      container_name: wait.container.name,
+    };
+  }
+  const current = containers.find((c) => c.labels[LABELS.specHash] === outcome.specHash);
+  if (current && (current.state === "running" || current.state === "paused")) {
+    return {
+      ...base,
+      phase: "Running",
+      container_id: current.id,
+      container_name: current.name,
+      ...(note ? { message: note } : {}),
+    };
+  }
+  return {
+    ...base,
+    phase: "Pending",
+    reason: current ? `Container${capitalize(current.state)}` : "ContainerMissing",
+    ...(current ? { container_id: current.id, container_name: current.name } : {}),
+  };
 }
 
 function capitalize(s: string): string {
