@@ -56,6 +56,8 @@ export interface OidcVerifierOptions {
 const DiscoveryDocument = z.looseObject({ issuer: z.string(), jwks_uri: z.url() });
 
 const MAX_DISCOVERY_BYTES = 1024 * 1024;
+/** Fetches of the keys prompted by an unknown key id are at least this far apart. */
+export const JWKS_COOLDOWN_MS = 5000;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** Three base64url parts: worth handing to the verifier (static tokens never look like this). */
@@ -172,7 +174,9 @@ export class OidcVerifier {
     const cacheMs = settings.jwksCacheSeconds * 1000;
     return createRemoteJWKSet(jwksUri, {
       cacheMaxAge: cacheMs,
-      cooldownDuration: Math.min(30_000, cacheMs),
+      // An unknown key id fetches the keys again at most this often: a new key is usable within seconds, and tokens
+      // with made-up key ids cannot make the gateway hammer the provider.
+      cooldownDuration: Math.min(JWKS_COOLDOWN_MS, cacheMs),
       timeoutDuration: settings.timeoutMs,
       [customFetch]: (input, init) => this.fetchImpl(input, init),
     });
