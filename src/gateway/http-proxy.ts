@@ -85,8 +85,11 @@ export class HttpProxyHandler implements RequestHandler {
   private readonly maxInspectBytes: number;
   private readonly transport: "streamable-http" | "sse";
   private readonly traffic: ToolTraffic;
-  /** Open GET event streams, where a tools/list_changed announcement can be put. */
-  private readonly streams = new Set<SseFramer>();
+  /**
+   * Open GET event streams, where a tools/list_changed announcement can be put, each with its session once known
+   * (an sse server's answers, the gateway's own refusals included, travel on its session's stream).
+   */
+  private readonly streams = new Map<SseFramer, () => string | undefined>();
   private active = 0;
 
   constructor(private readonly options: HttpProxyOptions) {
@@ -110,7 +113,7 @@ export class HttpProxyHandler implements RequestHandler {
 
   /** The tool policy changed: every open GET stream gets notifications/tools/list_changed between two events. */
   toolsChanged(): void {
-    for (const stream of this.streams) stream.inject(TOOLS_CHANGED);
+    for (const stream of this.streams.keys()) stream.inject(TOOLS_CHANGED);
   }
 
   /** The server is no longer served. */
@@ -184,12 +187,31 @@ export class HttpProxyHandler implements RequestHandler {
       }
       throw error;
     }
-    const screened = this.traffic.screen(raw, this.postSession(req), ctx.tools);
+    const session = this.postSession(req);
+    const screened = this.traffic.screen(raw, session, ctx.tools);
     if (screened.kind === "forward") return { body: screened.body, watch: screened.watch };
+    // An sse client reads answers only from its session's event stream (a POST gets 202 Accepted there).
+    if (screened.status < 400 && this.transport === "sse" && this.answerOnStream(session, screened.body)) {
+      res.writeHead(202).end();
+      return undefined;
+    }
     if (screened.status >= 400) markResult(res, "client_error");
     const bytes = sendJson(res, screened.status, screened.body);
     this.options.onBytes?.("out", bytes);
     return undefined;
+  }
+
+  /** Puts the gateway's own answers on `session`'s event stream, one event each; false without such a stream. */
+  private answerOnStream(session: string, body: unknown): boolean {
+    if (session === "") return false;
+    const stream = [...this.streams].find(([, sessionOf]) => sessionOf() === session)?.[0];
+    if (!stream) return false;
+    for (const message of [body].flat()) {
+      const event = formatEvent(JSON.stringify(message), undefined);
+      stream.inject(event);
+      this.options.onBytes?.("out", event.length);
+    }
+    return true;
   }
 
   /** The session a POST belongs to: its Mcp-Session-Id (streamable-http) or its sessionId query (sse). */
@@ -403,7 +425,7 @@ export class HttpProxyHandler implements RequestHandler {
         res.destroy();
       },
     });
-    if (isGetStream) this.streams.add(framer);
+    if (isGetStream) this.streams.set(framer, () => session);
     res.on("drain", () => response.resume());
     response.on("data", (chunk: Buffer) => framer.push(chunk));
     response.once("end", () => {

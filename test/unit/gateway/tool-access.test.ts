@@ -36,7 +36,10 @@ import { systemClock } from "../../../src/util/clock.js";
 import { registerTestTools } from "../../fixtures/mcp-servers/tools.js";
 import { freePort } from "../../helpers/net.js";
 
-const logger = createLogger({ level: "silent", destination: new Writable({ write: (_c, _e, done) => done() }) });
+const logger = createLogger({
+  level: "silent",
+  destination: new Writable({ write: (_c, _e, done) => done() }),
+});
 const CANARY = "canary-d41d8cd98f00b204e9800998ecf8427e";
 
 class MemoryAudit implements AuditWriter {
@@ -128,7 +131,19 @@ async function stdioAttach(): Promise<AttachedStdio> {
   const serverIn = new PassThrough();
   stdin.pipe(serverIn);
   await mcpServer().connect(new StdioServerTransport(serverIn, stdout));
-  return { stdin, stdout, stderr: new PassThrough(), closed: new Promise(() => undefined), close: () => undefined };
+  // `closed` resolves once the gateway closes the attach (a real attach does so too), so closing the endpoint ends.
+  let ended: (reason: string) => void = () => undefined;
+  const closed = new Promise<string>((resolve) => (ended = resolve));
+  return {
+    stdin,
+    stdout,
+    stderr: new PassThrough(),
+    closed,
+    close: () => {
+      stdin.unpipe(serverIn);
+      ended("closed");
+    },
+  };
 }
 
 type Kind = "streamable-http (SSE answers)" | "streamable-http (JSON answers)" | "sse" | "stdio";
@@ -143,7 +158,10 @@ interface Setup {
   connect(): Promise<Client & { listChanged: number }>;
 }
 
-const ALICE: AuthResult = { ok: true, caller: { kind: "user", userId: "alice", tokenId: "0123456789abcdef" } };
+const ALICE: AuthResult = {
+  ok: true,
+  caller: { kind: "user", userId: "alice", tokenId: "0123456789abcdef" },
+};
 const authenticate = (header: string | undefined): Promise<AuthResult> =>
   Promise.resolve(
     header === "Bearer alice"
@@ -233,7 +251,10 @@ describe("tool policy, rate limits and tool-call audit at the gateway", () => {
         const file = gatewayAccessPath(stateDir, "alice");
         await mkdir(path.dirname(file), { recursive: true });
         await rm(file, { force: true });
-        await writeFile(file, JSON.stringify({ api_version: "mcp-portal/v1", user_id: "alice", servers, ...extra }));
+        await writeFile(
+          file,
+          JSON.stringify({ api_version: "mcp-portal/v1", user_id: "alice", servers, ...extra }),
+        );
         await store.refresh(["alice"]);
       },
       async connect() {
@@ -243,7 +264,8 @@ describe("tool policy, rate limits and tool-call audit at the gateway", () => {
             ? new SSEClientTransport(new URL(url), {
                 requestInit: { headers },
                 eventSourceInit: {
-                  fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, ...headers } }),
+                  fetch: (input, init) =>
+                    fetch(input, { ...init, headers: { ...init?.headers, ...headers } }),
                 },
               })
             : new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
@@ -274,7 +296,9 @@ describe("tool policy, rate limits and tool-call audit at the gateway", () => {
         expect(await names(client)).toEqual(["add", "echo"]);
         await expect(client.callTool({ name: "slow", arguments: { label: CANARY } })).rejects.toMatchObject({
           code: -32602,
-          message: expect.stringContaining("Unknown tool: slow (not available to this user: tool policy)") as unknown,
+          message: expect.stringContaining(
+            "Unknown tool: slow (not available to this user: tool policy)",
+          ) as unknown,
         });
         const echoed = (await client.callTool({ name: "echo", arguments: { text: CANARY } })) as {
           content: { text: string }[];
@@ -298,7 +322,9 @@ describe("tool policy, rate limits and tool-call audit at the gateway", () => {
         });
         expect((s.audit.events[1]?.details?.bytes_out as number) > CANARY.length).toBe(true);
         expect(JSON.stringify(s.audit.events)).not.toContain(CANARY);
-        const metrics = await s.metrics.registry.getSingleMetricAsString("mcp_portal_gateway_tool_calls_total");
+        const metrics = await s.metrics.registry.getSingleMetricAsString(
+          "mcp_portal_gateway_tool_calls_total",
+        );
         expect(metrics).toContain('mcp_portal_gateway_tool_calls_total{result="refused"} 1');
         expect(metrics).toContain('mcp_portal_gateway_tool_calls_total{result="success"} 1');
       });
@@ -328,7 +354,9 @@ describe("tool policy, rate limits and tool-call audit at the gateway", () => {
     await writeFile(gatewayAccessPath(stateDir, "alice"), "{ broken");
     const fresh = new AccessStore(stateDir);
     expect((await fresh.get("alice")).kind).toBe("unusable");
-    await expect(client.callTool({ name: "echo", arguments: { text: "x" } })).rejects.toMatchObject({ code: -32602 });
+    await expect(client.callTool({ name: "echo", arguments: { text: "x" } })).rejects.toMatchObject({
+      code: -32602,
+    });
     expect(reached).toEqual([]);
   });
 
@@ -353,7 +381,11 @@ describe("tool policy, rate limits and tool-call audit at the gateway", () => {
     });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual([
-      { jsonrpc: "2.0", id: 1, error: { code: -32600, message: "batch refused: it calls a tool the tool policy hides" } },
+      {
+        jsonrpc: "2.0",
+        id: 1,
+        error: { code: -32600, message: "batch refused: it calls a tool the tool policy hides" },
+      },
       {
         jsonrpc: "2.0",
         id: 2,
@@ -364,7 +396,11 @@ describe("tool policy, rate limits and tool-call audit at the gateway", () => {
     // A body that is not JSON-RPC does not reach the server either.
     const junk = await fetch(s.url, {
       method: "POST",
-      headers: { authorization: "Bearer alice", "content-type": "application/json", "mcp-session-id": sessionId },
+      headers: {
+        authorization: "Bearer alice",
+        "content-type": "application/json",
+        "mcp-session-id": sessionId,
+      },
       body: '{"method":"tools/call","params":{"name":"slow"}}',
     });
     expect(junk.status).toBe(400);
