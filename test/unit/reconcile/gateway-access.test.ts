@@ -81,13 +81,10 @@ describe("gateway-access.json on the in-memory engine", () => {
   class WatchingRuntime extends MemoryRuntime {
     readonly accessFileAtCreate: boolean[] = [];
     stateDir = "";
-    override async createContainer(
-      spec: ContainerSpec,
-      options?: Parameters<MemoryRuntime["createContainer"]>[1],
-    ) {
+    override async createContainer(spec: ContainerSpec, name: string) {
       const user = spec.labels["mcp.portal.user_id"] ?? "";
       this.accessFileAtCreate.push(existsSync(gatewayAccessPath(this.stateDir, user)));
-      return super.createContainer(spec, options);
+      return super.createContainer(spec, name);
     }
   }
 
@@ -103,7 +100,7 @@ describe("gateway-access.json on the in-memory engine", () => {
   it("is written before the user's containers exist; a policy change rewrites it, replaces nothing, and shows in status", async () => {
     const data = await TestDataDir.create();
     await data.baseCatalog("base", [memServer("a"), memServer("b")]);
-    await data.enable("alice", [{ id: "a", tools: { deny: ["slow"] } } as never, "b"]);
+    await data.enable("alice", [{ id: "a", tools: { deny: ["slow"] } }, "b"]);
     await data.policy({ rate_limits: { per_server: { requests: 50, window_seconds: 60 } } });
     const runtime = new WatchingRuntime();
     runtime.stateDir = data.stateDir;
@@ -131,10 +128,7 @@ describe("gateway-access.json on the in-memory engine", () => {
     const hashes = containersOf(d.runtime, "alice").map((c) => c.labels["mcp.portal.spec_hash"]);
 
     // The user narrows the policy, the admin denies a tool for everyone.
-    await data.enable("alice", [
-      { id: "a", tools: { allow: ["echo", "add"], deny: ["slow"] } } as never,
-      "b",
-    ]);
+    await data.enable("alice", [{ id: "a", tools: { allow: ["echo", "add"], deny: ["slow"] } }, "b"]);
     await data.policy({ server_tools: { b: { deny: ["add"] } } });
     await d.daemon.controller.resync();
     await d.daemon.controller.idle();
