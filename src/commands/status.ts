@@ -40,6 +40,11 @@ export interface ServerStatusView {
   reason?: string;
   message?: string;
   host_port?: number;
+  /** The URL MCP clients use (status file, when the gateway serves the ports). */
+  url?: ServerStatus["url"];
+  /** The tool policy and rate limit the gateway enforces (status file). */
+  tools?: ServerStatus["tools"];
+  rate_limit?: ServerStatus["rate_limit"];
   container_name?: string;
   container_id?: string;
   /** The container's state on the engine now, or "missing". */
@@ -105,7 +110,7 @@ export async function collectStatus(
   return views;
 }
 
-function userView(
+export function userView(
   userId: string,
   status: UserStatus | undefined,
   containers: readonly ActualContainer[],
@@ -126,6 +131,9 @@ function userView(
       ...(s.reason ? { reason: s.reason } : {}),
       ...(s.message ? { message: s.message } : {}),
       ...hostPort(s.host_port, container),
+      ...(s.url !== undefined ? { url: s.url } : {}),
+      ...(s.tools !== undefined ? { tools: s.tools } : {}),
+      ...(s.rate_limit !== undefined ? { rate_limit: s.rate_limit } : {}),
       ...containerFields(container, now),
     });
   }
