@@ -17,7 +17,10 @@ export interface TestIssuer {
   /** Requests to the JWKS endpoint so far. */
   readonly jwksFetches: number;
   /** A token signed by the current key: `sub`, `iss`, `iat`, `exp` (now + ttl) filled in unless given. */
-  sign(claims: JWTPayload & { aud: string | string[] }, options?: { ttlSeconds?: number; kid?: string }): Promise<string>;
+  sign(
+    claims: JWTPayload & { aud: string | string[] },
+    options?: { ttlSeconds?: number; kid?: string },
+  ): Promise<string>;
   /** A new key is published and used from now on; the old one is no longer published. */
   rotate(): Promise<void>;
   /** The discovery document (and keys) answer 503 while down. */

@@ -171,7 +171,7 @@ const authenticate = (header: string | undefined): Promise<AuthResult> =>
 
 describe("tool policy, rate limits and tool-call audit at the gateway", () => {
   let stateDir: string;
-  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  const cleanups: (() => unknown)[] = [];
   beforeEach(async () => {
     stateDir = await mkdtemp(path.join(tmpdir(), "tool-access-"));
     reached.length = 0;
