@@ -126,6 +126,8 @@ describeDocker("identity at the gateway", () => {
   let data: TestDataDir;
   let provider: TestOpenIdProvider;
   let controller: StartedDaemon | undefined;
+  /** The controller while it starts: a timed-out beforeAll must not leave it reconciling after the cleanup. */
+  let starting: Promise<StartedDaemon> | undefined;
   let gateway: GatewayProcess | undefined;
   const gatewayLogs: string[] = [];
   let bobToken: string;
@@ -239,7 +241,8 @@ describeDocker("identity at the gateway", () => {
       MCP_PORTAL_OIDC_JWKS_CACHE_SECONDS: String(JWKS_CACHE_SECONDS),
       MCP_PORTAL_GATEWAY_POLICY_RECHECK_MS: "200",
     });
-    controller = await startDaemon(env);
+    starting = startDaemon(env);
+    controller = await starting;
     gateway = await createGatewayProcess({
       config: loadGatewayConfig(env),
       env,
@@ -256,11 +259,12 @@ describeDocker("identity at the gateway", () => {
       tuning: { readyWaitMs: 15_000, bindRetryMs: 500 },
     });
     await gateway.start();
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     for (const client of clients) await client.close().catch(() => undefined);
     await gateway?.stop();
+    controller ??= await starting?.catch(() => undefined);
     await controller?.stop();
     await cleanupInstallation(docker, installation);
     await provider?.close();
