@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import path from "node:path";
 import { z } from "zod";
 import {
@@ -53,6 +54,10 @@ const LOCK_FIELDS = {
   MCP_PORTAL_LOCK_STALE_MS: Int(1000, 3_600_000).default(30_000),
 };
 
+/** `engine`: one Docker Engine, a container per server; `swarm`: a Swarm manager, a service per server. */
+export const BACKENDS = ["engine", "swarm"] as const;
+export type Backend = (typeof BACKENDS)[number];
+
 /** Raw settings: the env names of the README's configuration table, with flags merged over them by the CLI. */
 const RawConfig = z
   .object({
@@ -105,6 +110,13 @@ const RawConfig = z
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     LOG_PRETTY: Bool.default(false),
     MCP_PORTAL_READ_ONLY_API: Bool.default(false),
+    MCP_PORTAL_PUBLIC_URL: z.string().optional(),
+    // Several hosts (README, "Several hosts"): which kind of engine DOCKER_HOST names.
+    MCP_PORTAL_BACKEND: z.enum(BACKENDS).default("engine"),
+    MCP_PORTAL_SWARM_POLL_SECONDS: Int(1, 3600).default(5),
+    MCP_PORTAL_SWARM_RESTART_DELAY_SECONDS: Int(0, 3600).default(5),
+    MCP_PORTAL_SWARM_CRASHLOOP_FAILURES: Int(1, 1000).default(3),
+    MCP_PORTAL_SWARM_CRASHLOOP_WINDOW_SECONDS: Int(10, 86_400).default(300),
   })
   .superRefine((c, ctx) => {
     const range = { start: c.MCP_PORTAL_PORT_RANGE_START, end: c.MCP_PORTAL_PORT_RANGE_END };
@@ -178,6 +190,22 @@ export interface Config {
   locks: LockSettings;
   /** Live-event connections (SSE, WebSocket): per-token cap, and how often their tokens are checked again. */
   live: { maxConnectionsPerToken: number; tokenRecheckMs: number };
+  /**
+   * MCP_PORTAL_PUBLIC_URL: scheme and host clients reach the gateway at (no port, no path); a server's MCP URL is
+   * `<publicUrl>:<host port>/mcp`. Default `http://<publish host>`.
+   */
+  publicUrl: string;
+  backend: Backend;
+  /** The Swarm backend's settings (README, "Several hosts"). */
+  swarm: {
+    /** How often nodes and tasks are listed (Swarm sends no task events): bounds how late a failure is seen. */
+    pollMs: number;
+    /** Swarm's restart policy: on-failure, after this delay. */
+    restartDelayMs: number;
+    /** This many failed tasks of a service within the window, and none running: CrashLoopBackOff. */
+    crashLoopFailures: number;
+    crashLoopWindowMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -207,6 +235,7 @@ export function loadConfig(
       throw new ConfigError(`MCP_PORTAL_OVERLAYS: "${name}" is not a valid overlay name`);
   }
   const portsPerUser = c.MCP_PORTAL_PORTS_PER_USER;
+  const publicUrl = parsePublicUrl(c.MCP_PORTAL_PUBLIC_URL, c.MCP_PORTAL_PUBLISH_HOST);
   const defaultAllowedImages = parseAllowedImages(c.MCP_PORTAL_ALLOWED_IMAGES);
   return {
     dataDir,
@@ -252,7 +281,41 @@ export function loadConfig(
       maxConnectionsPerToken: c.MCP_PORTAL_LIVE_MAX_CONNECTIONS_PER_TOKEN,
       tokenRecheckMs: c.MCP_PORTAL_LIVE_TOKEN_RECHECK_MS,
     },
+    publicUrl,
+    backend: c.MCP_PORTAL_BACKEND,
+    swarm: {
+      pollMs: c.MCP_PORTAL_SWARM_POLL_SECONDS * 1000,
+      restartDelayMs: c.MCP_PORTAL_SWARM_RESTART_DELAY_SECONDS * 1000,
+      crashLoopFailures: c.MCP_PORTAL_SWARM_CRASHLOOP_FAILURES,
+      crashLoopWindowMs: c.MCP_PORTAL_SWARM_CRASHLOOP_WINDOW_SECONDS * 1000,
+    },
   };
+}
+
+/** MCP_PORTAL_PUBLIC_URL checked: http(s), scheme and host only; default `http://<publish host>`. */
+export function parsePublicUrl(value: string | undefined, publishHost: string): string {
+  const given = value?.trim();
+  if (!given) return `http://${isIP(publishHost) === 6 ? `[${publishHost}]` : publishHost}`;
+  let url: URL;
+  try {
+    url = new URL(given);
+  } catch {
+    throw new ConfigError(`MCP_PORTAL_PUBLIC_URL: "${given.slice(0, 128)}" is not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new ConfigError("MCP_PORTAL_PUBLIC_URL: must be http:// or https://");
+  if (
+    url.port !== "" ||
+    (url.pathname !== "/" && url.pathname !== "") ||
+    url.search !== "" ||
+    url.hash !== ""
+  )
+    throw new ConfigError(
+      "MCP_PORTAL_PUBLIC_URL: give scheme and host only (each server's port and /mcp are added to it)",
+    );
+  if (url.username !== "" || url.password !== "")
+    throw new ConfigError("MCP_PORTAL_PUBLIC_URL: must not contain credentials");
+  return `${url.protocol}//${url.host}`;
 }
 
 /** MCP_PORTAL_ALLOWED_IMAGES: comma-separated image globs, as policy.json's allowed_images; empty means unset. */

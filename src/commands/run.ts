@@ -17,6 +17,8 @@ const USAGE = `Usage: mcp-portal run [options]
   --data-dir DIR         desired-state tree (MCP_PORTAL_DATA_DIR, default .)
   --state-dir DIR        where status, cache and audit go (MCP_PORTAL_STATE_DIR, default <data-dir>/.mcp-portal)
   --installation NAME    label value separating installations on one engine (MCP_PORTAL_INSTALLATION)
+  --backend KIND         engine (one Docker Engine) or swarm (DOCKER_HOST is a Swarm manager)
+                         (MCP_PORTAL_BACKEND, default engine; README, "Several hosts")
   --listen HOST:PORT     metrics, probes and API (MCP_PORTAL_LISTEN, default 127.0.0.1:8080)
   --allow-mass-prune     let one pass remove more than the safe share of managed containers
   --read-only-api        the API refuses every write (git is the only writer) (MCP_PORTAL_READ_ONLY_API)

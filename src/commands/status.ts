@@ -2,8 +2,7 @@ import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { listUserDirs } from "../catalog/data-tree.js";
 import type { Config } from "../config.js";
-import { dockerFromEnv } from "../docker/connect.js";
-import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
+import { runtimeFor } from "../docker/backend.js";
 import type { ActualContainer } from "../docker/runtime.js";
 import { LABELS, ownerFilters } from "../labels.js";
 import { type ServerStatus, UserStatus, statusFilePath } from "../contracts/status-file.js";
@@ -27,6 +26,7 @@ Options:
   --data-dir DIR         desired-state tree, for the list of users (MCP_PORTAL_DATA_DIR, default .)
   --state-dir DIR        where the status files are (MCP_PORTAL_STATE_DIR, default <data-dir>/.mcp-portal)
   --installation NAME    label value of the installation (MCP_PORTAL_INSTALLATION)
+  --backend KIND         engine or swarm (MCP_PORTAL_BACKEND, default engine)
   --user ID              only this user
   --output FORMAT        text (default): aligned table; json: {"users":[{"user_id","phase","servers":[...]}]}
 
@@ -63,7 +63,7 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
   const options = await commandOptions(io, USAGE, () => parseInstallationViewOptions(args, io.env));
   if (typeof options === "number") return options;
   const { config } = options;
-  const runtime = new DockerodeRuntime(dockerFromEnv(io.env), { timeoutMs: config.dockerTimeoutMs });
+  const runtime = runtimeFor(config, io.env);
   let containers: ActualContainer[];
   try {
     containers = await runtime.listContainers(ownerFilters(config.installation, options.user));

@@ -28,6 +28,12 @@ export const ServerStatus = z.object({
   image: z.string().optional(),
   /** MCP-level health from the gateway's probes (absent when the gateway is off). */
   health: z.enum(HEALTH_STATES).optional(),
+  /** The URL MCP clients use: `<MCP_PORTAL_PUBLIC_URL>:<host_port>/mcp`. */
+  url: z.string().optional(),
+  /** Swarm: the node (hostname) the server's task runs on. */
+  node: z.string().optional(),
+  /** Hardening the backend cannot express for this server (Swarm: README, "Several hosts"); not a block. */
+  warnings: z.array(z.string()).optional(),
 });
 export type ServerStatus = z.infer<typeof ServerStatus>;
 
@@ -84,4 +90,9 @@ export type UserStatus = z.infer<typeof UserStatus>;
 
 export function statusFilePath(stateDir: string, userId: string): string {
   return path.join(stateDir, "users", userId, "status.json");
+}
+
+/** A server's MCP URL as clients use it (`url`): `<MCP_PORTAL_PUBLIC_URL>:<host port>/mcp`. */
+export function serverUrl(publicUrl: string, hostPort: number): string {
+  return `${publicUrl}:${hostPort}/mcp`;
 }

@@ -4,7 +4,7 @@ import type { Config } from "../config.js";
 import { type GatewayHealthServer, gatewayHealthKey, healthVerdict } from "../contracts/gateway-health.js";
 import type { UserStatus } from "../contracts/status-file.js";
 import { blockStartOf } from "../desired/port-blocks.js";
-import type { DesiredUser } from "../desired/types.js";
+import type { ContainerSpec, DesiredUser } from "../desired/types.js";
 import { type DesiredUserInput, computeDesiredUser } from "../desired/user-desired.js";
 import { LABELS, type PortBlockLabel, parsePortBlockLabel } from "../labels.js";
 import type { AuditWriter } from "../observability/audit.js";
@@ -31,6 +31,7 @@ import {
   summarize,
 } from "./status-projection.js";
 import type { SecretKeys } from "./user-secrets.js";
+import type { Placer } from "../swarm/placer.js";
 
 export interface CatalogCache {
   get(
@@ -60,6 +61,12 @@ export interface ReconcilerDeps {
   health?: GatewayHealthReader;
   /** Resolve the data dir's symlinks once until `invalidateRoot` (a watcher reports swaps); off: every reconcile. */
   cacheRoot?: boolean;
+  /** The backend updates workloads in place (its capabilities.inPlaceUpdate). */
+  inPlaceUpdate?: boolean;
+  /** Swarm: where each user's workloads run. */
+  placer?: Placer;
+  /** Swarm: what a spec asks for that the backend cannot express (status warnings). */
+  specWarnings?: (spec: ContainerSpec) => string[];
 }
 
 export interface ReconcileContext {
@@ -161,11 +168,20 @@ export class Reconciler {
       this.deps.observer.user(userId),
       this.deps.health ? this.deps.health.read() : Promise.resolve(undefined),
     ]);
-    const key = this.unchangedKey(userId, root, global, user, observation, health);
+    const placement = this.deps.placer?.nodeFor(userId, observation.observed);
+    const key = `${this.unchangedKey(userId, root, global, user, observation, health)}\n${placement ?? ""}`;
     const settled = this.settled.get(userId);
     if (settled?.key === key) return { ...settled.result, unchanged: true };
 
-    const result = await this.converge(userId, ctx, { root, global, user, observation, health, started });
+    const result = await this.converge(userId, ctx, {
+      root,
+      global,
+      user,
+      observation,
+      health,
+      started,
+      placement,
+    });
     // Only an outcome that nothing but its inputs can change may be reused: no waits or retries due, no failures,
     // no removals waiting for the prune guard.
     if (
@@ -176,7 +192,7 @@ export class Reconciler {
       result.summary.phase !== "Deleted"
     )
       this.settled.set(userId, {
-        key: this.unchangedKey(userId, root, global, user, await this.deps.observer.user(userId), health),
+        key: `${this.unchangedKey(userId, root, global, user, await this.deps.observer.user(userId), health)}\n${placement ?? ""}`,
         result,
       });
     else this.settled.delete(userId);
@@ -218,20 +234,21 @@ export class Reconciler {
       observation: UserObservation;
       health: ReadonlyMap<string, GatewayHealthServer> | undefined;
       started: number;
+      placement: string | undefined;
     },
   ): Promise<ReconcileResult> {
     const { deps } = this;
-    const { root, global, user, health, started } = input;
+    const { root, global, user, health, started, placement } = input;
     const previous = await deps.statuses.previous(userId);
     const errors: Problem[] = user.kind === "present" ? [...global.problems, ...user.problems] : [];
     const prepared = await this.prepare(userId, root, global, user);
 
     let observation = input.observation;
-    let decision = this.decide(userId, prepared, observation.observed, previous);
+    let decision = this.decide(userId, prepared, observation.observed, previous, placement);
     if (observation.fromCache && hasWork(decision)) {
       // The kept listing may be older than this user's last change: look again before acting.
       observation = await deps.observer.user(userId, { fresh: true });
-      decision = this.decide(userId, prepared, observation.observed, previous);
+      decision = this.decide(userId, prepared, observation.observed, previous, placement);
     }
     const observed = observation.observed;
 
@@ -373,6 +390,7 @@ export class Reconciler {
     prepared: PreparedSource,
     observed: ActualUser,
     previous: UserStatus | undefined,
+    placement: string | undefined,
   ): Decision {
     let source = prepared.source;
     if (source.kind === "desired") {
@@ -387,7 +405,12 @@ export class Reconciler {
       userId,
       source,
       observed,
-      context: { startWaitMs: (id) => this.deps.starts.waitMs(id), hadContainer },
+      context: {
+        startWaitMs: (id) => this.deps.starts.waitMs(id),
+        hadContainer,
+        ...(this.deps.inPlaceUpdate ? { inPlaceUpdate: true } : {}),
+        ...(placement !== undefined ? { placement } : {}),
+      },
       computeDesired: (input) => this.computeDesired(userId, input, prepared.secretsKey),
     });
   }
@@ -446,6 +469,8 @@ export class Reconciler {
       executed: input.executed,
       waits: input.waits,
       health: input.health,
+      publicUrl: deps.config.publicUrl,
+      specWarnings: deps.specWarnings,
       portBlock: deps.allocator.blockOf(userId),
       errors: input.errors,
       stalled: input.stalled,
@@ -495,6 +520,7 @@ export class Reconciler {
     await deps.catalogs.remove(userId);
     deps.allocator.release(userId);
     deps.observer.forget(userId);
+    deps.placer?.forget(userId);
     deps.pruneGuard.forgetUser(userId);
   }
 

@@ -6,8 +6,9 @@ import type {
   UserPhase,
   UserStatus,
 } from "../contracts/status-file.js";
+import { serverUrl } from "../contracts/status-file.js";
 import type { PortRange } from "../desired/port-blocks.js";
-import type { DesiredUser } from "../desired/types.js";
+import type { ContainerSpec, DesiredUser } from "../desired/types.js";
 import { LABELS } from "../labels.js";
 import type { Problem } from "../validate/problem.js";
 import type { ExecutionResult } from "./executor.js";
@@ -37,6 +38,10 @@ export interface ProjectionInput {
   waits: readonly StartWait[];
   /** The gateway's MCP probes, when the gateway serves the users' ports. */
   health: ReadonlyMap<string, GatewayHealthServer> | undefined;
+  /** MCP_PORTAL_PUBLIC_URL: servers with a host port get their `url`. */
+  publicUrl?: string | undefined;
+  /** What the backend cannot express of a spec (Swarm), reported as warnings rather than blocks. */
+  specWarnings?: ((spec: ContainerSpec) => string[]) | undefined;
   portBlock: PortRange | undefined;
   errors: Problem[];
   stalled: Stalled | undefined;
@@ -233,13 +238,32 @@ function networkOf(actual: ActualUser, desired: DesiredUser | undefined): UserSt
 }
 
 function serverStatuses(input: ProjectionInput): ServerStatus[] {
-  const { desired, observed, executed, previous } = input;
+  const { desired, observed, previous, publicUrl, specWarnings } = input;
   if (!desired) {
     // Nothing could be computed: report what runs, as it runs.
     return (previous?.servers ?? []).map((s) => ({ ...s }));
   }
-  const waits = new Map(input.waits.map((w) => [w.serverId, w]));
   return desired.servers.map((outcome): ServerStatus => {
+    const status = serverStatus(input, outcome);
+    const container = status.container_id
+      ? observed.containers.find((c) => c.id === status.container_id)
+      : undefined;
+    const warnings = outcome.kind === "run" && specWarnings ? specWarnings(outcome.spec) : [];
+    return {
+      ...status,
+      ...(publicUrl !== undefined && status.host_port !== undefined
+        ? { url: serverUrl(publicUrl, status.host_port) }
+        : {}),
+      ...(container?.node !== undefined ? { node: container.node } : {}),
+      ...(warnings.length > 0 ? { warnings } : {}),
+    };
+  });
+}
+
+function serverStatus(input: ProjectionInput, outcome: DesiredUser["servers"][number]): ServerStatus {
+  const { observed, executed } = input;
+  const waits = new Map(input.waits.map((w) => [w.serverId, w]));
+  {
     const containers = observed.containers.filter((c) => c.labels[LABELS.serverId] === outcome.serverId);
     const result = executed?.servers.get(outcome.serverId);
     if (outcome.kind === "blocked") {
@@ -285,6 +309,17 @@ function serverStatuses(input: ProjectionInput): ServerStatus[] {
       };
     }
     const current = containers.find((c) => c.labels[LABELS.specHash] === outcome.specHash);
+    if (current?.crashLoop && current.state !== "running") {
+      // Swarm owns the restarts: its task history says the server keeps failing.
+      return {
+        ...base,
+        phase: "Failed",
+        reason: "CrashLoopBackOff",
+        message: `${current.crashLoop.failures} failed task(s) recently; Swarm restarts it; last error: ${current.crashLoop.lastError || "none reported"}`,
+        container_id: current.id,
+        container_name: current.name,
+      };
+    }
     if (current && (current.state === "running" || current.state === "paused")) {
       return {
         ...base,
@@ -300,7 +335,7 @@ function serverStatuses(input: ProjectionInput): ServerStatus[] {
       reason: current ? `Container${capitalize(current.state)}` : "ContainerMissing",
       ...(current ? { container_id: current.id, container_name: current.name } : {}),
     };
-  });
+  }
 }
 
 function capitalize(s: string): string {
