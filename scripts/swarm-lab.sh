@@ -7,6 +7,7 @@
 #   scripts/swarm-lab.sh down    tear everything down (idempotent; also what `up` runs when it fails)
 #   scripts/swarm-lab.sh kill-node N    kill -9 node N's dockerd, its containerd and shims (a node failure)
 #   scripts/swarm-lab.sh start-node N   start node N's dockerd again (it rejoins the swarm by itself)
+#   scripts/swarm-lab.sh exec N CMD...  run CMD in node N's network namespace (only that one: the host's files)
 #
 # Leaves nothing behind after `down`: dockerds, containerds and shims (by pid, under each node's exec-root),
 # mounts under the nodes' roots, network namespaces, the bridge and veths, the iptables rule, the data dirs.
@@ -195,6 +196,7 @@ up() {
       echo "LAB_NODE${i}_NAME=$(node_name "$i")"
       echo "LAB_NODE${i}_ADDR=$(node_addr "$i")"
       echo "LAB_NODE${i}_SOCK=$(node_sock "$i")"
+      echo "LAB_NODE${i}_NETNS=/var/run/netns/$(node_ns "$i")"
     done
   } | tee "$LAB_DIR/env"
   log "up: $LAB_NODES nodes ready"
@@ -220,5 +222,10 @@ up) up ;;
 down) down ;;
 kill-node) kill_node "${2:?node number}" ;;
 start-node) start_node "${2:?node number}" ;;
-*) die "usage: $0 up|down|kill-node N|start-node N" ;;
+exec)
+  n="${2:?node number}"
+  shift 2
+  exec nsenter --net="/var/run/netns/$(node_ns "$n")" "$@"
+  ;;
+*) die "usage: $0 up|down|kill-node N|start-node N|exec N CMD..." ;;
 esac

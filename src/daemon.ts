@@ -117,7 +117,10 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     clock,
   });
   const statuses = new StatusStore(config.stateDir);
-  const health = config.gateway ? new GatewayHealthReader(config.stateDir) : undefined;
+  // Swarm: the node gateways probe task containers (not services) and write one health file per node; their
+  // verdicts are not joined into status yet (README, "Several hosts").
+  const health =
+    config.gateway && config.backend === "engine" ? new GatewayHealthReader(config.stateDir) : undefined;
   const events = new EventBus();
   const starts = new StartBackoff(options.startBackoff ?? DEFAULT_START_BACKOFF, clock);
   const observer = new Observer(runtime, config.installation);

@@ -83,8 +83,10 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     stopDeadlineMs: 30_000,
   };
   // The gateway serves users' ports in its own process; run supervises it (and stops it) unless --keep-gateway.
+  // Swarm: the node gateways and the entry run on the cluster's nodes, deployed by the operator (README,
+  // "Several hosts"); a gateway beside the controller would serve only the manager's own engine.
   const supervisor =
-    config.gateway && options.gateway
+    config.gateway && options.gateway && config.backend === "engine"
       ? new GatewaySupervisor({ config, env: io.env, logger, keep: options.keepGateway })
       : undefined;
   let stopRequested = false;

@@ -5,7 +5,7 @@ import type { Config } from "../config.js";
 import { runtimeFor } from "../docker/backend.js";
 import type { ActualContainer } from "../docker/runtime.js";
 import { LABELS, ownerFilters } from "../labels.js";
-import { type ServerStatus, UserStatus, statusFilePath } from "../contracts/status-file.js";
+import { type ServerStatus, UserStatus, serverUrl, statusFilePath } from "../contracts/status-file.js";
 import { isValidUserId } from "../util/ids.js";
 import {
   commandFailure,
@@ -46,6 +46,12 @@ export interface ServerStatusView {
   state: string;
   created_at?: string;
   age_seconds?: number;
+  /** The URL MCP clients use (`<MCP_PORTAL_PUBLIC_URL>:<host_port>/mcp`). */
+  url?: string;
+  /** Swarm: the node its task runs on now (from the listing, else the status file). */
+  node?: string;
+  /** Hardening the backend cannot express (Swarm). */
+  warnings?: string[];
 }
 
 export interface UserStatusView {
@@ -100,7 +106,7 @@ export async function collectStatus(
   const views: UserStatusView[] = [];
   for (const userId of ids) {
     const status = await readStatusFile(config.stateDir, userId);
-    views.push(userView(userId, status, byUser.get(userId) ?? [], now));
+    views.push(userView(userId, status, byUser.get(userId) ?? [], now, config.publicUrl));
   }
   return views;
 }
@@ -110,6 +116,7 @@ function userView(
   status: UserStatus | undefined,
   containers: readonly ActualContainer[],
   now: number,
+  publicUrl: string,
 ): UserStatusView {
   const remaining = [...containers];
   const take = (s: ServerStatus): ActualContainer | undefined => {
@@ -120,6 +127,7 @@ function userView(
   const servers: ServerStatusView[] = [];
   for (const s of status?.servers ?? []) {
     const container = take(s);
+    const node = container?.node ?? s.node;
     servers.push({
       id: s.id,
       phase: s.phase,
@@ -127,6 +135,9 @@ function userView(
       ...(s.message ? { message: s.message } : {}),
       ...hostPort(s.host_port, container),
       ...containerFields(container, now),
+      ...(s.host_port !== undefined ? { url: serverUrl(publicUrl, s.host_port) } : {}),
+      ...(node !== undefined ? { node } : {}),
+      ...(s.warnings?.length ? { warnings: s.warnings } : {}),
     });
   }
   // Containers the status does not name: no status yet, or leftovers a reconcile has not removed.
@@ -137,6 +148,7 @@ function userView(
       reason: status ? "NotInStatus" : "NoStatusYet",
       ...hostPort(undefined, container),
       ...containerFields(container, now),
+      ...(container.node !== undefined ? { node: container.node } : {}),
     });
   }
   const ready = status?.conditions.find((c) => c.type === "Ready");
