@@ -1,7 +1,8 @@
 import type Docker from "dockerode";
 import { z } from "zod";
 import type { ContainerSpec } from "../desired/types.js";
-import { serviceSpec } from "../swarm/service-spec.js";
+import { LABELS } from "../labels.js";
+import { SERVICE_FINGERPRINT_LABEL, serviceFingerprint, serviceSpec } from "../swarm/service-spec.js";
 import { dial, networkCreateOptions, toRuntimeError } from "./dockerode-runtime.js";
 import { parseRawEventStream } from "./event-stream.js";
 import type {
@@ -67,7 +68,8 @@ const ServiceBody = z.object({
     Mode: z.object({ Replicated: z.object({ Replicas: z.number().optional() }).optional() }).optional(),
   }),
 });
-type ServiceBody = z.infer<typeof ServiceBody>;
+/** A listed service: the fields we read, and its spec as Swarm stores it (for the edit fingerprint). */
+type ServiceBody = z.infer<typeof ServiceBody> & { rawSpec: unknown };
 
 const TaskBody = z.object({
   ID: z.string(),
@@ -138,7 +140,7 @@ export class SwarmRuntime implements ContainerRuntime {
     const out: ServiceBody[] = [];
     for (const item of raw ?? []) {
       const parsed = ServiceBody.safeParse(item);
-      if (parsed.success) out.push(parsed.data);
+      if (parsed.success) out.push({ ...parsed.data, rawSpec: (item as { Spec?: unknown }).Spec });
     }
     return out;
   }
@@ -178,8 +180,15 @@ export class SwarmRuntime implements ContainerRuntime {
   }
 
   private workload(service: ServiceBody, tasks: TaskBody[]): ActualContainer {
-    const labels = service.Spec.Labels ?? {};
-    this.serviceLabels.set(service.ID, labels);
+    const ownLabels = service.Spec.Labels ?? {};
+    this.serviceLabels.set(service.ID, ownLabels);
+    // Edited behind our back (the spec no longer has the fingerprint we wrote): report a changed spec, so the
+    // planner updates it back.
+    const recorded = ownLabels[SERVICE_FINGERPRINT_LABEL];
+    const labels =
+      recorded !== undefined && recorded !== serviceFingerprint(service.rawSpec)
+        ? { ...ownLabels, [LABELS.specHash]: `edited:${ownLabels[LABELS.specHash] ?? ""}` }
+        : ownLabels;
     for (const m of service.Spec.TaskTemplate.ContainerSpec?.Mounts ?? []) {
       if (m.Type === "volume" && m.Source && m.VolumeOptions?.Labels)
         this.volumeLabels.set(m.Source, m.VolumeOptions.Labels);
@@ -292,20 +301,10 @@ export class SwarmRuntime implements ContainerRuntime {
   }
 
   async createNetwork(spec: NetworkSpec): Promise<string> {
-    const options = networkCreateOptions(spec);
     const body = await this.call<unknown>("create network", {
       path: "/networks/create",
       method: "POST",
-      options: {
-        Name: options.Name,
-        CheckDuplicate: true,
-        // Attachable: the node gateway (a plain container) joins the user's overlay with `network connect`.
-        Driver: "overlay",
-        Attachable: true,
-        Internal: false,
-        Labels: options.Labels,
-        IPAM: options.IPAM,
-      },
+      options: overlayNetworkBody(spec),
       statusCodes: {
         201: true,
         403: "operation not supported",
@@ -490,6 +489,21 @@ export class SwarmRuntime implements ContainerRuntime {
       }
     }
   }
+}
+
+/** The create body of a user's network on Swarm: an attachable overlay with our labels and subnet. */
+export function overlayNetworkBody(spec: NetworkSpec): Record<string, unknown> {
+  const options = networkCreateOptions(spec);
+  return {
+    Name: options.Name,
+    CheckDuplicate: true,
+    // Attachable: the node gateway (a plain container) joins the user's overlay with `network connect`.
+    Driver: "overlay",
+    Attachable: true,
+    Internal: false,
+    Labels: options.Labels,
+    IPAM: options.IPAM,
+  };
 }
 
 /** The node id of a `node.id==<id>` constraint, the one placement the controller sets. */

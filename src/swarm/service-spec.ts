@@ -1,4 +1,5 @@
 import type { ContainerSpec } from "../desired/types.js";
+import { canonicalHash } from "../util/canonical-json.js";
 
 /*
  * A server's spec as a Swarm service (Engine 20.10, API 1.41), pure. One replica, our labels on the service and
@@ -60,7 +61,7 @@ export function serviceSpec(
         },
       ]
     : [];
-  return {
+  const body = {
     Name: name,
     Labels: { ...spec.labels },
     TaskTemplate: {
@@ -96,6 +97,62 @@ export function serviceSpec(
     // No virtual IP: the gateway reaches each task by its own address (and the lab has no IPVS).
     EndpointSpec: { Mode: "dnsrr", Ports: ports },
   };
+  body.Labels[SERVICE_FINGERPRINT_LABEL] = serviceFingerprint(body);
+  return body;
+}
+
+/**
+ * A label on the service only (not its containers): the fingerprint of the spec we last sent. Our spec hash
+ * label says what we asked for; this one shows an edit behind our back (`docker service update --env-add ...`
+ * keeps our labels), which the runtime then reports as a changed spec, so the controller puts it back.
+ */
+export const SERVICE_FINGERPRINT_LABEL = "mcp.portal.service_fingerprint";
+
+/**
+ * Pure: a digest of the parts of a service spec we set and Swarm stores as given (the container's image,
+ * command, environment, user, hardening, labels and mounts, the resources, restart policy and ports). Placement
+ * is left out (moving a user is not an edit), and so are networks (Swarm stores them by id; the planner checks
+ * the user's network itself). Absent and empty are the same (Swarm drops empty lists).
+ */
+export function serviceFingerprint(spec: unknown): string {
+  const s = record(spec);
+  const template = record(s.TaskTemplate);
+  const container = record(template.ContainerSpec);
+  const resources = record(template.Resources);
+  const limits = record(resources.Limits);
+  const reservations = record(resources.Reservations);
+  const restart = record(template.RestartPolicy);
+  const endpoint = record(s.EndpointSpec);
+  const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+  return canonicalHash({
+    image: container.Image ?? "",
+    args: list(container.Args),
+    env: list(container.Env),
+    user: container.User ?? "",
+    openStdin: container.OpenStdin === true,
+    readOnly: container.ReadOnly === true,
+    capDrop: list(container.CapabilityDrop),
+    capAdd: list(container.CapabilityAdd),
+    labels: record(container.Labels),
+    mounts: list(container.Mounts).map((m) => {
+      const mount = record(m);
+      return [mount.Type ?? "", mount.Source ?? "", mount.Target ?? "", mount.ReadOnly === true];
+    }),
+    memory: limits.MemoryBytes ?? 0,
+    pids: limits.Pids ?? 0,
+    nanoCpus: reservations.NanoCPUs ?? 0,
+    restart: [restart.Condition ?? "", restart.Delay ?? 0],
+    ports: list(endpoint.Ports).map((p) => {
+      const port = record(p);
+      return [port.Protocol ?? "", port.TargetPort ?? 0, port.PublishedPort ?? 0];
+    }),
+  });
+}
+
+function record(value: unknown): Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
 }
 
 /** What the spec asks for that a Swarm service on Engine 20.10 (API 1.41) cannot express: shown in status. */

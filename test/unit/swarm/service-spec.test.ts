@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { ContainerSpec } from "../../../src/desired/types.js";
 import { placementOf } from "../../../src/docker/swarm-runtime.js";
-import { serviceSpec, swarmSpecWarnings, tmpfsSizeBytes } from "../../../src/swarm/service-spec.js";
+import {
+  SERVICE_FINGERPRINT_LABEL,
+  serviceFingerprint,
+  serviceSpec,
+  swarmSpecWarnings,
+  tmpfsSizeBytes,
+} from "../../../src/swarm/service-spec.js";
 
 const spec: ContainerSpec = {
   name: "mcp-alice-a-123456",
@@ -58,7 +64,10 @@ describe("serviceSpec", () => {
 
   it("is one replica with our labels on the service and its containers, pinned to the chosen node", () => {
     expect(body.Name).toBe(spec.name);
-    expect(body.Labels).toEqual(spec.labels);
+    expect(body.Labels).toEqual({
+      ...spec.labels,
+      [SERVICE_FINGERPRINT_LABEL]: serviceFingerprint(body),
+    });
     expect(body.TaskTemplate.ContainerSpec.Labels).toEqual(spec.labels);
     expect(body.Mode).toEqual({ Replicated: { Replicas: 1 } });
     expect(body.TaskTemplate.Placement).toEqual({ Constraints: ["node.id==node-2"] });
@@ -115,5 +124,45 @@ describe("swarmSpecWarnings", () => {
     expect(tmpfsSizeBytes("rw,size=64m")).toBe(64 * 1024 * 1024);
     expect(tmpfsSizeBytes("size=2g")).toBe(2 * 1024 ** 3);
     expect(tmpfsSizeBytes("rw,noexec")).toBeUndefined();
+  });
+});
+
+describe("serviceFingerprint", () => {
+  const options = { restartDelayMs: 5000, volumeLabels: () => undefined };
+  const body = serviceSpec(spec, spec.name, { ...options, placementNodeId: "node-1" });
+  /** The spec as Swarm hands it back: defaults added, networks by id, empty lists dropped. */
+  const asStored = (b: Record<string, unknown>): Record<string, unknown> => {
+    const copy = structuredClone(b) as {
+      TaskTemplate: Record<string, unknown> & { ContainerSpec: Record<string, unknown> };
+    } & Record<string, unknown>;
+    copy.TaskTemplate.ContainerSpec.Isolation = "default";
+    copy.TaskTemplate.ForceUpdate = 0;
+    copy.TaskTemplate.Runtime = "container";
+    copy.TaskTemplate.Networks = [{ Target: "k5x0network1d" }];
+    delete copy.TaskTemplate.ContainerSpec.CapabilityAdd;
+    return copy;
+  };
+
+  it("matches the spec as Swarm stores it, and does not change with placement", () => {
+    expect(serviceFingerprint(asStored(body))).toBe(serviceFingerprint(body));
+    const moved = serviceSpec(spec, spec.name, { ...options, placementNodeId: "node-3" });
+    expect(serviceFingerprint(moved)).toBe(serviceFingerprint(body));
+    expect((body.Labels as Record<string, string>)[SERVICE_FINGERPRINT_LABEL]).toBe(serviceFingerprint(body));
+  });
+
+  it("changes with an edit behind our back: environment, image, user, mounts, limits", () => {
+    const edits: ((c: Record<string, unknown>, t: Record<string, unknown>) => void)[] = [
+      (c) => (c.Env = [...(c.Env as string[]), "EXTRA=1"]),
+      (c) => (c.Image = "mcp/other:1"),
+      (c) => (c.User = "0:0"),
+      (c) => (c.Mounts = []),
+      (c) => (c.ReadOnly = false),
+      (_c, t) => ((t.Resources as { Limits: { MemoryBytes: number } }).Limits.MemoryBytes *= 2),
+    ];
+    for (const edit of edits) {
+      const edited = asStored(body) as { TaskTemplate: Record<string, unknown> };
+      edit(edited.TaskTemplate.ContainerSpec as Record<string, unknown>, edited.TaskTemplate);
+      expect(serviceFingerprint(edited)).not.toBe(serviceFingerprint(body));
+    }
   });
 });
