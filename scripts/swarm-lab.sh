@@ -8,6 +8,7 @@
 #   scripts/swarm-lab.sh kill-node N    kill -9 node N's dockerd, its containerd and shims (a node failure)
 #   scripts/swarm-lab.sh start-node N   start node N's dockerd again (it rejoins the swarm by itself)
 #   scripts/swarm-lab.sh exec N CMD...  run CMD in node N's network namespace (only that one: the host's files)
+#   scripts/swarm-lab.sh tools   install what the lab needs (iproute2, iptables, util-linux, docker.io) if missing
 #
 # Leaves nothing behind after `down`: dockerds, containerds and shims (by pid, under each node's exec-root),
 # mounts under the nodes' roots, network namespaces, the bridge and veths, the iptables rule, the data dirs.
@@ -220,6 +221,7 @@ start_node() {
 case "${1:-}" in
 up) up ;;
 down) down ;;
+tools) need_tools ;;
 kill-node) kill_node "${2:?node number}" ;;
 start-node) start_node "${2:?node number}" ;;
 exec)
@@ -227,5 +229,5 @@ exec)
   shift 2
   exec nsenter --net="/var/run/netns/$(node_ns "$n")" "$@"
   ;;
-*) die "usage: $0 up|down|kill-node N|start-node N|exec N CMD..." ;;
+*) die "usage: $0 up|down|tools|kill-node N|start-node N|exec N CMD..." ;;
 esac

@@ -86,6 +86,7 @@ const NodeBody = z.object({
   Description: z.object({ Hostname: z.string().optional() }).optional(),
   Spec: z.object({ Role: z.string().optional(), Availability: z.string().optional() }),
   Status: z.object({ State: z.string().optional(), Addr: z.string().optional() }),
+  ManagerStatus: z.object({ Addr: z.string().optional() }).nullish(),
 });
 
 const CreatedBody = z.object({ ID: z.string() });
@@ -447,7 +448,7 @@ export class SwarmRuntime implements ContainerRuntime {
       out.push({
         id: n.ID,
         hostname,
-        addr: n.Status.Addr ?? "",
+        addr: nodeAddress(n.Status.Addr, n.ManagerStatus?.Addr),
         state: NODE_STATES.has(state) ? (state as ActualNode["state"]) : "unknown",
         availability: AVAILABILITIES.has(availability)
           ? (availability as ActualNode["availability"])
@@ -504,6 +505,16 @@ export function overlayNetworkBody(spec: NetworkSpec): Record<string, unknown> {
     Labels: options.Labels,
     IPAM: options.IPAM,
   };
+}
+
+/**
+ * A node's address: its status address, except that a manager may report 0.0.0.0 there; then the address of
+ * its manager endpoint (`host:2377`) without the port.
+ */
+export function nodeAddress(status: string | undefined, manager: string | undefined): string {
+  if (status && status !== "0.0.0.0") return status;
+  const match = manager ? /^\[?([^\]]+?)\]?:\d+$/.exec(manager) : null;
+  return match ? match[1]! : "";
 }
 
 /** The node id of a `node.id==<id>` constraint, the one placement the controller sets. */

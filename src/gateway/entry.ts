@@ -128,9 +128,12 @@ export class EntryGateway {
     for (const [port, route] of routes) {
       const existing = this.listeners.get(port);
       if (existing) {
-        if (existing.route.nodeId !== route.nodeId)
+        if (existing.route.nodeId !== route.nodeId || existing.route.address !== route.address) {
           this.options.logger.info({ server: route.key, node_id: route.nodeId, port }, "entry: server moved");
-        // New connections go to the new node; open ones end with the old task.
+          // The old task is gone with its sessions: close the connections to its node, so that clients (and
+          // their keep-alive pools) connect again, to the new node.
+          for (const s of existing.sockets) s.destroy();
+        }
         existing.route = route;
         continue;
       }

@@ -94,6 +94,8 @@ export interface ReconcileResult {
 /** Everything a user's reconcile outcome depends on, for the no-op shortcut; see `unchangedKey`. */
 interface Settled {
   key: string;
+  /** Swarm: the node the user was placed on then (a node drained since moves the user). */
+  placement: string | undefined;
   result: ReconcileResult;
 }
 
@@ -154,6 +156,8 @@ export class Reconciler {
       health = this.deps.health.peek();
       if (!health) return false;
     }
+    if (this.deps.placer && this.deps.placer.peekNodeFor(userId, observation.observed) !== settled.placement)
+      return false;
     return this.unchangedKey(userId, root, global, user, observation, health) === settled.key;
   }
 
@@ -169,9 +173,9 @@ export class Reconciler {
       this.deps.health ? this.deps.health.read() : Promise.resolve(undefined),
     ]);
     const placement = this.deps.placer?.nodeFor(userId, observation.observed);
-    const key = `${this.unchangedKey(userId, root, global, user, observation, health)}\n${placement ?? ""}`;
+    const key = this.unchangedKey(userId, root, global, user, observation, health);
     const settled = this.settled.get(userId);
-    if (settled?.key === key) return { ...settled.result, unchanged: true };
+    if (settled?.key === key && settled.placement === placement) return { ...settled.result, unchanged: true };
 
     const result = await this.converge(userId, ctx, {
       root,
@@ -192,7 +196,8 @@ export class Reconciler {
       result.summary.phase !== "Deleted"
     )
       this.settled.set(userId, {
-        key: `${this.unchangedKey(userId, root, global, user, await this.deps.observer.user(userId), health)}\n${placement ?? ""}`,
+        key: this.unchangedKey(userId, root, global, user, await this.deps.observer.user(userId), health),
+        placement,
         result,
       });
     else this.settled.delete(userId);

@@ -30,17 +30,22 @@ export class Placer {
     }
   }
 
-  /** The node for this user's workloads now (undefined: no node known yet). */
+  /** The node for this user's workloads now (undefined: no node known yet), remembered for the next decisions. */
   nodeFor(userId: string, observed: ActualUser): string | undefined {
+    const node = this.peekNodeFor(userId, observed);
+    const workloads = Math.max(1, observed.containers.filter((c) => c.labels[LABELS.serverId]).length);
+    if (node !== undefined) this.assigned.set(userId, { node, workloads });
+    return node;
+  }
+
+  /** The same decision as `nodeFor`, remembering nothing (a resync's "has anything changed?"). */
+  peekNodeFor(userId: string, observed: ActualUser): string | undefined {
     const current = currentPlacement(observed.containers) ?? this.assigned.get(userId)?.node;
     const load = new Map<string, number>();
     for (const [other, a] of this.assigned) {
       if (other !== userId) load.set(a.node, (load.get(a.node) ?? 0) + a.workloads);
     }
-    const node = chooseNode({ userId, current, nodes: this.nodes, load });
-    const workloads = Math.max(1, observed.containers.filter((c) => c.labels[LABELS.serverId]).length);
-    if (node !== undefined) this.assigned.set(userId, { node, workloads });
-    return node;
+    return chooseNode({ userId, current, nodes: this.nodes, load });
   }
 
   forget(userId: string): void {

@@ -3,10 +3,12 @@
 // are each listed once; nothing is inspected per service).
 import type Docker from "dockerode";
 import { afterEach, describe, expect, it } from "vitest";
+import type { ContainerSpec } from "../../../src/desired/types.js";
 import { MemoryRuntime } from "../../../src/docker/memory-runtime.js";
 import type { ActualNode } from "../../../src/docker/runtime.js";
 import { SwarmRuntime } from "../../../src/docker/swarm-runtime.js";
 import { LABELS, MANAGED_BY, ownerFilters } from "../../../src/labels.js";
+import { serviceSpec } from "../../../src/swarm/service-spec.js";
 import { TestDataDir } from "../../helpers/data-dir.js";
 import { type MemoryDaemon, disposeMemoryDaemon, memServer, memoryDaemon } from "../../helpers/memory-daemon.js";
 
@@ -133,5 +135,59 @@ describe("SwarmRuntime listing cost", () => {
       counts.push(paths.length);
     }
     expect(counts).toEqual([2, 2]);
+  });
+});
+
+describe("SwarmRuntime and a service edited behind our back", () => {
+  const options = { timeoutMs: 1000, restartDelayMs: 1000, crashLoopFailures: 3, crashLoopWindowMs: 60_000 };
+  const spec: ContainerSpec = {
+    name: "mcp-alice-a-123456",
+    image: "mcp/a:1",
+    env: { A: "1" },
+    labels: {
+      [LABELS.managedBy]: MANAGED_BY,
+      [LABELS.installation]: "unit",
+      [LABELS.userId]: "alice",
+      [LABELS.serverId]: "a",
+      [LABELS.specHash]: "f".repeat(64),
+    },
+    user: "1000:1000",
+    network: "mcp-net-alice",
+    hostPort: 20001,
+    exposedPorts: [],
+    memoryBytes: 64 * 1024 * 1024,
+    cpuShares: 64,
+    pidsLimit: 64,
+    mounts: [],
+    capAdd: [],
+    noNewPrivileges: true,
+    readOnlyRootfs: true,
+    tmpfs: {},
+    openStdin: true,
+    healthCheck: { interval_seconds: 30, timeout_seconds: 5, retries: 3, start_period_seconds: 0 },
+  };
+
+  async function listedHash(edit: (spec: { TaskTemplate: { ContainerSpec: { Env: string[] } } }) => void) {
+    const body = serviceSpec(spec, spec.name, { restartDelayMs: 1000, volumeLabels: () => undefined });
+    const stored = structuredClone(body) as { TaskTemplate: { ContainerSpec: { Env: string[] } } };
+    edit(stored);
+    const docker = {
+      modem: {
+        dial(o: { path: string }, cb: (err: unknown, data: unknown) => void) {
+          if (o.path === "/services?")
+            cb(null, [{ ID: "svc1", Version: { Index: 3 }, CreatedAt: "2026-01-01T00:00:00Z", Spec: stored }]);
+          else cb(null, []);
+        },
+      },
+    } as unknown as Docker;
+    const [listed] = await new SwarmRuntime(docker, options).listContainers(ownerFilters("unit"));
+    return listed!.labels[LABELS.specHash];
+  }
+
+  it("reports an edited spec as a changed spec hash, an untouched one as it is", async () => {
+    expect(await listedHash(() => undefined)).toBe("f".repeat(64));
+    expect(await listedHash((s) => s.TaskTemplate.ContainerSpec.Env.push("EDITED=1"))).toBe(
+      `edited:${"f".repeat(64)}`,
+    );
   });
 });
