@@ -7,6 +7,7 @@ import { cachedReachability, createHttpServer, type HttpServer, parseListen } fr
 import { MergedCatalogCache } from "./catalog/merged-cache.js";
 import type { Config } from "./config.js";
 import { runtimeFor } from "./docker/backend.js";
+import { dockerFromEnv } from "./docker/connect.js";
 import { InstrumentedRuntime } from "./docker/instrumented-runtime.js";
 import type { ContainerRuntime } from "./docker/runtime.js";
 import { AuditLog, parseAuditMaxBytes } from "./observability/audit.js";

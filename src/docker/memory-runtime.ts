@@ -446,7 +446,7 @@ export class MemoryRuntime implements ContainerRuntime {
     if (!network)
       throw new RuntimeError("NotFound", `update container: network ${spec.network} not found`, 404);
     this.containersByUser.remove(c);
-    c.spec = spec;
+    c.mounts = spec.mounts;
     c.image = spec.image;
     c.labels = spec.labels;
     c.networkIds = [network.id];

@@ -139,7 +139,9 @@ describe("serviceFingerprint", () => {
     copy.TaskTemplate.ForceUpdate = 0;
     copy.TaskTemplate.Runtime = "container";
     copy.TaskTemplate.Networks = [{ Target: "k5x0network1d" }];
-    delete copy.TaskTemplate.ContainerSpec.CapabilityAdd;
+    copy.TaskTemplate.ContainerSpec.Mounts = (
+      copy.TaskTemplate.ContainerSpec.Mounts as Record<string, unknown>[]
+    ).map((m) => ({ ...m, Consistency: "default" }));
     return copy;
   };
 
@@ -148,6 +150,13 @@ describe("serviceFingerprint", () => {
     const moved = serviceSpec(spec, spec.name, { ...options, placementNodeId: "node-3" });
     expect(serviceFingerprint(moved)).toBe(serviceFingerprint(body));
     expect((body.Labels as Record<string, string>)[SERVICE_FINGERPRINT_LABEL]).toBe(serviceFingerprint(body));
+    // Swarm drops an empty list: absent and empty are the same.
+    const none = serviceSpec({ ...spec, capAdd: [] }, spec.name, options) as {
+      TaskTemplate: { ContainerSpec: Record<string, unknown> };
+    };
+    const dropped = structuredClone(none);
+    delete dropped.TaskTemplate.ContainerSpec.CapabilityAdd;
+    expect(serviceFingerprint(dropped)).toBe(serviceFingerprint(none));
   });
 
   it("changes with an edit behind our back: environment, image, user, mounts, limits", () => {
