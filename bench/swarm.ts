@@ -57,7 +57,9 @@ interface Capture {
 function countingDocker(socketPath: string): { docker: Docker; requests: Map<string, number> } {
   const docker = new Docker({ socketPath });
   const requests = new Map<string, number>();
-  const modem = docker.modem as unknown as { dial: (o: { path?: string; method?: string }, cb: unknown) => void };
+  const modem = docker.modem as unknown as {
+    dial: (o: { path?: string; method?: string }, cb: unknown) => void;
+  };
   const dial = modem.dial.bind(modem);
   modem.dial = (options, cb) => {
     const key = `${options.method ?? "GET"} ${(options.path ?? "").replace(/\?.*$/, "").replace(/\/[0-9a-z]{25}(\/|$)/, "/{id}$1")}`;
@@ -93,7 +95,14 @@ async function allRunning(docker: Docker, installation: string, expected: number
 async function removeAll(docker: Docker, installation: string): Promise<void> {
   const filters = { label: [`${LABELS.installation}=${installation}`] };
   const services = await docker.listServices({ filters });
-  await Promise.all(services.map((s) => docker.getService(s.ID).remove().catch(() => undefined)));
+  await Promise.all(
+    services.map((s) =>
+      docker
+        .getService(s.ID)
+        .remove()
+        .catch(() => undefined),
+    ),
+  );
   const deadline = performance.now() + 120_000;
   for (;;) {
     const networks = await docker.listNetworks({ filters });
@@ -136,7 +145,13 @@ async function controllerRound(
     crashLoopWindowMs: config.swarm.crashLoopWindowMs,
   });
   const timed = new TimedRuntime(swarm);
-  const daemon = await createDaemon({ config, env, logger: benchLogger(), runtime: timed.runtime, listen: false });
+  const daemon = await createDaemon({
+    config,
+    env,
+    logger: benchLogger(),
+    runtime: timed.runtime,
+    listen: false,
+  });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -209,7 +224,9 @@ async function baselineRound(
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("bench:swarm starts the three-node lab: run it as root");
-  out(`bench:swarm: ${USERS} users x ${SERVERS_PER_USER} servers = ${USERS * SERVERS_PER_USER} services, ${ROUNDS} rounds`);
+  out(
+    `bench:swarm: ${USERS} users x ${SERVERS_PER_USER} servers = ${USERS * SERVERS_PER_USER} services, ${ROUNDS} rounds`,
+  );
   const labStart = performance.now();
   const lab = await startSwarmLab({ images: ["mcp-portal-test/busybox:1"] });
   onCleanup(() => lab.down());
@@ -232,11 +249,15 @@ async function main(): Promise<void> {
         capture = result.capture;
         resync ??= result.resync;
         controller.push(result);
-        out(`  round ${round + 1} controller: created ${fmtMs(result.createdMs)}, all running ${fmtMs(result.runningMs)}`);
+        out(
+          `  round ${round + 1} controller: created ${fmtMs(result.createdMs)}, all running ${fmtMs(result.runningMs)}`,
+        );
       } else {
         const result = await baselineRound(socketPath, installation, capture!, concurrency);
         baseline.push(result);
-        out(`  round ${round + 1} dockerode:  created ${fmtMs(result.createdMs)}, all running ${fmtMs(result.runningMs)}`);
+        out(
+          `  round ${round + 1} dockerode:  created ${fmtMs(result.createdMs)}, all running ${fmtMs(result.runningMs)}`,
+        );
       }
       await removeAll(manager, installation);
     }
@@ -244,7 +265,9 @@ async function main(): Promise<void> {
   const c = median(controller.map((r) => r.runningMs));
   const b = median(baseline.map((r) => r.runningMs));
   out();
-  out(`cold converge (all ${USERS * SERVERS_PER_USER} tasks running): controller ${fmtMs(c)} vs dockerode ${fmtMs(b)}: ratio ${(c / b).toFixed(2)}`);
+  out(
+    `cold converge (all ${USERS * SERVERS_PER_USER} tasks running): controller ${fmtMs(c)} vs dockerode ${fmtMs(b)}: ratio ${(c / b).toFixed(2)}`,
+  );
   out(
     `  creates only: controller ${fmtMs(median(controller.map((r) => r.createdMs)))} vs dockerode ${fmtMs(median(baseline.map((r) => r.createdMs)))}`,
   );

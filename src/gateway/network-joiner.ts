@@ -49,7 +49,8 @@ export class NetworkJoiner {
         await this.docker.getNetwork(id).disconnect({ Container: self, Force: true });
       } catch (error) {
         const e = toRuntimeError("disconnect network", error);
-        if (e.code !== "NotFound" && e.statusCode !== 403) {
+        // Gone already: the network was removed, or Docker dropped the endpoint with the last local task.
+        if (e.code !== "NotFound" && e.statusCode !== 403 && !/is not connected/.test(e.message)) {
           logger.warn({ network_id: id, err: e.message }, "cannot leave a user network");
           continue;
         }

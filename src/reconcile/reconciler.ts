@@ -175,7 +175,8 @@ export class Reconciler {
     const placement = this.deps.placer?.nodeFor(userId, observation.observed);
     const key = this.unchangedKey(userId, root, global, user, observation, health);
     const settled = this.settled.get(userId);
-    if (settled?.key === key && settled.placement === placement) return { ...settled.result, unchanged: true };
+    if (settled?.key === key && settled.placement === placement)
+      return { ...settled.result, unchanged: true };
 
     const result = await this.converge(userId, ctx, {
       root,

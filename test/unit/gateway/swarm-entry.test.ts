@@ -2,10 +2,20 @@
 // ports, bytes unchanged), the entry's routes (pure), and the entry following a moved user to its new node.
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import type { ActualContainer, ActualNode, ContainerRuntime, RuntimeEvent } from "../../../src/docker/runtime.js";
+import type {
+  ActualContainer,
+  ActualNode,
+  ContainerRuntime,
+  RuntimeEvent,
+} from "../../../src/docker/runtime.js";
 import { nodeAddress } from "../../../src/docker/swarm-runtime.js";
 import { EntryGateway, entryRoutes } from "../../../src/gateway/entry.js";
-import { RELAY_PREAMBLE_MAX_BYTES, RelayServer, parseRelayPreamble, relayPreamble } from "../../../src/gateway/relay.js";
+import {
+  RELAY_PREAMBLE_MAX_BYTES,
+  RelayServer,
+  parseRelayPreamble,
+  relayPreamble,
+} from "../../../src/gateway/relay.js";
 import { LABELS } from "../../../src/labels.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import { freePort } from "../../helpers/net.js";
@@ -94,7 +104,12 @@ const node = (id: string, addr: string, extra: Partial<ActualNode> = {}): Actual
   ...extra,
 });
 
-const workload = (user: string, server: string, hostPort: number, extra: Partial<ActualContainer> = {}): ActualContainer => ({
+const workload = (
+  user: string,
+  server: string,
+  hostPort: number,
+  extra: Partial<ActualContainer> = {},
+): ActualContainer => ({
   id: `svc-${user}-${server}`,
   name: `mcp-${user}-${server}`,
   image: "x",
@@ -155,9 +170,12 @@ describe("EntryGateway", () => {
       listNodes: () => Promise.resolve(nodes),
       // No events: the test asks for each listing itself.
       events: (_filter: unknown, signal: AbortSignal): AsyncIterable<RuntimeEvent> => ({
-        async *[Symbol.asyncIterator]() {
-          await new Promise((resolve) => signal.addEventListener("abort", resolve));
-        },
+        [Symbol.asyncIterator]: () => ({
+          next: () =>
+            new Promise<IteratorResult<RuntimeEvent>>((resolve) =>
+              signal.addEventListener("abort", () => resolve({ done: true, value: undefined })),
+            ),
+        }),
       }),
     } as unknown as ContainerRuntime;
     const entry = new EntryGateway({

@@ -10,7 +10,12 @@ import { SwarmRuntime } from "../../../src/docker/swarm-runtime.js";
 import { LABELS, MANAGED_BY, ownerFilters } from "../../../src/labels.js";
 import { serviceSpec } from "../../../src/swarm/service-spec.js";
 import { TestDataDir } from "../../helpers/data-dir.js";
-import { type MemoryDaemon, disposeMemoryDaemon, memServer, memoryDaemon } from "../../helpers/memory-daemon.js";
+import {
+  type MemoryDaemon,
+  disposeMemoryDaemon,
+  memServer,
+  memoryDaemon,
+} from "../../helpers/memory-daemon.js";
 
 const open: MemoryDaemon[] = [];
 afterEach(async () => {
@@ -116,7 +121,9 @@ describe("SwarmRuntime listing cost", () => {
     const runtime = new SwarmRuntime(docker, options);
     const first = await runtime.listContainers(ownerFilters("unit"));
     expect(first).toHaveLength(30);
-    expect(first.every((w) => w.state === "running" && w.node === "host1" && w.placement === "n1")).toBe(true);
+    expect(first.every((w) => w.state === "running" && w.node === "host1" && w.placement === "n1")).toBe(
+      true,
+    );
     expect(paths).toEqual(["/services?", "/tasks?", "/nodes?"]);
     paths.length = 0;
     await runtime.listContainers(ownerFilters("unit"));
@@ -175,7 +182,9 @@ describe("SwarmRuntime and a service edited behind our back", () => {
       modem: {
         dial(o: { path: string }, cb: (err: unknown, data: unknown) => void) {
           if (o.path === "/services?")
-            cb(null, [{ ID: "svc1", Version: { Index: 3 }, CreatedAt: "2026-01-01T00:00:00Z", Spec: stored }]);
+            cb(null, [
+              { ID: "svc1", Version: { Index: 3 }, CreatedAt: "2026-01-01T00:00:00Z", Spec: stored },
+            ]);
           else cb(null, []);
         },
       },
