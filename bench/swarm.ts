@@ -46,6 +46,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const RESYNCS = 10;
 /** Upper bound on one converge (30 tasks starting on three nodes of one 2-core machine take well under this). */
 const CONVERGE_TIMEOUT_MS = 300_000;
+/** Upper bound on removing one round's services and networks (tasks get their 10 s stop grace period). */
+const CLEANUP_TIMEOUT_MS = 180_000;
 
 interface Capture {
   networks: Record<string, unknown>[];
@@ -91,32 +93,38 @@ async function allRunning(docker: Docker, installation: string, expected: number
   }
 }
 
-/** Removes the installation's services, waits for their tasks to go, then removes its networks. */
+/**
+ * Removes the installation's services, then its networks once their tasks are gone, and waits until the manager
+ * lists neither (Swarm removes an overlay asynchronously: its name stays taken for a moment).
+ */
 async function removeAll(docker: Docker, installation: string): Promise<void> {
   const filters = { label: [`${LABELS.installation}=${installation}`] };
-  const services = await docker.listServices({ filters });
-  await Promise.all(
-    services.map((s) =>
-      docker
-        .getService(s.ID)
-        .remove()
-        .catch(() => undefined),
-    ),
-  );
-  const deadline = performance.now() + 120_000;
+  const deadline = performance.now() + CLEANUP_TIMEOUT_MS;
   for (;;) {
+    const services = await docker.listServices({ filters });
+    await Promise.all(
+      services.map((s) =>
+        docker
+          .getService(s.ID)
+          .remove()
+          .catch(() => undefined),
+      ),
+    );
     const networks = await docker.listNetworks({ filters });
-    const left = await Promise.all(
+    await Promise.all(
       networks.map((n) =>
         docker
           .getNetwork(n.Id)
           .remove()
-          .then(() => 0)
-          .catch(() => 1),
+          .catch(() => undefined),
       ),
     );
-    if (left.every((x) => x === 0) || performance.now() > deadline) return;
-    await sleep(500);
+    if (services.length === 0 && networks.length === 0) return;
+    if (performance.now() > deadline)
+      throw new Error(
+        `${services.length} services and ${networks.length} networks still there after cleanup`,
+      );
+    await sleep(1000);
   }
 }
 
