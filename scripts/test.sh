@@ -15,6 +15,8 @@ source scripts/lib/node.sh
 
 step "host: Docker Engine, busybox-static, promtool"
 bash scripts/ensure-docker.sh
+step "swarm lab tools (iproute2, iptables, nsenter: test/integration/swarm.test.ts)"
+bash scripts/swarm-lab.sh tools
 step "Node.js $NODE_LTS_MAJOR LTS"
 use_node_lts
 step "npm ci"

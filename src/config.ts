@@ -54,6 +54,10 @@ const LOCK_FIELDS = {
   MCP_PORTAL_LOCK_STALE_MS: Int(1000, 3_600_000).default(30_000),
 };
 
+/** `engine`: one Docker Engine, a container per server; `swarm`: a Swarm manager, a service per server. */
+export const BACKENDS = ["engine", "swarm"] as const;
+export type Backend = (typeof BACKENDS)[number];
+
 /** Raw settings: the env names of the README's configuration table, with flags merged over them by the CLI. */
 const RawConfig = z
   .object({
@@ -119,6 +123,12 @@ const RawConfig = z
     MCP_PORTAL_OIDC_JWKS_CACHE_SECONDS: Int(1, 86_400).default(600),
     MCP_PORTAL_OIDC_SCOPES: z.string().default(""),
     MCP_PORTAL_OIDC_TIMEOUT_SECONDS: Int(1, 60).default(5),
+    // Several hosts (README, "Several hosts"): which kind of engine DOCKER_HOST names.
+    MCP_PORTAL_BACKEND: z.enum(BACKENDS).default("engine"),
+    MCP_PORTAL_SWARM_POLL_SECONDS: Int(1, 3600).default(5),
+    MCP_PORTAL_SWARM_RESTART_DELAY_SECONDS: Int(0, 3600).default(5),
+    MCP_PORTAL_SWARM_CRASHLOOP_FAILURES: Int(1, 1000).default(3),
+    MCP_PORTAL_SWARM_CRASHLOOP_WINDOW_SECONDS: Int(10, 86_400).default(300),
   })
   .superRefine((c, ctx) => {
     const range = { start: c.MCP_PORTAL_PORT_RANGE_START, end: c.MCP_PORTAL_PORT_RANGE_END };
@@ -199,6 +209,17 @@ export interface Config {
   publicUrl: string;
   /** The OpenID Connect provider whose access tokens the gateway and the API accept; undefined: none. */
   oidc: OidcSettings | undefined;
+  backend: Backend;
+  /** The Swarm backend's settings (README, "Several hosts"). */
+  swarm: {
+    /** How often nodes and tasks are listed (Swarm sends no task events): bounds how late a failure is seen. */
+    pollMs: number;
+    /** Swarm's restart policy: on-failure, after this delay. */
+    restartDelayMs: number;
+    /** This many failed tasks of a service within the window, and none running: CrashLoopBackOff. */
+    crashLoopFailures: number;
+    crashLoopWindowMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -295,6 +316,13 @@ export function loadConfig(
     },
     publicUrl,
     oidc,
+    backend: c.MCP_PORTAL_BACKEND,
+    swarm: {
+      pollMs: c.MCP_PORTAL_SWARM_POLL_SECONDS * 1000,
+      restartDelayMs: c.MCP_PORTAL_SWARM_RESTART_DELAY_SECONDS * 1000,
+      crashLoopFailures: c.MCP_PORTAL_SWARM_CRASHLOOP_FAILURES,
+      crashLoopWindowMs: c.MCP_PORTAL_SWARM_CRASHLOOP_WINDOW_SECONDS * 1000,
+    },
   };
 }
 

@@ -2,8 +2,7 @@ import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { listUserDirs } from "../catalog/data-tree.js";
 import type { Config } from "../config.js";
-import { dockerFromEnv } from "../docker/connect.js";
-import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
+import { runtimeFor } from "../docker/backend.js";
 import type { ActualContainer } from "../docker/runtime.js";
 import { LABELS, ownerFilters } from "../labels.js";
 import { type ServerStatus, UserStatus, statusFilePath } from "../contracts/status-file.js";
@@ -27,6 +26,7 @@ Options:
   --data-dir DIR         desired-state tree, for the list of users (MCP_PORTAL_DATA_DIR, default .)
   --state-dir DIR        where the status files are (MCP_PORTAL_STATE_DIR, default <data-dir>/.mcp-portal)
   --installation NAME    label value of the installation (MCP_PORTAL_INSTALLATION)
+  --backend KIND         engine or swarm (MCP_PORTAL_BACKEND, default engine)
   --user ID              only this user
   --output FORMAT        text (default): aligned table; json: {"users":[{"user_id","phase","servers":[...]}]}
 
@@ -51,6 +51,10 @@ export interface ServerStatusView {
   state: string;
   created_at?: string;
   age_seconds?: number;
+  /** Swarm: the node its task runs on now (from the listing, else the status file). */
+  node?: string;
+  /** Hardening the backend cannot express (Swarm). */
+  warnings?: string[];
 }
 
 export interface UserStatusView {
@@ -68,7 +72,7 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
   const options = await commandOptions(io, USAGE, () => parseInstallationViewOptions(args, io.env));
   if (typeof options === "number") return options;
   const { config } = options;
-  const runtime = new DockerodeRuntime(dockerFromEnv(io.env), { timeoutMs: config.dockerTimeoutMs });
+  const runtime = runtimeFor(config, io.env);
   let containers: ActualContainer[];
   try {
     containers = await runtime.listContainers(ownerFilters(config.installation, options.user));
@@ -125,6 +129,7 @@ export function userView(
   const servers: ServerStatusView[] = [];
   for (const s of status?.servers ?? []) {
     const container = take(s);
+    const node = container?.node ?? s.node;
     servers.push({
       id: s.id,
       phase: s.phase,
@@ -135,6 +140,8 @@ export function userView(
       ...(s.tools !== undefined ? { tools: s.tools } : {}),
       ...(s.rate_limit !== undefined ? { rate_limit: s.rate_limit } : {}),
       ...containerFields(container, now),
+      ...(node !== undefined ? { node } : {}),
+      ...(s.warnings?.length ? { warnings: s.warnings } : {}),
     });
   }
   // Containers the status does not name: no status yet, or leftovers a reconcile has not removed.
@@ -145,6 +152,7 @@ export function userView(
       reason: status ? "NotInStatus" : "NoStatusYet",
       ...hostPort(undefined, container),
       ...containerFields(container, now),
+      ...(container.node !== undefined ? { node: container.node } : {}),
     });
   }
   const ready = status?.conditions.find((c) => c.type === "Ready");

@@ -36,6 +36,10 @@ export const ServerStatus = z.object({
   tools: EffectiveToolPolicy.optional(),
   /** The rate limit of this server (policy.json rate_limits), when one applies. */
   rate_limit: RateLimit.optional(),
+  /** Swarm: the node (hostname) the server's task runs on. */
+  node: z.string().optional(),
+  /** Hardening the backend cannot express for this server (Swarm: README, "Several hosts"); not a block. */
+  warnings: z.array(z.string()).optional(),
 });
 export type ServerStatus = z.infer<typeof ServerStatus>;
 

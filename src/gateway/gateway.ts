@@ -59,7 +59,7 @@ export class Gateway {
   constructor(private readonly deps: GatewayDeps) {
     const { clock, logger, config, metrics } = deps;
     this.health = new HealthFile(
-      healthFilePath(config.stateDir),
+      config.healthFile ?? healthFilePath(config.stateDir),
       () => clock.now(),
       (error) =>
         logger.error(

@@ -9,7 +9,7 @@ import type {
   UserStatus,
 } from "../contracts/status-file.js";
 import type { PortRange } from "../desired/port-blocks.js";
-import type { DesiredUser } from "../desired/types.js";
+import type { ContainerSpec, DesiredUser } from "../desired/types.js";
 import { LABELS } from "../labels.js";
 import { ownValue } from "../util/own-property.js";
 import type { Problem } from "../validate/problem.js";
@@ -44,6 +44,8 @@ export interface ProjectionInput {
   access?: GatewayAccessFile | undefined;
   /** MCP_PORTAL_PUBLIC_URL when the gateway serves the users' ports: servers then get their `url`. */
   publicUrl?: string | undefined;
+  /** What the backend cannot express of a spec (Swarm), reported as warnings rather than blocks. */
+  specWarnings?: ((spec: ContainerSpec) => string[]) | undefined;
   portBlock: PortRange | undefined;
   errors: Problem[];
   stalled: Stalled | undefined;
@@ -240,14 +242,18 @@ function networkOf(actual: ActualUser, desired: DesiredUser | undefined): UserSt
 }
 
 function serverStatuses(input: ProjectionInput): ServerStatus[] {
-  const { desired, previous, access, publicUrl } = input;
+  const { desired, observed, previous, access, publicUrl, specWarnings } = input;
   if (!desired) {
     // Nothing could be computed: report what runs, as it runs.
     return (previous?.servers ?? []).map((s) => ({ ...s }));
   }
-  return desired.servers.map((outcome) => {
+  return desired.servers.map((outcome): ServerStatus => {
     const status = serverStatus(input, outcome);
     const server = access ? ownValue(access.servers, outcome.serverId) : undefined;
+    const container = status.container_id
+      ? observed.containers.find((c) => c.id === status.container_id)
+      : undefined;
+    const warnings = outcome.kind === "run" && specWarnings ? specWarnings(outcome.spec) : [];
     return {
       ...status,
       ...(publicUrl !== undefined && status.host_port !== undefined
@@ -255,6 +261,8 @@ function serverStatuses(input: ProjectionInput): ServerStatus[] {
         : {}),
       ...(server ? { tools: server.tools } : {}),
       ...(server?.rate_limit ? { rate_limit: server.rate_limit } : {}),
+      ...(container?.node !== undefined ? { node: container.node } : {}),
+      ...(warnings.length > 0 ? { warnings } : {}),
     };
   });
 }
@@ -307,6 +315,17 @@ function serverStatus(input: ProjectionInput, outcome: DesiredUser["servers"][nu
     };
   }
   const current = containers.find((c) => c.labels[LABELS.specHash] === outcome.specHash);
+  if (current?.crashLoop && current.state !== "running") {
+    // Swarm owns the restarts: its task history says the server keeps failing.
+    return {
+      ...base,
+      phase: "Failed",
+      reason: "CrashLoopBackOff",
+      message: `${current.crashLoop.failures} failed task(s) recently; Swarm restarts it; last error: ${current.crashLoop.lastError || "none reported"}`,
+      container_id: current.id,
+      container_name: current.name,
+    };
+  }
   if (current && (current.state === "running" || current.state === "paused")) {
     return {
       ...base,
