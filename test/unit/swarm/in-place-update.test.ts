@@ -46,6 +46,8 @@ async function swarmDaemon(users: Record<string, string[]>): Promise<MemoryDaemo
     runtime,
     env: {
       MCP_PORTAL_BACKEND: "swarm",
+      // Servers get a url when a gateway serves their ports (on Swarm: the node gateways behind the entry).
+      MCP_PORTAL_GATEWAY: "on",
       MCP_PORTAL_PUBLIC_URL: "https://mcp.example.test",
       MCP_PORTAL_SWARM_POLL_SECONDS: "1",
     },
