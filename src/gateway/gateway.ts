@@ -200,6 +200,17 @@ export class Gateway {
           probeMaxBytes: limits.probeMaxBytes,
           responseTimeoutMs: limits.requestTimeoutMs,
           maxConcurrent: limits.maxInflightPerServer,
+          clock,
+          bridge: {
+            mux: {
+              requestTimeoutMs: limits.requestTimeoutMs,
+              maxInflightPerSession: limits.maxInflightPerSession,
+              maxInflightPerServer: limits.maxInflightPerServer,
+              maxSubscriptionsPerSession: limits.maxSubscriptionsPerSession,
+              maxSessions: limits.maxSessionsPerServer,
+              ...tuning?.mux,
+            },
+          },
         });
   }
 
