@@ -190,6 +190,7 @@ export class Gateway {
             ...tuning?.mux,
           },
           maxBatchMessages: limits.maxBatchMessages,
+          modern: { waitMs: limits.requestTimeoutMs, maxWaiting: limits.maxInflightPerServer },
           stderrLinesPerMinute: limits.stderrLinesPerMinute,
         })
       : new HttpServerUpstream(target, {
@@ -210,6 +211,7 @@ export class Gateway {
               maxSessions: limits.maxSessionsPerServer,
               ...tuning?.mux,
             },
+            modern: { waitMs: limits.requestTimeoutMs, maxWaiting: limits.maxInflightPerServer },
           },
         });
   }
