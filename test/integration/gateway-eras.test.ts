@@ -130,7 +130,7 @@ describeDocker("gateway: MCP 2026-07-28 and 2025 clients", () => {
       tuning: { readyWaitMs: 15_000, bindRetryMs: 500 },
     });
     await gateway.start();
-  }, 600_000);
+  }, 240_000);
 
   afterAll(async () => {
     for (const close of closers) await close().catch(() => undefined);
