@@ -10,6 +10,10 @@
 //    (mcp-portal-test/mcp-stdio:1, no network) the gateway attaches to; 1, 4 and 16 concurrent MCP clients (one
 //    session each, same request ids) call tools/call in closed loops of a fixed count.
 //
+// 3. Protocol eras on the same bridged stdio server, same run: an SDK v2 client pinned to MCP 2026-07-28 (each
+//    request stateless, translated onto the gateway's session with the server) against an SDK v1 client (2025
+//    session, relayed); tools/call echo interleaved, p50/p99 of each.
+//
 // Everything talks over loopback (and the engine's socket); loops are bounded in count and time.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -17,6 +21,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
+import {
+  Client as ModernClient,
+  StreamableHTTPClientTransport as ModernTransport,
+} from "@modelcontextprotocol/client";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import Docker from "dockerode";
@@ -343,6 +351,48 @@ async function throughput(stateDir: string): Promise<void> {
     );
     await Promise.all(clients.map((client) => client.close()));
   }
+  await eras(url);
+}
+
+async function eras(url: string): Promise<void> {
+  const modern = new ModernClient(
+    { name: "bench-2026", version: "1.0.0" },
+    { versionNegotiation: { mode: { pin: "2026-07-28" } } },
+  );
+  await modern.connect(
+    new ModernTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${ADMIN}` } } }),
+  );
+  onCleanup(() => modern.close());
+  const legacy = await connect(url, ADMIN);
+  const call = async (client: Client | ModernClient, text: string) => {
+    const result = (await client.callTool({ name: "echo", arguments: { text } })) as {
+      content: { text: string }[];
+    };
+    if (result.content[0]?.text !== text) throw new Error(`echo answered ${JSON.stringify(result)}`);
+  };
+  for (let i = 0; i < WARMUP_CALLS; i++) {
+    await call(modern, `w${i}`);
+    await call(legacy, `w${i}`);
+  }
+  const times = { modern: [] as number[], legacy: [] as number[] };
+  const deadline = performance.now() + TIME_CAP_MS;
+  for (let i = 0; i < LATENCY_CALLS && performance.now() < deadline; i++) {
+    const order = i % 2 === 0 ? (["modern", "legacy"] as const) : (["legacy", "modern"] as const);
+    for (const era of order) {
+      const start = performance.now();
+      await call(era === "modern" ? modern : legacy, `m${i}`);
+      times[era].push(performance.now() - start);
+    }
+  }
+  const m50 = percentile(times.modern, 50);
+  const m99 = percentile(times.modern, 99);
+  const l50 = percentile(times.legacy, 50);
+  const l99 = percentile(times.legacy, 99);
+  out();
+  out(`same stdio server, tools/call echo, ${times.modern.length} sequential calls per client, interleaved:`);
+  out(`  2025 session (SDK v1)          p50 ${fmtMs(l50)}  p99 ${fmtMs(l99)}`);
+  out(`  2026-07-28 pinned (SDK v2)     p50 ${fmtMs(m50)}  p99 ${fmtMs(m99)}`);
+  out(`  ratio 2026/2025                p50 ${(m50 / l50).toFixed(2)}x  p99 ${(m99 / l99).toFixed(2)}x`);
 }
 
 await runBench(async () => {

@@ -251,6 +251,7 @@ export class Gateway {
             ...tuning?.mux,
           },
           maxBatchMessages: limits.maxBatchMessages,
+          modern: { waitMs: limits.requestTimeoutMs, maxWaiting: limits.maxInflightPerServer },
           stderrLinesPerMinute: limits.stderrLinesPerMinute,
         })
       : new HttpServerUpstream(target, {
@@ -261,6 +262,18 @@ export class Gateway {
           probeMaxBytes: limits.probeMaxBytes,
           responseTimeoutMs: limits.requestTimeoutMs,
           maxConcurrent: limits.maxInflightPerServer,
+          clock,
+          bridge: {
+            mux: {
+              requestTimeoutMs: limits.requestTimeoutMs,
+              maxInflightPerSession: limits.maxInflightPerSession,
+              maxInflightPerServer: limits.maxInflightPerServer,
+              maxSubscriptionsPerSession: limits.maxSubscriptionsPerSession,
+              maxSessions: limits.maxSessionsPerServer,
+              ...tuning?.mux,
+            },
+            modern: { waitMs: limits.requestTimeoutMs, maxWaiting: limits.maxInflightPerServer },
+          },
         });
   }
 
