@@ -6,8 +6,8 @@ import { registerConsole } from "./console/serve-console.js";
 import { cachedReachability, createHttpServer, type HttpServer, parseListen } from "./api/http-server.js";
 import { MergedCatalogCache } from "./catalog/merged-cache.js";
 import type { Config } from "./config.js";
+import { runtimeFor } from "./docker/backend.js";
 import { dockerFromEnv } from "./docker/connect.js";
-import { DockerodeRuntime } from "./docker/dockerode-runtime.js";
 import { InstrumentedRuntime } from "./docker/instrumented-runtime.js";
 import type { ContainerRuntime } from "./docker/runtime.js";
 import { AuditLog, parseAuditMaxBytes } from "./observability/audit.js";
@@ -21,6 +21,7 @@ import { Observer } from "./reconcile/observer.js";
 import { Controller } from "./reconcile/controller.js";
 import { type Clock, systemClock } from "./util/clock.js";
 import { GlobalInputsStore, UserInputsStore } from "./reconcile/desired-inputs.js";
+import { GatewayAccessWriter } from "./reconcile/gateway-access-writer.js";
 import { GatewayHealthReader } from "./reconcile/gateway-health.js";
 import { IdleStore } from "./reconcile/idle-store.js";
 import { TrafficReader } from "./reconcile/traffic-reader.js";
@@ -35,6 +36,9 @@ import { loadDigestKey } from "./secrets/digest.js";
 import { SECRET_KEYS_ENV, SECRET_KEYS_FILE_ENV, loadKeyRing } from "./secrets/key-ring.js";
 import { PORTAL_VERSION } from "./version.js";
 import { EventBus } from "./events/event-bus.js";
+import { Placer } from "./swarm/placer.js";
+import { swarmSpecWarnings } from "./swarm/service-spec.js";
+import { SwarmWatcher } from "./swarm/swarm-watcher.js";
 import { publishStatusChange } from "./events/status-events.js";
 
 export interface DaemonOptions {
@@ -100,10 +104,10 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     logger,
     onWriteError: () => metrics.auditWriteErrorsTotal.inc(),
   });
-  const inner =
-    options.runtime ??
-    new DockerodeRuntime(dockerFromEnv(options.env), { timeoutMs: config.dockerTimeoutMs });
+  const inner = options.runtime ?? runtimeFor(config, options.env);
   const runtime = new InstrumentedRuntime(inner, metrics);
+  // Swarm: the controller places each user's services on one node and moves them off nodes that cannot run them.
+  const placer = config.backend === "swarm" ? new Placer() : undefined;
   const keys = await loadSecretKeys(options.env, config.stateDir, logger);
   const secrets = keys && { ...keys, maxFileBytes: config.maxFileBytes };
   const allocator = new NetworkAllocator(allocatorOptions(config));
@@ -118,23 +122,28 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     clock,
   });
   const statuses = new StatusStore(config.stateDir);
-  const health = config.gateway ? new GatewayHealthReader(config.stateDir) : undefined;
-  // Scale to zero needs the gateway: it sees the traffic and asks for wakes (README, "Idle servers").
+  // Swarm: the node gateways probe task containers (not services) and write one health file per node; their
+  // verdicts are not joined into status yet (README, "Several hosts").
+  const health =
+    config.gateway && config.backend === "engine" ? new GatewayHealthReader(config.stateDir) : undefined;
+  // Scale to zero needs the gateway (it sees the traffic and asks for wakes) and the Docker Engine backend: on
+  // Swarm no idle timeout is applied (status and validate say so; README, "Idle servers").
   let enqueue: (userId: string) => void = () => undefined;
-  const idle = config.gateway
-    ? {
-        store: new IdleStore(config.stateDir, clock, (error) =>
-          logger.error({ err: String(error) }, "cannot write idle.json"),
-        ),
-        inbox: new WakeInbox({
-          stateDir: config.stateDir,
-          clock,
-          logger,
-          onRequest: (userId) => enqueue(userId),
-        }),
-        traffic: new TrafficReader(config.stateDir),
-      }
-    : undefined;
+  const idle =
+    config.gateway && config.backend === "engine"
+      ? {
+          store: new IdleStore(config.stateDir, clock, (error) =>
+            logger.error({ err: String(error) }, "cannot write idle.json"),
+          ),
+          inbox: new WakeInbox({
+            stateDir: config.stateDir,
+            clock,
+            logger,
+            onRequest: (userId) => enqueue(userId),
+          }),
+          traffic: new TrafficReader(config.stateDir),
+        }
+      : undefined;
   const events = new EventBus();
   const starts = new StartBackoff(options.startBackoff ?? DEFAULT_START_BACKOFF, clock);
   const observer = new Observer(runtime, config.installation);
@@ -183,9 +192,11 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     pruneGuard,
     audit,
     clock,
-    ...(health ? { health } : {}),
+    ...(health ? { health, access: new GatewayAccessWriter(config.stateDir) } : {}),
     ...(idle ? { idle: { store: idle.store, wakes: idle.inbox, traffic: idle.traffic } } : {}),
     cacheRoot: cacheInputs,
+    inPlaceUpdate: runtime.capabilities.inPlaceUpdate,
+    ...(placer ? { placer, specWarnings: swarmSpecWarnings } : {}),
     onStatus: (previous, next) => publishStatusChange(events, previous, next, new Date(clock.now())),
   });
   const ctl = new Controller({
@@ -205,7 +216,24 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     inputsCached: cacheInputs,
     ...(health ? { health } : {}),
     ...(idle ? { idle: { store: idle.store, inbox: idle.inbox } } : {}),
+    ...(placer ? { placer } : {}),
   });
+  const swarmWatcher = placer
+    ? new SwarmWatcher({
+        runtime,
+        placer,
+        installation: config.installation,
+        clock,
+        logger,
+        pollMs: config.swarm.pollMs,
+        onUsers: (userIds) => {
+          for (const userId of userIds) {
+            observer.markStale(userId);
+            ctl.enqueue(userId);
+          }
+        },
+      })
+    : undefined;
   enqueue = (userId) => ctl.enqueue(userId);
   const http =
     options.listen === false
@@ -271,9 +299,12 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
         await http.listen({ host, port });
       }
       await runtime.ping();
+      // The nodes first: the first reconciles place users.
+      await swarmWatcher?.start();
       await ctl.start();
     },
     async stop() {
+      await swarmWatcher?.stop();
       await ctl.stop();
       await http?.close();
       await audit.close();

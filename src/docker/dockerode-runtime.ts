@@ -4,6 +4,7 @@ import type { ContainerSpec } from "../desired/types.js";
 import type {
   ActualContainer,
   ActualNetwork,
+  ActualNode,
   ActualVolume,
   ContainerRuntime,
   ContainerState,
@@ -188,6 +189,17 @@ export class DockerodeRuntime implements ContainerRuntime {
     return container.id;
   }
 
+  updateContainer(): Promise<void> {
+    // capabilities.inPlaceUpdate is false: the planner replaces containers instead.
+    return Promise.reject(
+      new RuntimeError("Failed", "update container: not supported by the engine backend"),
+    );
+  }
+
+  listNodes(): Promise<ActualNode[]> {
+    return Promise.resolve([]);
+  }
+
   async startContainer(id: string): Promise<void> {
     await this.call("start container", (abortSignal) => this.docker.getContainer(id).start({ abortSignal }));
   }
@@ -296,7 +308,7 @@ export function containerCreateOptions(spec: ContainerSpec, name: string): Docke
 const VolumeBody = z.object({ Name: z.string(), Labels: z.record(z.string(), z.string()).nullish() });
 
 /** One request through dockerode's modem, for the few calls whose answer dockerode does not hand back. */
-function dial<T>(docker: Docker, options: Record<string, unknown>): Promise<T> {
+export function dial<T>(docker: Docker, options: Record<string, unknown>): Promise<T> {
   const modem = docker.modem as unknown as {
     dial(o: Record<string, unknown>, cb: (err: unknown, data: T) => void): void;
   };

@@ -31,8 +31,19 @@ import type { UserSummary } from "./status-projection.js";
 import type { IdleStore } from "./idle-store.js";
 import type { WakeInbox } from "./wake-inbox.js";
 import { WorkQueue } from "./work-queue.js";
+import type { Placer } from "../swarm/placer.js";
 
-const RELEVANT_CONTAINER_EVENTS = new Set(["die", "stop", "destroy", "oom", "kill", "pause", "rename"]);
+// `update`: a Swarm service changed (the Swarm backend reports service events as container events).
+const RELEVANT_CONTAINER_EVENTS = new Set([
+  "die",
+  "stop",
+  "destroy",
+  "oom",
+  "kill",
+  "pause",
+  "rename",
+  "update",
+]);
 
 export interface ControllerDeps {
   config: Config;
@@ -58,6 +69,8 @@ export interface ControllerDeps {
   health?: GatewayHealthReader;
   /** Scale to zero: idle.json and the gateway's wake requests (README, "Idle servers"). */
   idle?: { store: IdleStore; inbox: WakeInbox };
+  /** Swarm: where users are placed; rebuilt from every full listing. */
+  placer?: Placer;
 }
 
 /**
@@ -231,6 +244,7 @@ export class Controller {
       (n) => (isOwnedBy(n.labels, config.installation) ? n.labels[LABELS.userId] : undefined),
       fleet.listing.containers,
     );
+    this.deps.placer?.rebuild(fleet.slices);
     this.managedTotal = fleet.managedContainers;
     this.ownNetworkIds.clear();
     for (const n of fleet.listing.networks) this.ownNetworkIds.add(n.id);

@@ -1,6 +1,6 @@
 import { gatewayOf, parseIpv4Cidr } from "../desired/subnets.js";
 import type { AuditedRuntime, MutationScope } from "../docker/audited-runtime.js";
-import { isRuntimeError } from "../docker/runtime.js";
+import { type Placement, isRuntimeError } from "../docker/runtime.js";
 import type { PortRange } from "../desired/port-blocks.js";
 import { LABELS, isOwnedBy, ownerLabels, portBlockLabel } from "../labels.js";
 import type { Logger } from "../observability/logger.js";
@@ -144,7 +144,29 @@ export class Executor {
             `volume ${conflict.volumeName} exists but belongs to another owner; it is not mounted`,
           );
         }
-        created.set(step.serverId, await this.create(step.outcome.spec, step.name, runtime));
+        const placement = step.placement !== undefined ? { nodeId: step.placement } : undefined;
+        created.set(step.serverId, await this.create(step.outcome.spec, step.name, runtime, placement));
+        return;
+      }
+      case "updateContainer": {
+        const conflict = step.outcome.spec.mounts.find((m) => foreignVolumes.has(m.volumeName));
+        if (conflict) {
+          throw new VolumeConflictError(
+            `volume ${conflict.volumeName} exists but belongs to another owner; it is not mounted`,
+          );
+        }
+        const placement = step.placement !== undefined ? { nodeId: step.placement } : undefined;
+        await runtime.updateContainer(
+          step.container.id,
+          step.container.version,
+          step.outcome.spec,
+          placement,
+        );
+        result.servers.set(step.serverId, {
+          phase: "Running",
+          containerId: step.container.id,
+          containerName: step.container.name,
+        });
         return;
       }
       case "startContainer": {
@@ -251,9 +273,10 @@ export class Executor {
     spec: Parameters<AuditedRuntime["createContainer"]>[0],
     name: string,
     runtime: AuditedRuntime,
+    placement: Placement | undefined,
   ): Promise<string> {
     try {
-      return await runtime.createContainer(spec, name);
+      return await runtime.createContainer(spec, name, placement);
     } catch (error) {
       if (!isRuntimeError(error, "Conflict")) throw error;
       const existing = await runtime.findContainerByName(name);
@@ -272,7 +295,7 @@ export class Executor {
           throw stopError;
       }
       await runtime.removeContainer(existing.id);
-      return runtime.createContainer(spec, name);
+      return runtime.createContainer(spec, name, placement);
     }
   }
 
@@ -299,7 +322,11 @@ export class Executor {
     log.warn({ step: step.kind, server_id: serverId, err: message }, "plan step failed");
     if (serverId) {
       const reason =
-        step.kind === "createContainer" || step.kind === "pullImage" ? "CreateFailed" : "StartFailed";
+        step.kind === "createContainer" || step.kind === "pullImage"
+          ? "CreateFailed"
+          : step.kind === "updateContainer"
+            ? "UpdateFailed"
+            : "StartFailed";
       result.servers.set(serverId, { phase: "Failed", reason, message });
     } else if (step.kind === "createNetwork") {
       result.userError = { reason: "NetworkCreateFailed", message };

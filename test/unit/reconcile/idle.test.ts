@@ -185,8 +185,11 @@ describe("idle servers on the in-memory engine", () => {
           e.event === "SERVER_STATUS_CHANGED" && (e.data as { new_status?: string }).new_status === "Idle",
       ),
     ).toBe(true);
-    expect(await d.daemon.metrics.registry.getSingleMetricAsString("mcp_portal_idle_servers")).toMatch(
-      /mcp_portal_idle_servers 1/,
+    // Gauges are set once per burst of reconciles (a 50 ms debounce).
+    await waitFor("mcp_portal_idle_servers 1", async () =>
+      /mcp_portal_idle_servers 1/.test(
+        await d.daemon.metrics.registry.getSingleMetricAsString("mcp_portal_idle_servers"),
+      ),
     );
     // Idle is no drift: another pass changes nothing.
     d.runtime.resetCalls();
