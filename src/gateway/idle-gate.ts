@@ -2,10 +2,12 @@ import { IncomingMessage, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
 import type { Logger } from "../observability/logger.js";
 import type { Clock } from "../util/clock.js";
-import { BodyTooLargeError, readBody, sendJson, sendRpcError } from "./http-util.js";
+import { BodyTooLargeError, headerValue, readBody, sendJson, sendRpcError } from "./http-util.js";
 import { IdleView } from "./idle-view.js";
 import { ERROR_CODES, type JsonRpcId, classify } from "./jsonrpc.js";
 import { markResult } from "./metrics.js";
+import { eraOfHeader } from "./modern/versions.js";
+import { PROTOCOL_VERSION_HEADER } from "./protocol.js";
 import { TrafficRecorder } from "./traffic-recorder.js";
 import { type WakeMetrics, createWakeMetrics } from "./wake-metrics.js";
 import { type WakeWait, Waker } from "./waker.js";
@@ -104,9 +106,13 @@ export class IdleGate {
       }
       ({ requests, messages } = jsonRpcRequests(body));
       // Unparsable bodies count as traffic: the server answers them, so they need it awake. A request is traffic
-      // until its answer ends (a wake or a long tool call must not be cut by the idle timeout).
-      if (requests === undefined || requests.some((r) => r.method !== "ping"))
-        res.once("close", this.traffic.begin(target.userId, target.serverId));
+      // until its answer ends (a wake or a long tool call must not be cut by the idle timeout), except a 2026-07-28
+      // `subscriptions/listen`: its answer is a notification stream, and open streams keep no server awake.
+      if (requests === undefined || requests.some((r) => r.method !== "ping")) {
+        if (requests?.length === 1 && requests[0]!.method === LISTEN_METHOD)
+          this.traffic.record(target.userId, target.serverId);
+        else res.once("close", this.traffic.begin(target.userId, target.serverId));
+      }
       request = replayRequest(req, body);
     }
     if (target.running) return { req: request, withoutContainer: false };
@@ -126,7 +132,10 @@ export class IdleGate {
     }
     if (requests !== undefined && requests.every((r) => r.method === "ping")) {
       if (requests.length === 0) return void res.writeHead(202).end();
-      const answers = requests.map((r) => ({ jsonrpc: "2.0", id: r.id, result: {} }));
+      // A 2026-07-28 client expects every result typed (translate.ts gives the server's own the same).
+      const modern = eraOfHeader(headerValue(req, PROTOCOL_VERSION_HEADER)) === "modern";
+      const result = modern ? { resultType: "complete" } : {};
+      const answers = requests.map((r) => ({ jsonrpc: "2.0", id: r.id, result }));
       sendJson(res, 200, messages === 1 && answers.length === 1 ? answers[0] : answers);
       return undefined;
     }
@@ -145,6 +154,9 @@ export class IdleGate {
     return undefined;
   }
 }
+
+/** MCP 2026-07-28's notification stream (a request whose answer stays open). */
+const LISTEN_METHOD = "subscriptions/listen";
 
 /** The requests (id, method) of a JSON-RPC body, and how many messages it holds; undefined when it is none. */
 function jsonRpcRequests(body: Buffer): {
