@@ -38,6 +38,7 @@ import { PORTAL_VERSION } from "./version.js";
 import { EventBus } from "./events/event-bus.js";
 import { Placer } from "./swarm/placer.js";
 import { swarmSpecWarnings } from "./swarm/service-spec.js";
+import { IDLE_NOT_APPLIED_ON_SWARM } from "./validate/idle-backend.js";
 import { SwarmWatcher } from "./swarm/swarm-watcher.js";
 import { publishStatusChange } from "./events/status-events.js";
 
@@ -193,7 +194,14 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     audit,
     clock,
     ...(health ? { health, access: new GatewayAccessWriter(config.stateDir) } : {}),
-    ...(idle ? { idle: { store: idle.store, wakes: idle.inbox, traffic: idle.traffic } } : {}),
+    ...(idle
+      ? { idle: { store: idle.store, wakes: idle.inbox, traffic: idle.traffic } }
+      : {
+          idleNotApplied:
+            config.backend === "swarm"
+              ? IDLE_NOT_APPLIED_ON_SWARM
+              : "idle servers (scale to zero) need the gateway (MCP_PORTAL_GATEWAY=on); without it every server stays on",
+        }),
     cacheRoot: cacheInputs,
     inPlaceUpdate: runtime.capabilities.inPlaceUpdate,
     ...(placer ? { placer, specWarnings: swarmSpecWarnings } : {}),

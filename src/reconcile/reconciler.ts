@@ -70,6 +70,8 @@ export interface ReconcilerDeps {
   cacheRoot?: boolean;
   /** Scale to zero (README, "Idle servers"); absent: no server idles. */
   idle?: IdleDeps;
+  /** Without `idle`: why not (status warns each server that sets an idle timeout). */
+  idleNotApplied?: string;
   /** The backend updates workloads in place (its capabilities.inPlaceUpdate). */
   inPlaceUpdate?: boolean;
   /** Swarm: where each user's workloads run. */
@@ -638,6 +640,7 @@ export class Reconciler {
       access: input.access,
       publicUrl: deps.config.gateway ? deps.config.publicUrl : undefined,
       specWarnings: deps.specWarnings,
+      idleNotApplied: deps.idle ? undefined : deps.idleNotApplied,
       portBlock: deps.allocator.blockOf(userId),
       errors: input.errors,
       stalled: input.stalled,

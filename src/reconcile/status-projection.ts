@@ -47,6 +47,8 @@ export interface ProjectionInput {
   publicUrl?: string | undefined;
   /** What the backend cannot express of a spec (Swarm), reported as warnings rather than blocks. */
   specWarnings?: ((spec: ContainerSpec) => string[]) | undefined;
+  /** Why no idle timeout is applied here (Swarm, or no gateway): servers that set one get a warning saying so. */
+  idleNotApplied?: string | undefined;
   portBlock: PortRange | undefined;
   errors: Problem[];
   stalled: Stalled | undefined;
@@ -263,6 +265,10 @@ function serverStatuses(input: ProjectionInput): ServerStatus[] {
       ? observed.containers.find((c) => c.id === status.container_id)
       : undefined;
     const warnings = outcome.kind === "run" && specWarnings ? specWarnings(outcome.spec) : [];
+    if (outcome.kind === "run" && input.idleNotApplied !== undefined && outcome.idleTimeoutSeconds > 0)
+      warnings.push(
+        `idle_timeout_seconds (${outcome.idleTimeoutSeconds} s) is not applied: ${input.idleNotApplied}`,
+      );
     return {
       ...status,
       ...(publicUrl !== undefined && status.host_port !== undefined

@@ -12,6 +12,7 @@ import { gatewayTrafficPath } from "../../../src/contracts/gateway-traffic.js";
 import { statusFilePath, UserStatus } from "../../../src/contracts/status-file.js";
 import { wakeRequestPath } from "../../../src/contracts/wake-request.js";
 import { effectiveIdleTimeoutSeconds } from "../../../src/desired/idle-timeout.js";
+import { MemoryRuntime } from "../../../src/docker/memory-runtime.js";
 import { PolicyFile } from "../../../src/schema/policy.js";
 import { ServerDefinition } from "../../../src/schema/catalog.js";
 import type { PortalEvent } from "../../../src/events/event-bus.js";
@@ -385,6 +386,39 @@ describe("idle servers on the in-memory engine", () => {
     expect(await d.daemon.metrics.registry.getSingleMetricAsString("mcp_portal_prune_blocked")).toMatch(
       / 0$/m,
     );
+  });
+
+  it("on the Swarm backend no idle timeout is applied: the server stays running and status says why", async () => {
+    const clock = new SkippingClock();
+    const d = await start(await tree([memServer("a", IDLE), memServer("b")], { alice: ["a", "b"] }), clock, {
+      runtime: new MemoryRuntime({
+        inPlaceUpdate: true,
+        nodes: [
+          {
+            id: "node-1",
+            hostname: "host1",
+            addr: "10.0.0.1",
+            state: "ready",
+            availability: "active",
+            role: "manager",
+          },
+        ],
+      }),
+      env: { MCP_PORTAL_GATEWAY: "on", MCP_PORTAL_BACKEND: "swarm", MCP_PORTAL_SWARM_POLL_SECONDS: "1" },
+    });
+    await reconcile(d);
+    clock.offset += 120_000;
+    await reconcile(d);
+    expect(stateOf(d, "a")).toEqual(["running"]);
+    const s = await status(d);
+    expect(s.servers.find((x) => x.id === "a")?.phase).not.toBe("Idle");
+    expect(s.servers.find((x) => x.id === "a")?.warnings).toContain(
+      "idle_timeout_seconds (60 s) is not applied: idle servers (scale to zero) need the Docker Engine backend; on MCP_PORTAL_BACKEND=swarm every server stays on",
+    );
+    expect(s.servers.find((x) => x.id === "b")?.warnings ?? []).not.toContainEqual(
+      expect.stringMatching(/idle_timeout_seconds/),
+    );
+    expect(await readFile(idleStatePath(d.data.stateDir), "utf8").catch(() => "absent")).toBe("absent");
   });
 
   it("plan shows no drift for an idle server (it reads idle.json)", async () => {
