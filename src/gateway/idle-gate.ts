@@ -115,12 +115,12 @@ export class IdleGate {
       }
       request = replayRequest(req, body);
     }
-    if (target.running) return { req: request, withoutContainer: false };
-    if (!this.view.isIdle(target.userId, target.serverId)) {
-      await this.view.refresh();
-      if (!this.view.isIdle(target.userId, target.serverId)) return { req: request, withoutContainer: false };
-    }
-    // The server is idle.
+    // idle.json is looked at for every request (a stat; re-read only when it changed), running or not: the
+    // controller writes it before it stops a server, so a request that arrives while the container still runs
+    // but is being stopped is held for the wake instead of being sent to a process about to exit.
+    await this.view.refresh();
+    if (!this.view.isIdle(target.userId, target.serverId)) return { req: request, withoutContainer: false };
+    // The server is idle, or being stopped for idleness.
     if (req.method !== "POST") {
       // A stdio server's client sessions and their streams live in the gateway: they wait for the server.
       if (target.transport === "stdio") return { req: request, withoutContainer: true };

@@ -27,7 +27,7 @@ export class IdleView {
     private readonly stateDir: string,
     private readonly clock: Clock,
     private readonly logger: Logger,
-    private readonly pollMs = 250,
+    readonly pollMs = 250,
   ) {}
 
   async start(): Promise<void> {

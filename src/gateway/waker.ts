@@ -8,6 +8,10 @@ import type { Clock } from "../util/clock.js";
 import type { IdleView } from "./idle-view.js";
 import type { WakeMetrics, WakeResult } from "./wake-metrics.js";
 
+function sleep(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimeout(resolve, ms));
+}
+
 export type WakeOutcome =
   { ok: true } | { ok: false; result: Exclude<WakeResult, "success">; message: string };
 
@@ -106,7 +110,16 @@ export class Waker {
       });
       const running = await Promise.race([wait.running(Math.min(remaining, retryMs)), viewChanged]);
       unsubscribe();
-      if (running) {
+      // Back only once the controller no longer lists it as idle: while it stops a server for idleness the
+      // container still runs (and idle.json already lists it); the controller clears the entry before it starts
+      // the server again.
+      let back = running;
+      if (back && this.deps.view.isIdle(userId, serverId)) {
+        await this.deps.view.refresh();
+        back = !this.deps.view.isIdle(userId, serverId);
+        if (!back) await sleep(clock, Math.min(this.deps.view.pollMs, Math.max(0, deadline - clock.now())));
+      }
+      if (back) {
         const ready = wait.ready ? await wait.ready(Math.max(0, deadline - clock.now())) : true;
         if (ready) return finish({ ok: true });
         break;

@@ -223,7 +223,54 @@ describe("the idle gate", () => {
     await waitFor("wake requested", () => exists(file), 3000);
     await rm(file);
     await waitFor("asked again", () => exists(file), 3000);
+    // The controller acts on it: clears idle.json, then starts the container.
+    await writeJsonAtomic(idleStatePath(h.stateDir), {
+      version: 1,
+      updated_at: new Date().toISOString(),
+      servers: [],
+    });
     h.start();
     expect((await pending).status).toBe(200);
+  });
+
+  it("holds a request for a server idle.json lists while its container still runs (being stopped): served only once idle.json lets go", async () => {
+    const h = await harness();
+    h.start();
+    // The controller wrote idle.json and is stopping the container: the gateway still sees it running.
+    await markIdle(h);
+    const pending = post(h, rpc(6, "tools/call"));
+    const file = wakeRequestPath(h.stateDir, "alice", "s");
+    await waitFor("wake requested", () => exists(file), 3000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(h.served).toEqual([]);
+    // The stop ends; the controller then acts on the wake: clears idle.json and starts the container again.
+    h.target.running = false;
+    await rm(file);
+    await writeJsonAtomic(idleStatePath(h.stateDir), {
+      version: 1,
+      updated_at: new Date().toISOString(),
+      servers: [],
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    h.start();
+    expect((await pending).status).toBe(200);
+    expect(h.served).toEqual([`POST ${rpc(6, "tools/call")}`]);
+  });
+
+  it("a held request for a running server goes on when the controller takes the server out of idle.json without stopping it", async () => {
+    const h = await harness();
+    h.start();
+    await markIdle(h);
+    const pending = post(h, rpc(7, "tools/call"));
+    await waitFor("wake requested", () => exists(wakeRequestPath(h.stateDir, "alice", "s")), 3000);
+    expect(h.served).toEqual([]);
+    // The controller saw the request's traffic and called the stop off.
+    await writeJsonAtomic(idleStatePath(h.stateDir), {
+      version: 1,
+      updated_at: new Date().toISOString(),
+      servers: [],
+    });
+    expect((await pending).status).toBe(200);
+    expect(h.served).toEqual([`POST ${rpc(7, "tools/call")}`]);
   });
 });
