@@ -15,6 +15,14 @@ export const GATEWAY_TRAFFIC_VERSION = 1;
 /** The gateway writes the file at most this often; an idle timeout is therefore exact to about this much. */
 export const TRAFFIC_WRITE_INTERVAL_MS = 1000;
 
+/**
+ * After writing a server into idle.json and before stopping it, the controller waits this long and reads this
+ * file again: a request that reached the server before the gateway saw idle.json is in the file by then (the
+ * gateway writes within TRAFFIC_WRITE_INTERVAL_MS of a request, and re-stamps requests in progress), and calls
+ * the stop off. Requests after it are held by the gateway for the wake.
+ */
+export const IDLE_STOP_GRACE_MS = TRAFFIC_WRITE_INTERVAL_MS + 500;
+
 export const TrafficServer = z.object({
   user_id: UserId,
   server_id: ServerId,

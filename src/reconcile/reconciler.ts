@@ -21,6 +21,7 @@ import { type PreparedSource, prepareDesiredSource } from "./desired-source.js";
 import type { GlobalInputsStore, GlobalSnapshot, UserInputsStore, UserSnapshot } from "./desired-inputs.js";
 import type { ExecutionResult, Executor } from "./executor.js";
 import type { GatewayHealthReader } from "./gateway-health.js";
+import { IDLE_STOP_GRACE_MS } from "../contracts/gateway-traffic.js";
 import type { IdleDecision, IdleInputs } from "./idle.js";
 import type { IdleStore } from "./idle-store.js";
 import type { Observer, UserObservation } from "./observer.js";
@@ -89,6 +90,8 @@ export interface IdleDeps {
   };
   /** `<user>/<server>` -> the last client request (ms). */
   traffic: { read(): Promise<ReadonlyMap<string, number>> };
+  /** Between idle.json and an idle stop (default IDLE_STOP_GRACE_MS; tests shorten it). */
+  stopGraceMs?: number;
 }
 
 export interface ReconcileContext {
@@ -327,6 +330,11 @@ export class Reconciler {
       // idle.json must say "idle" before a server is stopped for it, or a restart would take it for a crash.
       steps = steps.filter((s) => !(s.kind === "stopContainer" && s.idle));
     }
+    if (idleDecision && traffic && steps.some((s) => s.kind === "stopContainer" && s.idle)) {
+      const calledOff = await this.idleStopsCalledOff(userId, idleDecision, traffic, ctx);
+      if (calledOff.size > 0)
+        steps = steps.filter((s) => !(s.kind === "stopContainer" && s.idle && calledOff.has(s.serverId)));
+    }
 
     let executed: ExecutionResult | undefined;
     if (steps.length > 0) {
@@ -432,6 +440,52 @@ export class Reconciler {
       stepCount: steps.length,
       ...(idleDecision ? { idle: idleDecision } : {}),
     });
+  }
+
+  /**
+   * Between writing idle.json and stopping: waits IDLE_STOP_GRACE_MS and reads the gateway's traffic again. A
+   * server with a request since the decision was used (it reached the server before the gateway saw idle.json)
+   * is taken out of idle.json and not stopped; requests the gateway held meanwhile then go on to it. Returns
+   * those servers.
+   */
+  private async idleStopsCalledOff(
+    userId: string,
+    decision: IdleDecision,
+    before: ReadonlyMap<string, number>,
+    ctx: ReconcileContext,
+  ): Promise<Set<string>> {
+    const idle = this.deps.idle!;
+    const calledOff = new Set<string>();
+    await new Promise<void>((resolve) => {
+      const handle = this.deps.clock.setTimeout(() => {
+        ctx.signal.removeEventListener("abort", onAbort);
+        resolve();
+      }, idle.stopGraceMs ?? IDLE_STOP_GRACE_MS);
+      const onAbort = () => {
+        this.deps.clock.clearTimeout(handle);
+        resolve();
+      };
+      ctx.signal.addEventListener("abort", onAbort, { once: true });
+    });
+    const after = await idle.traffic.read();
+    for (const serverId of decision.stop.keys()) {
+      const key = `${userId}/${serverId}`;
+      if ((after.get(key) ?? 0) <= (before.get(key) ?? 0)) continue;
+      calledOff.add(serverId);
+      decision.stop.delete(serverId);
+      idle.store.clear(userId, serverId);
+    }
+    if (calledOff.size === 0) return calledOff;
+    ctx.log.info({ servers: [...calledOff] }, "idle stop called off: a request arrived");
+    try {
+      await idle.store.flush();
+    } catch (error) {
+      ctx.log.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        "cannot write idle.json",
+      );
+    }
+    return calledOff;
   }
 
   /** The idle clock's inputs for one user's decision; undefined when scale to zero is off. */

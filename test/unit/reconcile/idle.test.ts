@@ -198,6 +198,30 @@ describe("idle servers on the in-memory engine", () => {
     expect(d.runtime.callCount("container_start", "container_create", "container_remove")).toBe(0);
   });
 
+  it("a request that reached the server just before the gateway saw idle.json calls the stop off (nothing is cut)", async () => {
+    const clock = new SkippingClock();
+    const d = await start(await tree([memServer("a", IDLE)], { alice: ["a"] }), clock);
+    await reconcile(d);
+    const [before] = containersOf(d.runtime, "alice", "a");
+    clock.offset += 61_000;
+    d.daemon.controller.enqueue("alice");
+    // idle.json lists it (the stop is decided); the gateway then writes the request it had already let through.
+    await waitFor("idle.json lists a", async () =>
+      (await idleFile(d).catch(() => undefined))?.servers.some((s) => s.server_id === "a"),
+    );
+    await writeJsonAtomic(gatewayTrafficPath(d.data.stateDir), {
+      version: 1,
+      updated_at: new Date(clock.now()).toISOString(),
+      servers: [{ user_id: "alice", server_id: "a", last_request_at: new Date(clock.now()).toISOString() }],
+    });
+    await d.daemon.controller.idle();
+    expect(containersOf(d.runtime, "alice", "a").map((c) => [c.id, c.state])).toEqual([
+      [before?.id, "running"],
+    ]);
+    expect((await idleFile(d)).servers).toEqual([]);
+    expect((await status(d)).servers.find((x) => x.id === "a")?.phase).toBe("Running");
+  });
+
   it("a request seen by the gateway (traffic.json) keeps a server awake", async () => {
     const clock = new SkippingClock();
     const d = await start(await tree([memServer("a", IDLE)], { alice: ["a"] }), clock);
