@@ -99,6 +99,8 @@ export class Endpoint {
   private generation = 0;
   private closed = false;
   private readonly waiters = new Set<() => void>();
+  /** Called when the container leaves `running` (or the endpoint closes). */
+  private readonly stopWatchers = new Set<() => void>();
 
   constructor(
     private target: ServerTarget,
@@ -143,6 +145,7 @@ export class Endpoint {
       this.enterState(next);
     }
     if (running(next)) for (const wake of this.waiters) wake();
+    else for (const stopped of this.stopWatchers) stopped();
   }
 
   /** The tool policy changed: connected clients are told to list the tools again. */
@@ -155,6 +158,7 @@ export class Endpoint {
     this.generation += 1;
     this.deps.clock.clearTimeout(this.probeTimer);
     for (const wake of this.waiters) wake();
+    for (const stopped of this.stopWatchers) stopped();
     this.unbind();
     await this.deps.upstream.close();
   }
@@ -351,7 +355,7 @@ export class Endpoint {
         { userId, serverId, transport, running: running(this.target) },
         {
           running: (ms) => this.whenRunning(ms),
-          ...(upstream.ready ? { ready: (ms: number) => upstream.ready!(ms) } : {}),
+          ready: (ms) => this.readyUnlessStopped(upstream, ms),
         },
       );
       if (!admitted) return;
@@ -372,6 +376,21 @@ export class Endpoint {
       owner: decision.owner,
       ...(admission?.ok ? { tools: admission.tools } : {}),
     });
+  }
+
+  /**
+   * After a wake: true once the server is ready (the upstream's own check), false after `timeoutMs`, or at once
+   * when the container stops again meanwhile (it crashed on start: the client need not wait for the bound).
+   */
+  private readyUnlessStopped(upstream: Upstream, timeoutMs: number): Promise<boolean> {
+    if (!running(this.target) || this.closed) return Promise.resolve(false);
+    if (!upstream.ready) return Promise.resolve(true);
+    let done: () => void = () => undefined;
+    const stopped = new Promise<false>((resolve) => {
+      done = () => resolve(false);
+      this.stopWatchers.add(done);
+    });
+    return Promise.race([upstream.ready(timeoutMs), stopped]).finally(() => this.stopWatchers.delete(done));
   }
 
   /** Resolves true once the container runs (at once when it does), false after `timeoutMs` or on close. */

@@ -19,7 +19,10 @@ export type WakeOutcome =
 export interface WakeWait {
   /** Resolves true once the container runs (false after `timeoutMs`). */
   running(timeoutMs: number): Promise<boolean>;
-  /** Resolves true once the server accepts connections (HTTP servers; false after `timeoutMs`). */
+  /**
+   * Resolves true once the server is ready for requests; false after `timeoutMs`, or before it when the container
+   * stopped again (a crash on start).
+   */
   ready?(timeoutMs: number): Promise<boolean>;
 }
 
@@ -122,6 +125,15 @@ export class Waker {
       if (back) {
         const ready = wait.ready ? await wait.ready(Math.max(0, deadline - clock.now())) : true;
         if (ready) return finish({ ok: true });
+        if (clock.now() < deadline) {
+          // It stopped again right after its start: no use waiting for the bound (the controller backs off).
+          await rm(file, { force: true }).catch(() => undefined);
+          return finish({
+            ok: false,
+            result: "error",
+            message: "it stopped again right after its start (see the server's status)",
+          });
+        }
         break;
       }
       // Taken by the controller, yet not back: ask again (a restarted controller acts on it; one that already

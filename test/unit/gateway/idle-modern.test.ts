@@ -81,11 +81,14 @@ class PipedStdioUpstream implements Upstream {
   );
   /** Server processes started so far. */
   starts = 0;
+  /** The process exits before it answers anything (a crash on start). */
+  crashes = false;
   private server: McpServer | undefined;
 
   update(target: ServerTarget): void {
     if (target.state === "running" && !this.server) {
       this.starts += 1;
+      if (this.crashes) return;
       const server = new McpServer({ name: "legacy-under-test", version: "1.2.3" });
       registerEraTools(server);
       const pipe = new PipeTransport(this.mux);
@@ -321,5 +324,36 @@ describe("MCP 2026-07-28 requests for an idle server", () => {
     // A request in progress is re-stamped at every write (50 ms here); the open stream must not be.
     await new Promise((r) => setTimeout(r, 400));
     expect(await lastRequest()).toBe(first);
+  });
+
+  it("a server that stops again right after its wake (a crash on start) gets the client a clear error at once, not at the bound", async () => {
+    const h = await harness();
+    h.upstream.crashes = true;
+    await markIdle(h, true);
+    const file = wakeRequestPath(h.stateDir, "alice", "s");
+    void (async () => {
+      await waitFor("wake requested", () => exists(file), 5000);
+      await markIdle(h, false);
+      await rm(file, { force: true });
+      h.endpoint.update({ ...h.target, state: "running" });
+      // It exits before it answers its initialize.
+      await new Promise((r) => setTimeout(r, 100));
+      h.endpoint.update({ ...h.target, state: "exited" });
+    })();
+    const started = Date.now();
+    const res = await fetch(h.url, {
+      method: "POST",
+      headers: { ...MODERN_HEADERS, "mcp-method": "tools/list" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 11, method: "tools/list", params: { _meta: envelope } }),
+    });
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { id: number; error: { code: number; message: string } };
+    expect(body).toMatchObject({ id: 11, error: { code: -32000 } });
+    expect(body.error.message).toMatch(/could not be woken: it stopped again right after its start/);
+    // The wake bound is 10 s here.
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(await h.registry.getSingleMetricAsString("mcp_portal_gateway_wakes_total")).toMatch(
+      /result="error"\} 1/,
+    );
   });
 });
