@@ -8,13 +8,14 @@
  *     are stopped and started again straight through the engine API (`docker start`), timed to the call's return.
  *  2. Memory: BENCH_IDLE_SERVERS (default 500) enabled stdio busybox servers (50 per user) all running, then 90 %
  *     of them given an idle timeout (which replaces nothing) and left to idle while 10 % stay on. The engine
- *     host's memory in use (/proc/meminfo: MemTotal - MemAvailable) after each state settled, same run.
+ *     host's memory in use (/proc/meminfo: MemTotal - MemAvailable) after each state settled, same run; and, less
+ *     noisy on a shared host, the fleet's own memory (containerd shims' RSS + the containers' memory cgroups).
  *
  * Every object carries a unique `mcp.portal.installation` and is removed at the end, also on failure or Ctrl-C.
  * Run: npm run bench:idle   (BENCH_IDLE_ROUNDS=10, BENCH_IDLE_SERVERS=500)
  */
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { Writable } from "node:stream";
@@ -64,6 +65,41 @@ async function memoryInUse(): Promise<number> {
   return (kb("MemTotal") - kb("MemAvailable")) * 1024;
 }
 const fmtGb = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GB`;
+
+/**
+ * What the fleet itself holds, less noisy than the host figure on a shared machine: the resident memory of each
+ * running container's containerd shim plus its memory cgroup's usage (cgroup v1 or v2 paths of dockerd's
+ * cgroupfs/systemd layouts; a path that does not exist counts 0). Kernel memory outside those (network
+ * namespaces, veths) is not in it.
+ */
+async function fleetMemory(containerIds: readonly string[]): Promise<{ shims: number; cgroups: number }> {
+  const wanted = new Set(containerIds);
+  let shims = 0;
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (!cmdline.includes("containerd-shim")) continue;
+    const args = cmdline.split("\0");
+    const id = args[args.indexOf("-id") + 1];
+    if (id === undefined || !wanted.has(id)) continue;
+    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+    shims += Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0) * 1024;
+  }
+  let cgroups = 0;
+  for (const id of containerIds) {
+    for (const file of [
+      `/sys/fs/cgroup/memory/docker/${id}/memory.usage_in_bytes`,
+      `/sys/fs/cgroup/system.slice/docker-${id}.scope/memory.current`,
+    ]) {
+      const text = await readFile(file, "utf8").catch(() => undefined);
+      if (text !== undefined) {
+        cgroups += Number(text.trim()) || 0;
+        break;
+      }
+    }
+  }
+  return { shims, cgroups };
+}
 
 async function statusOf(stateDir: string, user: string): Promise<UserStatus | undefined> {
   try {
@@ -224,15 +260,19 @@ async function memory(): Promise<void> {
   };
   const started = performance.now();
   const controller = await startBenchDaemon(env);
-  const running = async () =>
+  const runningIds = async () =>
     (
       await docker.listContainers({
         filters: { label: [`${LABELS.installation}=${installation}`], status: ["running"] },
       })
-    ).length;
+    ).map((c) => c.Id);
+  const running = async () => (await runningIds()).length;
+  const fmtFleet = (m: { shims: number; cgroups: number }) =>
+    `${fmtGb(m.shims + m.cgroups)} (shims ${fmtGb(m.shims)}, containers ${fmtGb(m.cgroups)})`;
   out(`  converged ${await running()} running containers in ${fmtMs(performance.now() - started)}`);
   await sleep(10_000);
   const allRunning = await memoryInUse();
+  const allRunningFleet = await fleetMemory(await runningIds());
   await catalog(true);
   controller.daemon.controller.notifyDataChange({
     scope: "global",
@@ -243,11 +283,17 @@ async function memory(): Promise<void> {
   await waitUntil(`${target} running`, async () => (await running()) <= target, 600_000);
   await sleep(10_000);
   const active = await memoryInUse();
+  const activeFleet = await fleetMemory(await runningIds());
   out(`  host memory in use before the fleet: ${fmtGb(before)}`);
   out(`  all ${FLEET} running: ${fmtGb(allRunning)} (${fmtGb(allRunning - before)} for the fleet)`);
   out(
     `  ${target} running, ${FLEET - target} idle: ${fmtGb(active)} (${fmtGb(active - before)} for the fleet; ` +
       `${((1 - (active - before) / (allRunning - before)) * 100).toFixed(0)} % less)`,
+  );
+  out(`  the fleet's own memory, all running: ${fmtFleet(allRunningFleet)}`);
+  out(
+    `  the fleet's own memory, ${target} running: ${fmtFleet(activeFleet)} (` +
+      `${((1 - (activeFleet.shims + activeFleet.cgroups) / (allRunningFleet.shims + allRunningFleet.cgroups)) * 100).toFixed(0)} % less)`,
   );
   // Every create happened in the converge: giving 90 % of the fleet an idle timeout replaced nothing.
   out(`  containers created: ${controller.timed.containers.length} (${FLEET} expected)`);
