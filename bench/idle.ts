@@ -269,6 +269,8 @@ async function memory(): Promise<void> {
   const running = async () => (await runningIds()).length;
   const fmtFleet = (m: { shims: number; cgroups: number }) =>
     `${fmtGb(m.shims + m.cgroups)} (shims ${fmtGb(m.shims)}, containers ${fmtGb(m.cgroups)})`;
+  // The first sync may end with some starts still to come (engine errors are retried): all must run first.
+  await waitUntil(`${FLEET} running`, async () => (await running()) >= FLEET, 600_000);
   out(`  converged ${await running()} running containers in ${fmtMs(performance.now() - started)}`);
   await sleep(10_000);
   const allRunning = await memoryInUse();
