@@ -1,4 +1,5 @@
 import path from "node:path";
+import { DEFAULT_EGRESS_PROXY_IMAGE } from "./desired/egress-desired.js";
 import { z } from "zod";
 import {
   MAX_BLOCK_SIZE,
@@ -101,6 +102,13 @@ const RawConfig = z
       .regex(/^[a-zA-Z0-9_.-]+(?::[a-zA-Z0-9_.-]+)?$/)
       .default("1000:1000"),
     MCP_PORTAL_ALLOWED_IMAGES: z.string().default(""),
+    MCP_PORTAL_EGRESS_PROXY_IMAGE: z
+      .string()
+      .regex(
+        /^[^\s:@]+(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$/,
+        "an image reference",
+      )
+      .default(DEFAULT_EGRESS_PROXY_IMAGE),
     MCP_PORTAL_MAX_FILE_BYTES: Int(1024, 1024 * 1024 * 1024).default(5 * 1024 * 1024),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     LOG_PRETTY: Bool.default(false),
@@ -165,6 +173,8 @@ export interface Config {
   stopTimeoutSeconds: number;
   massPrune: { share: number; minimum: number; allow: boolean };
   containerUser: string;
+  /** MCP_PORTAL_EGRESS_PROXY_IMAGE: the image users' egress proxies run (README, "Network egress"). */
+  egressProxyImage: string;
   /**
    * MCP_PORTAL_ALLOWED_IMAGES: the image allow-list when policy.json gives no `allowed_images` (policy.json wins
    * when it does). Undefined when unset: then any image from any registry may run.
@@ -242,6 +252,7 @@ export function loadConfig(
       allow: c.MCP_PORTAL_ALLOW_MASS_PRUNE,
     },
     containerUser: c.MCP_PORTAL_CONTAINER_USER,
+    egressProxyImage: c.MCP_PORTAL_EGRESS_PROXY_IMAGE,
     defaultAllowedImages,
     maxFileBytes: c.MCP_PORTAL_MAX_FILE_BYTES,
     logLevel: c.LOG_LEVEL,

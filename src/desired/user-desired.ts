@@ -7,6 +7,16 @@ import type { PolicyFile, ServerSecurityOverride } from "../schema/policy.js";
 import { canonicalHashPrefix, canonicalJson } from "../util/canonical-json.js";
 import { ownValue } from "../util/own-property.js";
 import { buildEnvironment, selectEnvironment } from "./environment.js";
+import {
+  DEFAULT_EGRESS_PROXY_IMAGE,
+  type EgressPolicyEntry,
+  buildEgressProxyOutcome,
+  egressBridgeName,
+  egressNetworkName,
+  restrictedServerEnv,
+  serverAddressOffset,
+} from "./egress-desired.js";
+import { type EffectiveEgress, effectiveEgress } from "./egress-rules.js";
 import { imageNotAllowedMessage, isImageAllowed, resolveAllowedImages } from "./image-policy.js";
 import { bridgeName, containerName, networkName, volumeKey, volumeName } from "./names.js";
 import { type PortRange, assignHostPorts } from "./port-blocks.js";
@@ -79,6 +89,16 @@ export interface DesiredUserInput {
   publishPorts: boolean;
   containerUser: string;
   portalVersion: string;
+  /** MCP_PORTAL_EGRESS_PROXY_IMAGE: the image of users' egress proxies (default DEFAULT_EGRESS_PROXY_IMAGE). */
+  egressProxyImage?: string;
+}
+
+/** A server's effective egress: its catalog's declaration narrowed by policy.json's entry for it, or the default. */
+export function serverEgress(policy: PolicyFile, definition: ServerDefinition): EffectiveEgress {
+  return effectiveEgress(
+    definition.egress,
+    ownValue(policy.egress.servers, definition.id) ?? policy.egress.default,
+  );
 }
 
 export function effectiveLimits(
@@ -144,6 +164,8 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
 
   // Ports held by containers that a keepExisting block leaves running are not free for anyone else.
   const keptPorts = new Set<number>();
+  // A kept container with restricted egress still needs its egress network and proxy.
+  let keptRestricted = false;
   for (const entry of input.enabled.servers) {
     const merged = input.catalog.servers.get(entry.id);
     const block = (reason: BlockedOutcome["reason"], message: string, keepExisting: boolean): void => {
@@ -152,6 +174,8 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
       if (!keepExisting || port === undefined) return;
       // The kept container still runs and still counts against the user's limits.
       keptPorts.add(port);
+      if (merged && serverEgress(input.policy, merged.definition).mode !== "unrestricted")
+        keptRestricted = true;
       usage.containers += 1;
       usage.memory_mb += merged?.definition.resources.memory_mb ?? SERVER_DEFAULTS.memoryMb;
       usage.cpu_shares += merged?.definition.resources.cpu_shares ?? SERVER_DEFAULTS.cpuShares;
@@ -226,6 +250,11 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
     admitted.push({ definition, mounts: mountsResult.mounts, secrets });
   }
 
+  const egressNetwork = {
+    name: egressNetworkName(installation, userId),
+    bridgeName: egressBridgeName(installation, userId),
+  };
+  const egressEntries: EgressPolicyEntry[] = [];
   const ports = assignHostPorts(
     input.portBlock,
     admitted.map((a) => a.definition.id),
@@ -245,18 +274,46 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
       continue;
     }
     const entry = input.enabled.servers.find((s) => s.id === definition.id);
+    const egress = serverEgress(input.policy, definition);
+    const addressOffset =
+      egress.mode === "unrestricted" ? undefined : serverAddressOffset(hostPort, input.portBlock.start);
+    if (egress.mode !== "unrestricted" && addressOffset !== undefined) {
+      egressEntries.push({
+        server: definition.id,
+        offset: addressOffset,
+        mode: egress.mode,
+        allow: egress.mode === "allow" ? egress.allow : [],
+      });
+    }
     outcomes.set(
       definition.id,
       buildRunOutcome(input, definition, {
         hostPort,
         mounts,
         secrets,
-        network: network.name,
+        network: addressOffset === undefined ? network.name : egressNetwork.name,
         overrides: entry?.config?.environment ?? {},
         security: securityFor(input.policy, definition.id),
+        egress,
+        addressOffset,
       }),
     );
   }
+  const egressPart =
+    egressEntries.length > 0 || keptRestricted
+      ? {
+          network: egressNetwork,
+          proxy: buildEgressProxyOutcome({
+            installation,
+            userId,
+            image: input.egressProxyImage ?? DEFAULT_EGRESS_PROXY_IMAGE,
+            userNetwork: network.name,
+            egressNetwork: egressNetwork.name,
+            containerUser: input.containerUser,
+            servers: egressEntries,
+          }),
+        }
+      : undefined;
 
   return {
     userId,
@@ -267,6 +324,7 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
       .filter((o): o is ServerOutcome => o !== undefined),
     limits,
     usage,
+    ...(egressPart ? { egress: egressPart } : {}),
   };
 }
 
@@ -348,6 +406,9 @@ interface RunContext {
   network: string;
   overrides: Readonly<Record<string, string>>;
   security: ServerSecurityOverride | undefined;
+  egress: EffectiveEgress;
+  /** Set for restricted egress: the server's address offset on the egress network (`network`). */
+  addressOffset: number | undefined;
 }
 
 function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, ctx: RunContext): RunOutcome {
@@ -379,6 +440,8 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
       { values: portal },
       { values: secretValues, secret: true },
       { values: userOverrides.values },
+      // Last, so that no user setting points a restricted server elsewhere (it could reach nothing anyway).
+      { values: ctx.egress.mode === "unrestricted" ? {} : restrictedServerEnv(ctx.egress.mode) },
     ],
     secretDigests,
     new Set(["MCP_PORTAL_VERSION"]),
@@ -416,6 +479,10 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
     readOnlyRootfs: security.read_only_rootfs ?? false,
     tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" },
     openStdin: !isHttp,
+    // Only restricted servers carry these keys: an unrestricted server's spec, and so its hash, is as before.
+    ...(ctx.addressOffset !== undefined
+      ? { addressOffset: ctx.addressOffset, dnsFromEgressProxy: true }
+      : {}),
     healthCheck: {
       interval_seconds: definition.health_check?.interval_seconds ?? HEALTH_DEFAULTS.interval_seconds,
       timeout_seconds: definition.health_check?.timeout_seconds ?? HEALTH_DEFAULTS.timeout_seconds,
@@ -449,5 +516,6 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
     memoryMb: definition.resources.memory_mb ?? SERVER_DEFAULTS.memoryMb,
     cpuShares: spec.cpuShares,
     ...(droppedUserEnv.length > 0 ? { droppedUserEnv } : {}),
+    egress: ctx.egress,
   };
 }

@@ -6,6 +6,7 @@ import type {
   ActualContainer,
   ActualNetwork,
   ActualVolume,
+  ContainerPlacement,
   ContainerRuntime,
   EventFilter,
   NetworkSpec,
@@ -155,12 +156,12 @@ export class AuditedRuntime implements ContainerRuntime {
   createVolume(spec: VolumeSpec): Promise<ActualVolume> {
     return this.record("VOLUME_OPERATION", "create_volume", spec.name, () => this.inner.createVolume(spec));
   }
-  createContainer(spec: ContainerSpec, name: string): Promise<string> {
+  createContainer(spec: ContainerSpec, name: string, placement?: ContainerPlacement): Promise<string> {
     return this.record(
       "CONTAINER_OPERATION",
       "create_container",
       name,
-      () => this.inner.createContainer(spec, name),
+      () => this.inner.createContainer(spec, name, placement),
       {
         image: spec.image,
         host_port: spec.hostPort,

@@ -5,6 +5,7 @@ import type {
   ActualContainer,
   ActualNetwork,
   ActualVolume,
+  ContainerPlacement,
   ContainerRuntime,
   ContainerState,
   EventFilter,
@@ -180,11 +181,27 @@ export class DockerodeRuntime implements ContainerRuntime {
     return { name: parsed.data.Name, labels: parsed.data.Labels ?? {} };
   }
 
-  async createContainer(spec: ContainerSpec, name: string): Promise<string> {
-    const options = containerCreateOptions(spec, name);
+  async createContainer(spec: ContainerSpec, name: string, placement?: ContainerPlacement): Promise<string> {
+    const options = containerCreateOptions(spec, name, placement);
     const container = await this.call("create container", (abortSignal) =>
       this.docker.createContainer({ ...options, abortSignal }),
     );
+    // Engine 20.10 takes one network at create; the others are joined before the first start.
+    for (const extra of spec.extraNetworks ?? []) {
+      const address = placement?.addresses[extra.name];
+      const connect: Docker.NetworkConnectOptions & { abortSignal?: AbortSignal } = {
+        Container: container.id,
+        EndpointConfig: {
+          ...(extra.aliases ? { Aliases: extra.aliases } : {}),
+          ...(address ? { IPAMConfig: { IPv4Address: address } } : {}),
+        },
+      };
+      await this.call("connect container", (abortSignal) => {
+        // dockerode passes abortSignal through to the request although its types do not list it.
+        const options = { ...connect, abortSignal } as Docker.NetworkConnectOptions;
+        return this.docker.getNetwork(extra.name).connect(options) as Promise<unknown>;
+      });
+    }
     return container.id;
   }
 
@@ -234,20 +251,24 @@ export function networkCreateOptions(spec: NetworkSpec): Docker.NetworkCreateOpt
     Name: spec.name,
     Driver: "bridge",
     CheckDuplicate: true,
-    Internal: false,
+    Internal: spec.internal ?? false,
     Attachable: false,
     Labels: spec.labels,
     IPAM: { Driver: "default", Config: [{ Subnet: spec.subnet, Gateway: spec.gateway }] },
     Options: {
       "com.docker.network.bridge.name": spec.bridgeName,
       "com.docker.network.bridge.enable_icc": "true",
-      "com.docker.network.bridge.enable_ip_masquerade": "true",
+      "com.docker.network.bridge.enable_ip_masquerade": spec.internal ? "false" : "true",
     },
   };
 }
 
 /** Maps our spec onto the engine's create body, with the hardened defaults of the README's "Docker objects and labels". */
-export function containerCreateOptions(spec: ContainerSpec, name: string): Docker.ContainerCreateOptions {
+export function containerCreateOptions(
+  spec: ContainerSpec,
+  name: string,
+  placement?: ContainerPlacement,
+): Docker.ContainerCreateOptions {
   const exposed: Record<string, object> = {};
   for (const p of spec.exposedPorts) exposed[`${p.port}/${p.protocol}`] = {};
   const portBindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
@@ -260,7 +281,7 @@ export function containerCreateOptions(spec: ContainerSpec, name: string): Docke
     name,
     Image: spec.image,
     ...(spec.cmd ? { Cmd: spec.cmd } : {}),
-    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Env: Object.entries({ ...spec.env, ...placement?.env }).map(([k, v]) => `${k}=${v}`),
     Labels: spec.labels,
     User: spec.user,
     ExposedPorts: exposed,
@@ -268,8 +289,19 @@ export function containerCreateOptions(spec: ContainerSpec, name: string): Docke
     StdinOnce: false,
     AttachStdin: false,
     Tty: false,
+    ...(placement?.addresses[spec.network]
+      ? {
+          NetworkingConfig: {
+            EndpointsConfig: {
+              [spec.network]: { IPAMConfig: { IPv4Address: placement.addresses[spec.network] } },
+            },
+          },
+        }
+      : {}),
     HostConfig: {
       NetworkMode: spec.network,
+      ...(placement?.dns ? { Dns: placement.dns } : {}),
+      ...(spec.sysctls ? { Sysctls: spec.sysctls } : {}),
       PortBindings: portBindings,
       Memory: spec.memoryBytes,
       MemorySwap: spec.memoryBytes,

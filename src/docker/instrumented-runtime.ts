@@ -4,6 +4,7 @@ import type {
   ActualContainer,
   ActualNetwork,
   ActualVolume,
+  ContainerPlacement,
   ContainerRuntime,
   EventFilter,
   NetworkSpec,
@@ -84,8 +85,8 @@ export class InstrumentedRuntime implements ContainerRuntime {
   createVolume(spec: VolumeSpec): Promise<ActualVolume> {
     return this.measure("volume_create", () => this.inner.createVolume(spec));
   }
-  createContainer(spec: ContainerSpec, name: string): Promise<string> {
-    return this.measure("container_create", () => this.inner.createContainer(spec, name));
+  createContainer(spec: ContainerSpec, name: string, placement?: ContainerPlacement): Promise<string> {
+    return this.measure("container_create", () => this.inner.createContainer(spec, name, placement));
   }
   startContainer(id: string): Promise<void> {
     return this.measure("container_start", () => this.inner.startContainer(id));

@@ -7,6 +7,7 @@ import {
   type ActualContainer,
   type ActualNetwork,
   type ActualVolume,
+  type ContainerPlacement,
   type ContainerRuntime,
   type ContainerState,
   type EventFilter,
@@ -138,6 +139,9 @@ export class MemoryRuntime implements ContainerRuntime {
   private readonly failures: InjectedFailure[] = [];
   private readonly subscribers = new Set<Subscriber>();
   private readonly clock: Clock;
+  /** What the executor placed each container with (by name), and which networks are internal: for tests. */
+  private readonly placements = new Map<string, ContainerPlacement | undefined>();
+  private readonly internalNetworks = new Set<string>();
   private latencyMs: number;
   private down = false;
 
@@ -345,6 +349,8 @@ export class MemoryRuntime implements ContainerRuntime {
     }
     const id = newId();
     this.putNetwork({ id, name: spec.name, labels: { ...spec.labels }, subnets: [spec.subnet] });
+    if (spec.internal) this.internalNetworks.add(spec.name);
+    else this.internalNetworks.delete(spec.name);
     this.emit({ type: "network", action: "create", id, labels: {} });
     return id;
   }
@@ -375,7 +381,16 @@ export class MemoryRuntime implements ContainerRuntime {
     return { ...volume };
   }
 
-  async createContainer(spec: ContainerSpec, name: string): Promise<string> {
+  /** The placement a container (by name) was created with. */
+  placementOf(name: string): ContainerPlacement | undefined {
+    return this.placements.get(name);
+  }
+
+  isInternalNetwork(name: string): boolean {
+    return this.internalNetworks.has(name);
+  }
+
+  async createContainer(spec: ContainerSpec, name: string, placement?: ContainerPlacement): Promise<string> {
     await this.enter("container_create", name);
     if (this.byName(name))
       throw new RuntimeError("Conflict", `create container: the name "/${name}" is already in use`, 409);
@@ -384,6 +399,10 @@ export class MemoryRuntime implements ContainerRuntime {
     const network = this.networkNames.get(spec.network);
     if (!network)
       throw new RuntimeError("NotFound", `create container: network ${spec.network} not found`, 404);
+    const extra = (spec.extraNetworks ?? []).map((n) => this.networkNames.get(n.name));
+    if (extra.some((n) => n === undefined))
+      throw new RuntimeError("NotFound", `connect container: a network of ${name} was not found`, 404);
+    this.placements.set(name, placement);
     for (const m of spec.mounts) {
       if (!this.volumes.has(m.volumeName)) this.putVolume({ name: m.volumeName, labels: {} });
     }
@@ -395,7 +414,7 @@ export class MemoryRuntime implements ContainerRuntime {
       state: "created",
       // The engine keeps one copy of a container's labels; so does this one (specs are not changed after create).
       labels: spec.labels,
-      networkIds: [network.id],
+      networkIds: [network.id, ...extra.map((n) => n!.id)],
       created: Math.floor(this.clock.now() / 1000),
       mounts: spec.mounts,
       starts: 0,

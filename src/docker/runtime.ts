@@ -76,9 +76,21 @@ export interface ActualVolume {
 export interface NetworkSpec {
   name: string;
   bridgeName: string;
+  /** No route out of it (Docker's `internal`): a user's egress network. */
+  internal?: boolean;
   subnet: string;
   gateway: string;
   labels: Record<string, string>;
+}
+
+/**
+ * Where a container sits, known only once its networks exist (the executor derives it from their subnets; never
+ * part of the spec hash): fixed addresses by network name, DNS servers, and extra environment.
+ */
+export interface ContainerPlacement {
+  addresses: Record<string, string>;
+  dns?: string[];
+  env?: Record<string, string>;
 }
 
 export interface VolumeSpec {
@@ -124,7 +136,8 @@ export interface ContainerRuntime {
    * caller must compare the labels it gets back before mounting the volume.
    */
   createVolume(spec: VolumeSpec): Promise<ActualVolume>;
-  createContainer(spec: ContainerSpec, name: string): Promise<string>;
+  /** Creates the container on `spec.network`, then joins `spec.extraNetworks` (one call, several requests). */
+  createContainer(spec: ContainerSpec, name: string, placement?: ContainerPlacement): Promise<string>;
   startContainer(id: string): Promise<void>;
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
   removeContainer(id: string): Promise<void>;

@@ -85,6 +85,7 @@ export async function prepareDesiredSource(args: PrepareArgs): Promise<PreparedS
         publishHost: config.publishHost,
         publishPorts: !config.gateway,
         containerUser: config.containerUser,
+        egressProxyImage: config.egressProxyImage,
         portalVersion: PORTAL_VERSION,
         defaultAllowedImages: config.defaultAllowedImages,
       },

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { EnvName, ServerId, UserId } from "../util/ids.js";
 import { SchemaRef, jsonMap } from "./common.js";
+import { Egress } from "./egress.js";
 
 export const UserLimits = z.strictObject({
   max_containers: z.number().int().min(0).max(10_000).optional(),
@@ -44,6 +45,16 @@ export const ImageGlob = z.string().min(1).max(255);
 /** Most globs an allow-list (policy.json or MCP_PORTAL_ALLOWED_IMAGES) may hold. */
 export const MAX_IMAGE_GLOBS = 1_000;
 
+/**
+ * Egress limits (README, "Network egress"): a server's entry, else `default`, narrows what its catalog declares;
+ * it never widens it. Unlike server_security, an entry here loosens nothing, so it does not make a server loosened.
+ */
+export const EgressPolicy = z.strictObject({
+  default: Egress.optional(),
+  servers: jsonMap(ServerId, Egress).prefault({}),
+});
+export type EgressPolicy = z.infer<typeof EgressPolicy>;
+
 export const PolicyFile = z.strictObject({
   $schema: SchemaRef,
   /**
@@ -54,6 +65,7 @@ export const PolicyFile = z.strictObject({
   default_limits: UserLimits.default({}),
   users: jsonMap(UserId, z.strictObject({ limits: UserLimits.default({}) })).prefault({}),
   server_security: jsonMap(ServerId, ServerSecurityOverride).prefault({}),
+  egress: EgressPolicy.prefault({}),
 });
 export type PolicyFile = z.infer<typeof PolicyFile>;
 
