@@ -109,6 +109,7 @@ const RawConfig = z
         "an image reference",
       )
       .default(DEFAULT_EGRESS_PROXY_IMAGE),
+    MCP_PORTAL_EGRESS_EXTRA_HOSTS: z.string().default(""),
     MCP_PORTAL_MAX_FILE_BYTES: Int(1024, 1024 * 1024 * 1024).default(5 * 1024 * 1024),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     LOG_PRETTY: Bool.default(false),
@@ -175,6 +176,8 @@ export interface Config {
   containerUser: string;
   /** MCP_PORTAL_EGRESS_PROXY_IMAGE: the image users' egress proxies run (README, "Network egress"). */
   egressProxyImage: string;
+  /** MCP_PORTAL_EGRESS_EXTRA_HOSTS: `name:address` entries the egress proxies resolve without DNS. */
+  egressExtraHosts: string[];
   /**
    * MCP_PORTAL_ALLOWED_IMAGES: the image allow-list when policy.json gives no `allowed_images` (policy.json wins
    * when it does). Undefined when unset: then any image from any registry may run.
@@ -218,6 +221,7 @@ export function loadConfig(
   }
   const portsPerUser = c.MCP_PORTAL_PORTS_PER_USER;
   const defaultAllowedImages = parseAllowedImages(c.MCP_PORTAL_ALLOWED_IMAGES);
+  const egressExtraHosts = parseExtraHosts(c.MCP_PORTAL_EGRESS_EXTRA_HOSTS);
   return {
     dataDir,
     stateDir: path.resolve(c.MCP_PORTAL_STATE_DIR ?? path.join(dataDir, ".mcp-portal")),
@@ -253,6 +257,7 @@ export function loadConfig(
     },
     containerUser: c.MCP_PORTAL_CONTAINER_USER,
     egressProxyImage: c.MCP_PORTAL_EGRESS_PROXY_IMAGE,
+    egressExtraHosts,
     defaultAllowedImages,
     maxFileBytes: c.MCP_PORTAL_MAX_FILE_BYTES,
     logLevel: c.LOG_LEVEL,
@@ -282,6 +287,27 @@ function parseAllowedImages(value: string): string[] | undefined {
       );
   }
   return globs;
+}
+
+/** Most entries of MCP_PORTAL_EGRESS_EXTRA_HOSTS. */
+const MAX_EGRESS_EXTRA_HOSTS = 256;
+
+/** `name=address,name=address` (IPv4 addresses) -> Docker's `name:address` extra hosts. */
+function parseExtraHosts(value: string): string[] {
+  const entries = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (entries.length > MAX_EGRESS_EXTRA_HOSTS)
+    throw new ConfigError(`MCP_PORTAL_EGRESS_EXTRA_HOSTS: more than ${MAX_EGRESS_EXTRA_HOSTS} entries`);
+  return entries.map((entry) => {
+    const match = /^([a-zA-Z0-9](?:[a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?)=(\d{1,3}(?:\.\d{1,3}){3})$/.exec(entry);
+    if (!match || parseIpv4Cidr(`${match[2]}/32`) === undefined)
+      throw new ConfigError(
+        `MCP_PORTAL_EGRESS_EXTRA_HOSTS: "${entry.slice(0, 64)}" is not name=IPv4-address`,
+      );
+    return `${match[1]!.toLowerCase()}:${match[2]}`;
+  });
 }
 
 /** The lock settings alone, for commands that do not load the whole configuration (secrets, tokens). */

@@ -2,6 +2,11 @@ import { LABELS, ownerLabels } from "../labels.js";
 import { canonicalHashPrefix, canonicalJson, sha256Hex } from "../util/canonical-json.js";
 import type { EffectiveEgress } from "./egress-rules.js";
 import type { ContainerSpec, RunOutcome } from "./types.js";
+import {
+  EGRESS_POLICY_VERSION,
+  type EgressPolicyDocument,
+  type EgressPolicyEntry,
+} from "../contracts/egress-policy.js";
 
 /*
  * What a user's restricted servers need (README, "Network egress"), pure: the user's second, internal network,
@@ -25,8 +30,6 @@ export const EGRESS_DNS_PORT = 53;
 export const EGRESS_PROXY_OFFSET_FROM_END = 2;
 /** The proxy's resources: fixed, and not counted against the user's limits. */
 export const EGRESS_PROXY_RESOURCES = { memoryMb: 64, cpuShares: 64, pidsLimit: 64 } as const;
-/** Version of the policy document handed to the proxy (MCP_PORTAL_EGRESS_POLICY). */
-export const EGRESS_POLICY_VERSION = 1;
 
 export function egressNetworkName(installation: string, userId: string): string {
   return installation === "default"
@@ -51,21 +54,6 @@ export function serverAddressOffset(hostPort: number, blockStart: number): numbe
   return hostPort - blockStart + 2;
 }
 
-/** One server's entry in the proxy's policy. */
-export interface EgressPolicyEntry {
-  server: string;
-  /** Address offset on the egress network (serverAddressOffset). */
-  offset: number;
-  mode: "none" | "allow";
-  allow: string[];
-}
-
-export interface EgressPolicyDocument {
-  version: number;
-  user: string;
-  servers: EgressPolicyEntry[];
-}
-
 /** The environment a restricted server gets: the proxy for `allow`, nothing for `none`. */
 export function restrictedServerEnv(mode: "none" | "allow"): Record<string, string> {
   if (mode === "none") return {};
@@ -88,6 +76,8 @@ export interface EgressProxyInput {
   userNetwork: string;
   egressNetwork: string;
   containerUser: string;
+  /** `name:address` entries the proxy resolves without DNS (MCP_PORTAL_EGRESS_EXTRA_HOSTS). */
+  extraHosts?: readonly string[];
   /** Restricted servers, sorted by server id. */
   servers: readonly EgressPolicyEntry[];
 }
@@ -115,6 +105,7 @@ export function buildEgressProxyOutcome(input: EgressProxyInput): RunOutcome {
     ],
     // Port 53 without root or a capability: the namespaced sysctl moves the privileged-port floor.
     sysctls: { "net.ipv4.ip_unprivileged_port_start": String(EGRESS_DNS_PORT) },
+    ...(input.extraHosts && input.extraHosts.length > 0 ? { extraHosts: [...input.extraHosts] } : {}),
     hostPort: 0,
     exposedPorts: [],
     memoryBytes: EGRESS_PROXY_RESOURCES.memoryMb * 1024 * 1024,

@@ -52,6 +52,8 @@ export interface ContainerSpec {
   dnsFromEgressProxy?: boolean;
   /** Networks joined after `network` (the egress proxy's), each with an optional fixed address and aliases. */
   extraNetworks?: { name: string; addressOffsetFromEnd?: number; aliases?: string[] }[];
+  /** `name:address` lines for /etc/hosts (the egress proxy's, from MCP_PORTAL_EGRESS_EXTRA_HOSTS). */
+  extraHosts?: string[];
   /** Namespaced sysctls (the egress proxy's). */
   sysctls?: Record<string, string>;
   healthCheck: {

@@ -9,7 +9,6 @@ import { ownValue } from "../util/own-property.js";
 import { buildEnvironment, selectEnvironment } from "./environment.js";
 import {
   DEFAULT_EGRESS_PROXY_IMAGE,
-  type EgressPolicyEntry,
   buildEgressProxyOutcome,
   egressBridgeName,
   egressNetworkName,
@@ -17,6 +16,7 @@ import {
   serverAddressOffset,
 } from "./egress-desired.js";
 import { type EffectiveEgress, effectiveEgress } from "./egress-rules.js";
+import type { EgressPolicyEntry } from "../contracts/egress-policy.js";
 import { imageNotAllowedMessage, isImageAllowed, resolveAllowedImages } from "./image-policy.js";
 import { bridgeName, containerName, networkName, volumeKey, volumeName } from "./names.js";
 import { type PortRange, assignHostPorts } from "./port-blocks.js";
@@ -91,6 +91,8 @@ export interface DesiredUserInput {
   portalVersion: string;
   /** MCP_PORTAL_EGRESS_PROXY_IMAGE: the image of users' egress proxies (default DEFAULT_EGRESS_PROXY_IMAGE). */
   egressProxyImage?: string;
+  /** MCP_PORTAL_EGRESS_EXTRA_HOSTS as `name:address` entries for the proxies' /etc/hosts. */
+  egressExtraHosts?: readonly string[];
 }
 
 /** A server's effective egress: its catalog's declaration narrowed by policy.json's entry for it, or the default. */
@@ -311,6 +313,7 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
             egressNetwork: egressNetwork.name,
             containerUser: input.containerUser,
             servers: egressEntries,
+            ...(input.egressExtraHosts ? { extraHosts: input.egressExtraHosts } : {}),
           }),
         }
       : undefined;

@@ -302,6 +302,7 @@ export function containerCreateOptions(
       NetworkMode: spec.network,
       ...(placement?.dns ? { Dns: placement.dns } : {}),
       ...(spec.sysctls ? { Sysctls: spec.sysctls } : {}),
+      ...(spec.extraHosts ? { ExtraHosts: spec.extraHosts } : {}),
       PortBindings: portBindings,
       Memory: spec.memoryBytes,
       MemorySwap: spec.memoryBytes,

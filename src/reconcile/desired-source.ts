@@ -86,6 +86,7 @@ export async function prepareDesiredSource(args: PrepareArgs): Promise<PreparedS
         publishPorts: !config.gateway,
         containerUser: config.containerUser,
         egressProxyImage: config.egressProxyImage,
+        egressExtraHosts: config.egressExtraHosts,
         portalVersion: PORTAL_VERSION,
         defaultAllowedImages: config.defaultAllowedImages,
       },
