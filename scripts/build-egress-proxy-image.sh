@@ -3,7 +3,7 @@
 # Prints the image reference on stdout when done; progress goes to stderr.
 #
 # The image is a Node base plus one file: src/egress-proxy/main.ts bundled by esbuild with its two libraries
-# (proxy-chain, dns-packet). Base: $BASE_IMAGE, else node:24-alpine when present, else the local
+# (proxy-chain, dns-packet), names kept (proxy-chain tells its errors apart by class name). Base: $BASE_IMAGE, else node:24-alpine when present, else the local
 # mcp-portal-test/node:24 (built first by scripts/build-test-images.sh when missing). No registry is needed.
 # Idempotent: the image carries a label with the hash of its inputs; a matching image is kept as it is.
 set -euo pipefail
@@ -43,7 +43,7 @@ BASE_ID="$(docker image inspect --format '{{.Id}}' "$BASE_IMAGE")"
 
 CTX="$(mktemp -d /tmp/mcp-portal-egress-proxy.XXXXXX)"
 trap 'rm -rf "$CTX"' EXIT
-node_modules/.bin/esbuild src/egress-proxy/main.ts --bundle --platform=node --format=cjs --target=node22 \
+node_modules/.bin/esbuild src/egress-proxy/main.ts --bundle --platform=node --format=cjs --target=node22 --keep-names \
   --log-level=warning --outfile="$CTX/egress-proxy.cjs" >&2 || die "esbuild failed (output above)"
 cat >"$CTX/Dockerfile" <<DOCKERFILE
 FROM $BASE_ID

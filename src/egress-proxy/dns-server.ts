@@ -22,7 +22,11 @@ export interface DnsDeps {
  * a `none` server, an unknown source and any other name get no address (REFUSED, NXDOMAIN), and no question is
  * ever passed on for a name that is not allowed, so DNS carries nothing out.
  */
-export async function answerDnsQuery(query: Buffer, source: string, deps: DnsDeps): Promise<Buffer | undefined> {
+export async function answerDnsQuery(
+  query: Buffer,
+  source: string,
+  deps: DnsDeps,
+): Promise<Buffer | undefined> {
   let packet: dnsPacket.DecodedPacket;
   try {
     packet = dnsPacket.decode(query);

@@ -16,7 +16,12 @@ export interface ProxyDeps {
  * Why a request from `source` to `host:port` is refused, or undefined when it may go. Destinations are names:
  * an IP literal is refused (allow-lists name hosts), so a server cannot step around them by address.
  */
-export function refusal(deps: ProxyDeps, source: string | undefined, host: string, port: number): string | undefined {
+export function refusal(
+  deps: ProxyDeps,
+  source: string | undefined,
+  host: string,
+  port: number,
+): string | undefined {
   const server = deps.sources.lookup(source);
   if (!server) return "not a restricted server of this user";
   if (server.mode === "none") return "this server has no egress";

@@ -38,7 +38,10 @@ function main(): void {
   };
   const timer = setInterval(flush, DENIAL_WINDOW_SECONDS * 1000);
   proxy.listen().then(
-    () => process.stdout.write(`${JSON.stringify({ msg: "egress proxy ready", servers: policy.servers.length })}\n`),
+    () =>
+      process.stdout.write(
+        `${JSON.stringify({ msg: "egress proxy ready", servers: policy.servers.length })}\n`,
+      ),
     (error: unknown) => {
       process.stderr.write(`egress proxy: cannot listen: ${String(error)}\n`);
       process.exit(1);

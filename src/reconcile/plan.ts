@@ -211,6 +211,26 @@ export function planUser(
         );
     }
     const why = replaceCause(keeper, outcome, actual.networks);
+    if (why && needsAddresses(outcome)) {
+      // A fixed address cannot be held by two containers: the old one goes first, then the new one is made.
+      const cause = `replace: ${why}`;
+      removeSteps(replaces, outcome.serverId, keeper, cause, false);
+      createSteps(
+        replaces,
+        outcome,
+        outcome.spec.name,
+        cause,
+        why.startsWith("spec changed") ? "spec_changed" : undefined,
+        true,
+        {
+          id: keeper.id,
+          name: keeper.name,
+          changedFields: changedFields(keeper.labels[LABELS.specFields], outcome.specFields),
+        },
+        subnets,
+      );
+      continue;
+    }
     if (why) {
       const cause = `replace: ${why}`;
       createSteps(
