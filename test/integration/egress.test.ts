@@ -34,7 +34,7 @@ const OTHER = "other.egress-test";
 const PROBE = String.raw`
 const [mode, a, b] = process.argv.slice(1);
 const http = require("http"), tls = require("tls"), net = require("net"), dns = require("dns"), dgram = require("dgram");
-const done = (r) => { console.log(JSON.stringify(r)); process.exit(0); };
+const done = (r) => process.stdout.write(JSON.stringify(r) + "\n", () => process.exit(0));
 setTimeout(() => done({ ok: false, error: "timeout" }), 4000);
 const proxy = new URL(process.env.HTTP_PROXY || "http://egress-proxy:3128");
 if (mode === "http") {
@@ -292,8 +292,11 @@ describeDocker("per-server network egress, enforced on a real engine", () => {
         const proxy = await proxyContainer();
         return proxy && proxy.Id !== before.get("proxy") ? proxy : undefined;
       },
-      30_000,
-    );
+      60_000,
+    ).catch((error: unknown) => {
+      // Say what the controller did meanwhile (the engine here is shared and often slow).
+      throw new Error(`${String(error)}\ncontroller log:\n${started?.logs.slice(-20).join("")}`);
+    });
     const after = await containers();
     for (const id of ["fetcher", "sealed", "open"])
       expect(after.find((c) => c.Labels[LABELS.serverId] === id)?.Id).toBe(before.get(id));
