@@ -93,10 +93,13 @@ interface ProbeResult {
 }
 
 async function probe(containerId: string, ...args: string[]): Promise<ProbeResult> {
-  const { stdout } = await run("docker", ["exec", containerId, "node", "-e", PROBE, ...args], {
-    timeout: 15_000,
+  const { stdout, stderr } = await run("docker", ["exec", containerId, "node", "-e", PROBE, ...args], {
+    timeout: 30_000,
   });
-  return JSON.parse(stdout.trim().split("\n").pop()!) as ProbeResult;
+  const last = stdout.trim().split("\n").pop() ?? "";
+  if (last === "")
+    throw new Error(`probe ${args.join(" ")} printed nothing; stderr: ${stderr.slice(0, 500)}`);
+  return JSON.parse(last) as ProbeResult;
 }
 
 function server(id: string, egress?: Record<string, unknown>): Record<string, unknown> {
@@ -108,7 +111,8 @@ function server(id: string, egress?: Record<string, unknown>): Record<string, un
     tag,
     command: ["node", "-e", "process.stdin.resume()"],
     transport: "stdio",
-    resources: { memory_mb: 64, cpu_shares: 32, pids_limit: 32 },
+    // Two Node processes at once (the server and a probe): room for their threads and heaps.
+    resources: { memory_mb: 192, cpu_shares: 32, pids_limit: 128 },
     ...(egress ? { egress } : {}),
   };
 }
@@ -221,67 +225,81 @@ describeDocker("per-server network egress, enforced on a real engine", () => {
     expect(await probe(open.Id, "direct", hostB, String(portHttp))).toMatchObject({ ok: true });
   });
 
-  it("an allow-listed server reaches its host:port over HTTP and TLS through the proxy, and nothing else", async () => {
-    const fetcher = (await running("fetcher"))!;
-    expect(await probe(fetcher.Id, "http", ALLOWED, String(portHttp))).toMatchObject({
-      ok: true,
-      body: "allowed-http",
-    });
-    expect(await probe(fetcher.Id, "tls", ALLOWED, String(portTls))).toMatchObject({
-      ok: true,
-      body: "allowed-tls",
-    });
-    // Another port of the allowed host, another host, the allowed host's IP: refused by the proxy.
-    expect(await probe(fetcher.Id, "http", ALLOWED, String(portOther))).toMatchObject({
-      ok: false,
-      status: 403,
-    });
-    expect(await probe(fetcher.Id, "tls", OTHER, String(portHttp))).toMatchObject({ ok: false, status: 403 });
-    expect(await probe(fetcher.Id, "tls", hostA, String(portHttp))).toMatchObject({ ok: false, status: 403 });
-    // Bypassing the proxy: no route out of the egress network.
-    const direct = await probe(fetcher.Id, "direct", hostA, String(portHttp));
-    expect(direct.ok).toBe(false);
-    // DNS: the allowed name resolves (through the proxy's resolver), a denied one does not.
-    expect(await probe(fetcher.Id, "dns", ALLOWED)).toMatchObject({ ok: true, address: hostA });
-    expect(await probe(fetcher.Id, "dns", OTHER)).toMatchObject({ ok: false });
-  });
+  it(
+    "an allow-listed server reaches its host:port over HTTP and TLS through the proxy, and nothing else",
+    { timeout: 180_000 },
+    async () => {
+      const fetcher = (await running("fetcher"))!;
+      expect(await probe(fetcher.Id, "http", ALLOWED, String(portHttp))).toMatchObject({
+        ok: true,
+        body: "allowed-http",
+      });
+      expect(await probe(fetcher.Id, "tls", ALLOWED, String(portTls))).toMatchObject({
+        ok: true,
+        body: "allowed-tls",
+      });
+      // Another port of the allowed host, another host, the allowed host's IP: refused by the proxy.
+      expect(await probe(fetcher.Id, "http", ALLOWED, String(portOther))).toMatchObject({
+        ok: false,
+        status: 403,
+      });
+      expect(await probe(fetcher.Id, "tls", OTHER, String(portHttp))).toMatchObject({
+        ok: false,
+        status: 403,
+      });
+      expect(await probe(fetcher.Id, "tls", hostA, String(portHttp))).toMatchObject({
+        ok: false,
+        status: 403,
+      });
+      // Bypassing the proxy: no route out of the egress network.
+      const direct = await probe(fetcher.Id, "direct", hostA, String(portHttp));
+      expect(direct.ok).toBe(false);
+      // DNS: the allowed name resolves (through the proxy's resolver), a denied one does not.
+      expect(await probe(fetcher.Id, "dns", ALLOWED)).toMatchObject({ ok: true, address: hostA });
+      expect(await probe(fetcher.Id, "dns", OTHER)).toMatchObject({ ok: false });
+    },
+  );
 
-  it('a "none" server reaches nothing, and its DNS questions go to the proxy only (no leak)', async () => {
-    const sealed = (await running("sealed"))!;
-    const info = await docker.getContainer(sealed.Id).inspect();
-    const proxy = await docker.getContainer((await proxyContainer())!.Id).inspect();
-    const egressNet = Object.keys(info.NetworkSettings.Networks);
-    expect(egressNet).toHaveLength(1);
-    const proxyAddress = proxy.NetworkSettings.Networks[egressNet[0]!]?.IPAddress;
-    // Docker's embedded DNS forwards outside names only to the servers given here: the proxy, never the host's.
-    expect(info.HostConfig.Dns).toEqual([proxyAddress]);
-    expect(await probe(sealed.Id, "direct", hostA, String(portHttp))).toMatchObject({ ok: false });
-    expect(await probe(sealed.Id, "http", ALLOWED, String(portHttp))).toMatchObject({ ok: false });
-    expect(await probe(sealed.Id, "dns", ALLOWED)).toMatchObject({ ok: false });
-    // The host's own resolver, asked directly: unreachable.
-    const hostResolver = /^nameserver\s+(\d+\.\d+\.\d+\.\d+)/m.exec(
-      await readFile("/etc/resolv.conf", "utf8"),
-    );
-    if (hostResolver)
-      expect(await probe(sealed.Id, "dns-direct", hostResolver[1]!)).toMatchObject({ ok: false });
-    // The question reached our resolver (and was refused there): the proxy reports it, with server and name.
-    const lines = await waitFor(
-      "the proxy's refusal lines",
-      async () => {
-        const log = await docker.getContainer(proxy.Id).logs({ stdout: true, stderr: false });
-        const text = log.toString("utf8");
-        return text.includes(`"server":"sealed","kind":"dns","destination":"${ALLOWED}"`) &&
-          text.includes(`"server":"fetcher","kind":"connect","destination":"${OTHER}:${portHttp}"`)
-          ? text
-          : undefined;
-      },
-      25_000,
-    );
-    expect(lines).toContain('"msg":"egress_denied"');
-    expect(lines).toContain('"user":"alice"');
-  });
+  it(
+    'a "none" server reaches nothing, and its DNS questions go to the proxy only (no leak)',
+    { timeout: 180_000 },
+    async () => {
+      const sealed = (await running("sealed"))!;
+      const info = await docker.getContainer(sealed.Id).inspect();
+      const proxy = await docker.getContainer((await proxyContainer())!.Id).inspect();
+      const egressNet = Object.keys(info.NetworkSettings.Networks);
+      expect(egressNet).toHaveLength(1);
+      const proxyAddress = proxy.NetworkSettings.Networks[egressNet[0]!]?.IPAddress;
+      // Docker's embedded DNS forwards outside names only to the servers given here: the proxy, never the host's.
+      expect(info.HostConfig.Dns).toEqual([proxyAddress]);
+      expect(await probe(sealed.Id, "direct", hostA, String(portHttp))).toMatchObject({ ok: false });
+      expect(await probe(sealed.Id, "http", ALLOWED, String(portHttp))).toMatchObject({ ok: false });
+      expect(await probe(sealed.Id, "dns", ALLOWED)).toMatchObject({ ok: false });
+      // The host's own resolver, asked directly: unreachable.
+      const hostResolver = /^nameserver\s+(\d+\.\d+\.\d+\.\d+)/m.exec(
+        await readFile("/etc/resolv.conf", "utf8"),
+      );
+      if (hostResolver)
+        expect(await probe(sealed.Id, "dns-direct", hostResolver[1]!)).toMatchObject({ ok: false });
+      // The question reached our resolver (and was refused there): the proxy reports it, with server and name.
+      const lines = await waitFor(
+        "the proxy's refusal lines",
+        async () => {
+          const log = await docker.getContainer(proxy.Id).logs({ stdout: true, stderr: false });
+          const text = log.toString("utf8");
+          return text.includes(`"server":"sealed","kind":"dns","destination":"${ALLOWED}"`) &&
+            text.includes(`"server":"fetcher","kind":"connect","destination":"${OTHER}:${portHttp}"`)
+            ? text
+            : undefined;
+        },
+        25_000,
+      );
+      expect(lines).toContain('"msg":"egress_denied"');
+      expect(lines).toContain('"user":"alice"');
+    },
+  );
 
-  it("a policy.json change replaces only the proxy and applies at once", async () => {
+  it("a policy.json change replaces only the proxy and applies at once", { timeout: 180_000 }, async () => {
     const before = new Map((await containers()).map((c) => [c.Labels[LABELS.serverId] ?? "proxy", c.Id]));
     await data.policy({
       egress: { servers: { fetcher: { mode: "allow", allow_hosts: [`${ALLOWED}:${portTls}`] } } },
