@@ -209,15 +209,16 @@ describeDocker("per-server network egress, enforced on a real engine", () => {
   }, 420_000);
 
   afterAll(async () => {
-    await started?.stop();
-    await cleanupInstallation(docker, installation);
+    // The host's pieces first (they do not depend on the engine, which may be slow to answer), each on its own.
     hosts?.stdin?.end();
     hosts?.kill();
     if (interfaceMade) await run("ip", ["link", "del", iface]).catch(() => undefined);
     if (namespaceMade) await run("ip", ["netns", "del", namespace]).catch(() => undefined);
     if (certDir) await rm(certDir, { recursive: true, force: true });
+    await started?.stop().catch(() => undefined);
+    await cleanupInstallation(docker, installation);
     await data?.dispose();
-  }, 60_000);
+  }, 240_000);
 
   it("an unrestricted server reaches the test hosts directly (so the refusals below are the egress rules)", async () => {
     const open = (await running("open"))!;
