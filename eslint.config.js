@@ -13,6 +13,8 @@ const DECISION_MODULES = [
   "src/reconcile/decide.ts",
   "src/reconcile/status-projection.ts",
   "src/reconcile/allocator.ts",
+  "src/swarm/placement.ts",
+  "src/swarm/service-spec.ts",
 ];
 const IO_MODULES = [
   "fs",

@@ -2,11 +2,17 @@
 //
 // 1. Latency it adds per request: the streamable-HTTP test server (test/fixtures/mcp-servers/http-server.ts) runs
 //    as a local process on 127.0.0.1; one MCP client (official SDK) calls it directly, another through a gateway
-//    endpoint (token check, origin check, reverse proxy) in front of it. 500 tools/call each, interleaved, after a
-//    warm-up; p50/p99 and the ratio, in one run.
+//    endpoint (token check, origin check, reverse proxy) in front of it, with a static token, and a third through
+//    the same endpoint with an OpenID Connect JWT access token (signature, claims and audience checked per request
+//    against a local issuer's cached keys). 500 tools/call each, interleaved, after a warm-up; p50/p99 and the
+//    ratios, in one run; then the token check alone (static vs JWT), per call.
 // 2. Requests/s through one bridged stdio server: the stdio test server runs in a container
 //    (mcp-portal-test/mcp-stdio:1, no network) the gateway attaches to; 1, 4 and 16 concurrent MCP clients (one
 //    session each, same request ids) call tools/call in closed loops of a fixed count.
+//
+// 3. Protocol eras on the same bridged stdio server, same run: an SDK v2 client pinned to MCP 2026-07-28 (each
+//    request stateless, translated onto the gateway's session with the server) against an SDK v1 client (2025
+//    session, relayed); tools/call echo interleaved, p50/p99 of each.
 //
 // Everything talks over loopback (and the engine's socket); loops are bounded in count and time.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
@@ -15,11 +21,17 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
+import {
+  Client as ModernClient,
+  StreamableHTTPClientTransport as ModernTransport,
+} from "@modelcontextprotocol/client";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import Docker from "dockerode";
 import { Registry } from "prom-client";
 import { Authenticator } from "../src/auth/authenticate.js";
+import { OidcVerifier } from "../src/auth/oidc.js";
+import { type OidcSettings, parseOidcSettings } from "../src/auth/oidc-settings.js";
 import { TokenCache } from "../src/auth/token-store.js";
 import { DockerodeAttacher } from "../src/docker/attach.js";
 import { Endpoint, type ServerTarget, type Upstream } from "../src/gateway/endpoint.js";
@@ -43,6 +55,7 @@ import {
   sleep,
 } from "./lib/harness.js";
 import { freePort } from "../test/helpers/net.js";
+import { startTestIssuer } from "../test/helpers/jwt-issuer.js";
 
 const REPO = path.resolve(import.meta.dirname, "..");
 const ADMIN = "bench-gateway-admin-token-0123456789";
@@ -52,6 +65,9 @@ const THROUGHPUT_CALLS = Number(process.env.BENCH_GATEWAY_THROUGHPUT_CALLS ?? 30
 const CONCURRENCY = [1, 4, 16];
 const TIME_CAP_MS = 60_000;
 const STDIO_IMAGE = "mcp-portal-test/mcp-stdio:1";
+/** Token checks timed alone, per kind of token. */
+const AUTH_CHECKS = Number(process.env.BENCH_GATEWAY_AUTH_CHECKS ?? 5000);
+const PUBLIC_URL = "http://127.0.0.1";
 
 const logger = benchLogger();
 
@@ -94,12 +110,22 @@ async function startHttpServer(port: number): Promise<ChildProcess> {
   return child;
 }
 
-async function openEndpoint(target: ServerTarget, upstream: Upstream, stateDir: string): Promise<Endpoint> {
-  const authenticator = new Authenticator(ADMIN, new TokenCache(stateDir));
+async function openEndpoint(
+  target: ServerTarget,
+  upstream: Upstream,
+  stateDir: string,
+  oidc?: OidcSettings,
+): Promise<Endpoint> {
+  const authenticator = new Authenticator(
+    ADMIN,
+    new TokenCache(stateDir),
+    oidc ? new OidcVerifier(oidc) : undefined,
+  );
   const endpoint = new Endpoint(target, {
     upstream,
     listenHost: "127.0.0.1",
-    authenticate: (header) => authenticator.authenticate(header),
+    authenticate: (header, audiences) => authenticator.authenticate(header, { audiences }),
+    identity: { publicUrl: PUBLIC_URL, oidc },
     origins: { allowed: parseAllowedOrigins(""), publishHost: "127.0.0.1" },
     clock: systemClock,
     logger,
@@ -145,7 +171,28 @@ function target(hostPort: number, transport: ServerTarget["transport"], containe
   };
 }
 
+function oidcSettings(issuer: string): OidcSettings {
+  const settings = parseOidcSettings({
+    issuer,
+    audience: undefined,
+    apiAudience: undefined,
+    userClaim: "preferred_username",
+    adminClaim: undefined,
+    adminValue: undefined,
+    algorithms: "RS256",
+    clockSkewSeconds: 60,
+    jwksCacheSeconds: 600,
+    scopes: "",
+    timeoutSeconds: 5,
+  });
+  if (!settings) throw new Error("no OIDC settings");
+  return settings;
+}
+
 async function latency(stateDir: string): Promise<void> {
+  const issuer = await startTestIssuer();
+  onCleanup(() => issuer.close());
+  const oidc = oidcSettings(issuer.issuer);
   const serverPort = await freePort();
   await startHttpServer(serverPort);
   const gatewayPort = await freePort();
@@ -159,36 +206,85 @@ async function latency(stateDir: string): Promise<void> {
       clientInfo: GATEWAY_CLIENT_INFO,
     }),
     stateDir,
+    oidc,
   );
-  const direct = await connect(`http://127.0.0.1:${serverPort}/mcp`);
-  const gateway = await connect(`http://127.0.0.1:${gatewayPort}/mcp`, ADMIN);
-  for (let i = 0; i < WARMUP_CALLS; i++) {
-    await echo(direct, `w${i}`);
-    await echo(gateway, `w${i}`);
-  }
-  const times = { direct: [] as number[], gateway: [] as number[] };
+  const jwt = await issuer.sign(
+    { aud: `${PUBLIC_URL}:${gatewayPort}/mcp`, preferred_username: httpTarget.userId },
+    { ttlSeconds: 3600 },
+  );
+  const clients = {
+    direct: await connect(`http://127.0.0.1:${serverPort}/mcp`),
+    gateway: await connect(`http://127.0.0.1:${gatewayPort}/mcp`, ADMIN),
+    jwt: await connect(`http://127.0.0.1:${gatewayPort}/mcp`, jwt),
+  };
+  const paths = ["direct", "gateway", "jwt"] as const;
+  for (let i = 0; i < WARMUP_CALLS; i++) for (const path of paths) await echo(clients[path], `w${i}`);
+  const times = { direct: [] as number[], gateway: [] as number[], jwt: [] as number[] };
   const deadline = performance.now() + TIME_CAP_MS;
   for (let i = 0; i < LATENCY_CALLS && performance.now() < deadline; i++) {
-    // Interleaved, alternating who goes first, so both see the same machine.
-    const order = i % 2 === 0 ? (["direct", "gateway"] as const) : (["gateway", "direct"] as const);
-    for (const path of order) {
-      const client = path === "direct" ? direct : gateway;
+    // Interleaved, rotating who goes first, so all see the same machine.
+    for (let k = 0; k < paths.length; k++) {
+      const path = paths[(i + k) % paths.length]!;
       const start = performance.now();
-      await echo(client, `m${i}`);
+      await echo(clients[path], `m${i}`);
       times[path].push(performance.now() - start);
     }
   }
-  const d50 = percentile(times.direct, 50);
-  const d99 = percentile(times.direct, 99);
-  const g50 = percentile(times.gateway, 50);
-  const g99 = percentile(times.gateway, 99);
+  const p = (path: keyof typeof times, q: number) => percentile(times[path], q);
+  const d50 = p("direct", 50);
+  const d99 = p("direct", 99);
+  const g50 = p("gateway", 50);
+  const g99 = p("gateway", 99);
+  const j50 = p("jwt", 50);
+  const j99 = p("jwt", 99);
   out(`HTTP server, tools/call echo, ${times.direct.length} sequential calls per path (SSE responses):`);
-  out(`  direct          p50 ${fmtMs(d50)}  p99 ${fmtMs(d99)}`);
-  out(`  via gateway     p50 ${fmtMs(g50)}  p99 ${fmtMs(g99)}`);
+  out(`  direct                     p50 ${fmtMs(d50)}  p99 ${fmtMs(d99)}`);
+  out(`  via gateway, static token  p50 ${fmtMs(g50)}  p99 ${fmtMs(g99)}`);
+  out(`  via gateway, OIDC JWT      p50 ${fmtMs(j50)}  p99 ${fmtMs(j99)}`);
   out(
-    `  gateway adds    p50 +${fmtMs(g50 - d50)}  p99 +${fmtMs(g99 - d99)}` +
+    `  gateway adds (static)      p50 +${fmtMs(g50 - d50)}  p99 +${fmtMs(g99 - d99)}` +
       `   ratio p50 ${(g50 / d50).toFixed(2)}x  p99 ${(g99 / d99).toFixed(2)}x`,
   );
+  out(
+    `  JWT vs static token        p50 ${signedMs(j50 - g50)}  p99 ${signedMs(j99 - g99)}` +
+      `   ratio p50 ${(j50 / g50).toFixed(2)}x  p99 ${(j99 / g99).toFixed(2)}x`,
+  );
+  await tokenChecks(stateDir, oidc, jwt, `${PUBLIC_URL}:${gatewayPort}/mcp`);
+  out(`  key set fetched ${issuer.jwksFetches} time(s) in all (once per verifier: the keys are cached)`);
+}
+
+/** The token check alone, as the gateway makes it per request: static admin token vs JWT (keys cached). */
+async function tokenChecks(
+  stateDir: string,
+  oidc: OidcSettings,
+  jwt: string,
+  audience: string,
+): Promise<void> {
+  const authenticator = new Authenticator(ADMIN, new TokenCache(stateDir), new OidcVerifier(oidc));
+  const audiences = [audience];
+  const kinds = { static: `Bearer ${ADMIN}`, jwt: `Bearer ${jwt}` };
+  const times = { static: [] as number[], jwt: [] as number[] };
+  const deadline = performance.now() + TIME_CAP_MS;
+  for (let i = 0; i < AUTH_CHECKS && performance.now() < deadline; i++) {
+    for (const kind of i % 2 === 0 ? (["static", "jwt"] as const) : (["jwt", "static"] as const)) {
+      const start = performance.now();
+      const result = await authenticator.authenticate(kinds[kind], { audiences });
+      times[kind].push(performance.now() - start);
+      if (!result.ok) throw new Error(`${kind} token refused: ${result.message}`);
+    }
+  }
+  const us = (ms: number) => `${(ms * 1000).toFixed(0)} µs`;
+  out(
+    `  token check alone, ${times.static.length} checks each (the first JWT check fetches discovery and keys):`,
+  );
+  for (const kind of ["static", "jwt"] as const)
+    out(
+      `    ${kind.padEnd(6)}  p50 ${us(percentile(times[kind], 50))}  p99 ${us(percentile(times[kind], 99))}`,
+    );
+}
+
+function signedMs(ms: number): string {
+  return `${ms >= 0 ? "+" : "-"}${fmtMs(Math.abs(ms))}`;
 }
 
 async function startStdioContainer(docker: Docker, installation: string): Promise<string> {
@@ -255,6 +351,48 @@ async function throughput(stateDir: string): Promise<void> {
     );
     await Promise.all(clients.map((client) => client.close()));
   }
+  await eras(url);
+}
+
+async function eras(url: string): Promise<void> {
+  const modern = new ModernClient(
+    { name: "bench-2026", version: "1.0.0" },
+    { versionNegotiation: { mode: { pin: "2026-07-28" } } },
+  );
+  await modern.connect(
+    new ModernTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${ADMIN}` } } }),
+  );
+  onCleanup(() => modern.close());
+  const legacy = await connect(url, ADMIN);
+  const call = async (client: Client | ModernClient, text: string) => {
+    const result = (await client.callTool({ name: "echo", arguments: { text } })) as {
+      content: { text: string }[];
+    };
+    if (result.content[0]?.text !== text) throw new Error(`echo answered ${JSON.stringify(result)}`);
+  };
+  for (let i = 0; i < WARMUP_CALLS; i++) {
+    await call(modern, `w${i}`);
+    await call(legacy, `w${i}`);
+  }
+  const times = { modern: [] as number[], legacy: [] as number[] };
+  const deadline = performance.now() + TIME_CAP_MS;
+  for (let i = 0; i < LATENCY_CALLS && performance.now() < deadline; i++) {
+    const order = i % 2 === 0 ? (["modern", "legacy"] as const) : (["legacy", "modern"] as const);
+    for (const era of order) {
+      const start = performance.now();
+      await call(era === "modern" ? modern : legacy, `m${i}`);
+      times[era].push(performance.now() - start);
+    }
+  }
+  const m50 = percentile(times.modern, 50);
+  const m99 = percentile(times.modern, 99);
+  const l50 = percentile(times.legacy, 50);
+  const l99 = percentile(times.legacy, 99);
+  out();
+  out(`same stdio server, tools/call echo, ${times.modern.length} sequential calls per client, interleaved:`);
+  out(`  2025 session (SDK v1)          p50 ${fmtMs(l50)}  p99 ${fmtMs(l99)}`);
+  out(`  2026-07-28 pinned (SDK v2)     p50 ${fmtMs(m50)}  p99 ${fmtMs(m99)}`);
+  out(`  ratio 2026/2025                p50 ${(m50 / l50).toFixed(2)}x  p99 ${(m99 / l99).toFixed(2)}x`);
 }
 
 await runBench(async () => {

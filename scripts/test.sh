@@ -15,6 +15,8 @@ source scripts/lib/node.sh
 
 step "host: Docker Engine, busybox-static, promtool"
 bash scripts/ensure-docker.sh
+step "swarm lab tools (iproute2, iptables, nsenter: test/integration/swarm.test.ts)"
+bash scripts/swarm-lab.sh tools
 step "Node.js $NODE_LTS_MAJOR LTS"
 use_node_lts
 step "npm ci"
@@ -23,6 +25,7 @@ step "test images"
 bash scripts/build-test-images.sh
 step "MCP test images (the gateway's test servers)"
 bash scripts/build-mcp-test-images.sh
+bash scripts/build-mcp-era-images.sh
 step "demo images (the example tree's servers)"
 bash scripts/build-demo-images.sh
 step "egress proxy image (offline, on the local Node base)"

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { DEFAULT_EGRESS_PROXY_IMAGE } from "./desired/egress-desired.js";
 import { z } from "zod";
+import { type OidcSettings, parseOidcSettings, parsePublicUrl } from "./auth/oidc-settings.js";
 import {
   MAX_BLOCK_SIZE,
   type PortRange,
@@ -53,6 +54,10 @@ const LOCK_FIELDS = {
   MCP_PORTAL_LOCK_WAIT_MS: Int(0, 600_000).default(10_000),
   MCP_PORTAL_LOCK_STALE_MS: Int(1000, 3_600_000).default(30_000),
 };
+
+/** `engine`: one Docker Engine, a container per server; `swarm`: a Swarm manager, a service per server. */
+export const BACKENDS = ["engine", "swarm"] as const;
+export type Backend = (typeof BACKENDS)[number];
 
 /** Raw settings: the env names of the README's configuration table, with flags merged over them by the CLI. */
 const RawConfig = z
@@ -114,6 +119,25 @@ const RawConfig = z
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     LOG_PRETTY: Bool.default(false),
     MCP_PORTAL_READ_ONLY_API: Bool.default(false),
+    // Identity (README, "Identity"): the URL clients use, and an optional OpenID Connect provider.
+    MCP_PORTAL_PUBLIC_URL: z.string().optional(),
+    MCP_PORTAL_OIDC_ISSUER: z.string().optional(),
+    MCP_PORTAL_OIDC_AUDIENCE: z.string().optional(),
+    MCP_PORTAL_OIDC_API_AUDIENCE: z.string().optional(),
+    MCP_PORTAL_OIDC_USER_CLAIM: z.string().default("preferred_username"),
+    MCP_PORTAL_OIDC_ADMIN_CLAIM: z.string().optional(),
+    MCP_PORTAL_OIDC_ADMIN_VALUE: z.string().optional(),
+    MCP_PORTAL_OIDC_ALGORITHMS: z.string().default("RS256,PS256,ES256,EdDSA"),
+    MCP_PORTAL_OIDC_CLOCK_SKEW_SECONDS: Int(0, 300).default(60),
+    MCP_PORTAL_OIDC_JWKS_CACHE_SECONDS: Int(1, 86_400).default(600),
+    MCP_PORTAL_OIDC_SCOPES: z.string().default(""),
+    MCP_PORTAL_OIDC_TIMEOUT_SECONDS: Int(1, 60).default(5),
+    // Several hosts (README, "Several hosts"): which kind of engine DOCKER_HOST names.
+    MCP_PORTAL_BACKEND: z.enum(BACKENDS).default("engine"),
+    MCP_PORTAL_SWARM_POLL_SECONDS: Int(1, 3600).default(5),
+    MCP_PORTAL_SWARM_RESTART_DELAY_SECONDS: Int(0, 3600).default(5),
+    MCP_PORTAL_SWARM_CRASHLOOP_FAILURES: Int(1, 1000).default(3),
+    MCP_PORTAL_SWARM_CRASHLOOP_WINDOW_SECONDS: Int(10, 86_400).default(300),
   })
   .superRefine((c, ctx) => {
     const range = { start: c.MCP_PORTAL_PORT_RANGE_START, end: c.MCP_PORTAL_PORT_RANGE_END };
@@ -191,6 +215,24 @@ export interface Config {
   locks: LockSettings;
   /** Live-event connections (SSE, WebSocket): per-token cap, and how often their tokens are checked again. */
   live: { maxConnectionsPerToken: number; tokenRecheckMs: number };
+  /**
+   * MCP_PORTAL_PUBLIC_URL: scheme and host clients reach the gateway at (no port, no path); a server's MCP URL is
+   * `<publicUrl>:<host port>/mcp` (`serverUrl`).
+   */
+  publicUrl: string;
+  /** The OpenID Connect provider whose access tokens the gateway and the API accept; undefined: none. */
+  oidc: OidcSettings | undefined;
+  backend: Backend;
+  /** The Swarm backend's settings (README, "Several hosts"). */
+  swarm: {
+    /** How often nodes and tasks are listed (Swarm sends no task events): bounds how late a failure is seen. */
+    pollMs: number;
+    /** Swarm's restart policy: on-failure, after this delay. */
+    restartDelayMs: number;
+    /** This many failed tasks of a service within the window, and none running: CrashLoopBackOff. */
+    crashLoopFailures: number;
+    crashLoopWindowMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -222,6 +264,26 @@ export function loadConfig(
   const portsPerUser = c.MCP_PORTAL_PORTS_PER_USER;
   const defaultAllowedImages = parseAllowedImages(c.MCP_PORTAL_ALLOWED_IMAGES);
   const egressExtraHosts = parseExtraHosts(c.MCP_PORTAL_EGRESS_EXTRA_HOSTS);
+  let publicUrl: string;
+  let oidc: OidcSettings | undefined;
+  try {
+    publicUrl = parsePublicUrl(c.MCP_PORTAL_PUBLIC_URL, c.MCP_PORTAL_PUBLISH_HOST);
+    oidc = parseOidcSettings({
+      issuer: c.MCP_PORTAL_OIDC_ISSUER,
+      audience: c.MCP_PORTAL_OIDC_AUDIENCE,
+      apiAudience: c.MCP_PORTAL_OIDC_API_AUDIENCE,
+      userClaim: c.MCP_PORTAL_OIDC_USER_CLAIM,
+      adminClaim: c.MCP_PORTAL_OIDC_ADMIN_CLAIM,
+      adminValue: c.MCP_PORTAL_OIDC_ADMIN_VALUE,
+      algorithms: c.MCP_PORTAL_OIDC_ALGORITHMS,
+      clockSkewSeconds: c.MCP_PORTAL_OIDC_CLOCK_SKEW_SECONDS,
+      jwksCacheSeconds: c.MCP_PORTAL_OIDC_JWKS_CACHE_SECONDS,
+      scopes: c.MCP_PORTAL_OIDC_SCOPES,
+      timeoutSeconds: c.MCP_PORTAL_OIDC_TIMEOUT_SECONDS,
+    });
+  } catch (error) {
+    throw new ConfigError(`invalid configuration: ${error instanceof Error ? error.message : String(error)}`);
+  }
   return {
     dataDir,
     stateDir: path.resolve(c.MCP_PORTAL_STATE_DIR ?? path.join(dataDir, ".mcp-portal")),
@@ -267,6 +329,15 @@ export function loadConfig(
     live: {
       maxConnectionsPerToken: c.MCP_PORTAL_LIVE_MAX_CONNECTIONS_PER_TOKEN,
       tokenRecheckMs: c.MCP_PORTAL_LIVE_TOKEN_RECHECK_MS,
+    },
+    publicUrl,
+    oidc,
+    backend: c.MCP_PORTAL_BACKEND,
+    swarm: {
+      pollMs: c.MCP_PORTAL_SWARM_POLL_SECONDS * 1000,
+      restartDelayMs: c.MCP_PORTAL_SWARM_RESTART_DELAY_SECONDS * 1000,
+      crashLoopFailures: c.MCP_PORTAL_SWARM_CRASHLOOP_FAILURES,
+      crashLoopWindowMs: c.MCP_PORTAL_SWARM_CRASHLOOP_WINDOW_SECONDS * 1000,
     },
   };
 }

@@ -6,8 +6,8 @@ import { registerConsole } from "./console/serve-console.js";
 import { cachedReachability, createHttpServer, type HttpServer, parseListen } from "./api/http-server.js";
 import { MergedCatalogCache } from "./catalog/merged-cache.js";
 import type { Config } from "./config.js";
+import { runtimeFor } from "./docker/backend.js";
 import { dockerFromEnv } from "./docker/connect.js";
-import { DockerodeRuntime } from "./docker/dockerode-runtime.js";
 import { InstrumentedRuntime } from "./docker/instrumented-runtime.js";
 import type { ContainerRuntime } from "./docker/runtime.js";
 import { AuditLog, parseAuditMaxBytes } from "./observability/audit.js";
@@ -21,6 +21,7 @@ import { Observer } from "./reconcile/observer.js";
 import { Controller } from "./reconcile/controller.js";
 import { type Clock, systemClock } from "./util/clock.js";
 import { GlobalInputsStore, UserInputsStore } from "./reconcile/desired-inputs.js";
+import { GatewayAccessWriter } from "./reconcile/gateway-access-writer.js";
 import { GatewayHealthReader } from "./reconcile/gateway-health.js";
 import { ImagePuller } from "./reconcile/image-puller.js";
 import { PruneGuard } from "./reconcile/prune-guard.js";
@@ -32,6 +33,9 @@ import { loadDigestKey } from "./secrets/digest.js";
 import { SECRET_KEYS_ENV, SECRET_KEYS_FILE_ENV, loadKeyRing } from "./secrets/key-ring.js";
 import { PORTAL_VERSION } from "./version.js";
 import { EventBus } from "./events/event-bus.js";
+import { Placer } from "./swarm/placer.js";
+import { swarmSpecWarnings } from "./swarm/service-spec.js";
+import { SwarmWatcher } from "./swarm/swarm-watcher.js";
 import { publishStatusChange } from "./events/status-events.js";
 
 export interface DaemonOptions {
@@ -97,10 +101,10 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     logger,
     onWriteError: () => metrics.auditWriteErrorsTotal.inc(),
   });
-  const inner =
-    options.runtime ??
-    new DockerodeRuntime(dockerFromEnv(options.env), { timeoutMs: config.dockerTimeoutMs });
+  const inner = options.runtime ?? runtimeFor(config, options.env);
   const runtime = new InstrumentedRuntime(inner, metrics);
+  // Swarm: the controller places each user's services on one node and moves them off nodes that cannot run them.
+  const placer = config.backend === "swarm" ? new Placer() : undefined;
   const keys = await loadSecretKeys(options.env, config.stateDir, logger);
   const secrets = keys && { ...keys, maxFileBytes: config.maxFileBytes };
   const allocator = new NetworkAllocator(allocatorOptions(config));
@@ -115,7 +119,10 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     clock,
   });
   const statuses = new StatusStore(config.stateDir);
-  const health = config.gateway ? new GatewayHealthReader(config.stateDir) : undefined;
+  // Swarm: the node gateways probe task containers (not services) and write one health file per node; their
+  // verdicts are not joined into status yet (README, "Several hosts").
+  const health =
+    config.gateway && config.backend === "engine" ? new GatewayHealthReader(config.stateDir) : undefined;
   const events = new EventBus();
   const starts = new StartBackoff(options.startBackoff ?? DEFAULT_START_BACKOFF, clock);
   const observer = new Observer(runtime, config.installation);
@@ -164,8 +171,10 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     pruneGuard,
     audit,
     clock,
-    ...(health ? { health } : {}),
+    ...(health ? { health, access: new GatewayAccessWriter(config.stateDir) } : {}),
     cacheRoot: cacheInputs,
+    inPlaceUpdate: runtime.capabilities.inPlaceUpdate,
+    ...(placer ? { placer, specWarnings: swarmSpecWarnings } : {}),
     onStatus: (previous, next) => publishStatusChange(events, previous, next, new Date(clock.now())),
   });
   const ctl = new Controller({
@@ -184,7 +193,24 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     watch,
     inputsCached: cacheInputs,
     ...(health ? { health } : {}),
+    ...(placer ? { placer } : {}),
   });
+  const swarmWatcher = placer
+    ? new SwarmWatcher({
+        runtime,
+        placer,
+        installation: config.installation,
+        clock,
+        logger,
+        pollMs: config.swarm.pollMs,
+        onUsers: (userIds) => {
+          for (const userId of userIds) {
+            observer.markStale(userId);
+            ctl.enqueue(userId);
+          }
+        },
+      })
+    : undefined;
   const http =
     options.listen === false
       ? undefined
@@ -249,9 +275,12 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
         await http.listen({ host, port });
       }
       await runtime.ping();
+      // The nodes first: the first reconciles place users.
+      await swarmWatcher?.start();
       await ctl.start();
     },
     async stop() {
+      await swarmWatcher?.stop();
       await ctl.stop();
       await http?.close();
       await audit.close();

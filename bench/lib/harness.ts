@@ -5,7 +5,7 @@ import { performance } from "node:perf_hooks";
 import { Writable } from "node:stream";
 import type Docker from "dockerode";
 import type { ContainerSpec } from "../../src/desired/types.js";
-import type { ContainerRuntime, NetworkSpec, VolumeSpec } from "../../src/docker/runtime.js";
+import type { ContainerRuntime, NetworkSpec, Placement, VolumeSpec } from "../../src/docker/runtime.js";
 import { createLogger, type Logger } from "../../src/observability/logger.js";
 import { LABEL_INSTALLATION, cleanupInstallation } from "../../test/helpers/docker-objects.js";
 
@@ -239,7 +239,7 @@ export class TimedRuntime {
   readonly stats = new Map<string, OpStats>();
   readonly networks: NetworkSpec[] = [];
   readonly volumes: VolumeSpec[] = [];
-  readonly containers: { spec: ContainerSpec; name: string }[] = [];
+  readonly containers: { spec: ContainerSpec; name: string; placement?: Placement }[] = [];
   readonly runtime: ContainerRuntime;
 
   constructor(inner: ContainerRuntime) {
@@ -258,7 +258,11 @@ export class TimedRuntime {
           if (prop === "createNetwork") this.networks.push(args[0] as NetworkSpec);
           if (prop === "createVolume") this.volumes.push(args[0] as VolumeSpec);
           if (prop === "createContainer")
-            this.containers.push({ spec: args[0] as ContainerSpec, name: args[1] as string });
+            this.containers.push({
+              spec: args[0] as ContainerSpec,
+              name: args[1] as string,
+              ...(args[2] ? { placement: args[2] } : {}),
+            });
           const start = performance.now();
           const result = (value as (...a: unknown[]) => unknown).apply(target, args);
           if (result instanceof Promise) {

@@ -2,6 +2,7 @@ import fastifyWebsocket from "@fastify/websocket";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { loadAdminToken } from "../auth/admin-token.js";
 import { Authenticator } from "../auth/authenticate.js";
+import { OidcVerifier } from "../auth/oidc.js";
 import { TokenCache } from "../auth/token-store.js";
 import { UserId } from "../util/ids.js";
 import { PORTAL_VERSION } from "../version.js";
@@ -57,6 +58,10 @@ export async function registerApi(server: FastifyInstance, deps: ApiDeps): Promi
   );
   const locks = new StateLocks(deps.config.stateDir, deps.config.locks ?? DEFAULT_LOCK_SETTINGS);
   const ctx: ApiContext = { deps, limits, locks, now: deps.now ?? (() => new Date()) };
+  const oidcSettings = deps.config.oidc;
+  const oidc = oidcSettings ? new OidcVerifier(oidcSettings) : undefined;
+  // The API's own audience: without MCP_PORTAL_OIDC_API_AUDIENCE it accepts no OIDC token.
+  const audiences = oidcSettings?.apiAudience !== undefined ? [oidcSettings.apiAudience] : [];
   const hub = new LiveHub(deps.events, logger, {
     maxBufferedBytes: limits.streamBufferBytes,
     heartbeatMs: limits.heartbeatMs,
@@ -68,7 +73,7 @@ export async function registerApi(server: FastifyInstance, deps: ApiDeps): Promi
   });
   const states = new WeakMap<FastifyRequest, RequestState>();
   const options: RegisterOptions = {
-    guard: createGuard(new Authenticator(adminToken, tokens), deps.readOnly === true),
+    guard: createGuard(new Authenticator(adminToken, tokens, oidc), audiences, deps.readOnly === true),
     states,
     defaultBodyLimit: limits.bodyBytes,
     onWriteDone: (request, reply, meta, state) => auditWrite(deps, request, reply, meta, state),
@@ -139,13 +144,20 @@ export async function registerApi(server: FastifyInstance, deps: ApiDeps): Promi
   return { routes: metas, hub, adminTokenConfigured: adminToken !== undefined };
 }
 
-function createGuard(authenticator: Authenticator, readOnly: boolean): Guard {
+function createGuard(authenticator: Authenticator, audiences: readonly string[], readOnly: boolean): Guard {
   return {
     async check(request, reply, meta, state) {
       if (meta.access === "public") return;
-      const result = await authenticator.authenticate(request.headers.authorization);
+      const result = await authenticator.authenticate(request.headers.authorization, { audiences });
       if (!result.ok) {
-        if (result.statusCode === 401) reply.header("www-authenticate", 'Bearer realm="mcp-portal"');
+        if (result.statusCode === 401)
+          reply.header(
+            "www-authenticate",
+            result.invalidToken
+              ? 'Bearer realm="mcp-portal", error="invalid_token"'
+              : 'Bearer realm="mcp-portal"',
+          );
+        if (result.statusCode === 503) reply.header("retry-after", "5");
         throw new ApiError(result.statusCode, result.code, result.message);
       }
       const caller = result.caller;

@@ -13,7 +13,7 @@ import type { ConsoleApiDeps } from "./console-deps.js";
 /** What the API needs from the daemon; `registerApi(server, deps)` is the only wiring. */
 export interface ApiDeps {
   config: Pick<Config, "dataDir" | "stateDir" | "overlays" | "maxFileBytes"> &
-    Partial<Pick<Config, "locks" | "live">>;
+    Partial<Pick<Config, "locks" | "live" | "oidc">>;
   /** Where MCP_PORTAL_ADMIN_TOKEN / MCP_PORTAL_ADMIN_TOKEN_FILE are read from. */
   env: NodeJS.ProcessEnv;
   events: Pick<EventBus, "subscribe">;

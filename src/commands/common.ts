@@ -94,6 +94,7 @@ export function parseInstallationViewOptions(
       "data-dir": { type: "string" },
       "state-dir": { type: "string" },
       installation: { type: "string" },
+      backend: { type: "string" },
       user: { type: "string" },
       output: { type: "string", default: "text" },
       help: { type: "boolean", short: "h", default: false },
@@ -108,6 +109,7 @@ export function parseInstallationViewOptions(
     MCP_PORTAL_DATA_DIR: values["data-dir"],
     MCP_PORTAL_STATE_DIR: values["state-dir"],
     MCP_PORTAL_INSTALLATION: values.installation,
+    MCP_PORTAL_BACKEND: values.backend,
   });
   return { config, user: values.user, output };
 }

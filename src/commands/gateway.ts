@@ -3,6 +3,7 @@ import { loadGatewayConfig } from "../gateway/config.js";
 import { RotatingLogFile } from "../gateway/log-file.js";
 import { type LogLevel, createLogger } from "../observability/logger.js";
 import { createGatewayProcess } from "../gateway/process.js";
+import { createEntryGatewayProcess, createNodeGatewayProcess } from "../gateway/swarm-gateway.js";
 import { parseCommandArgs } from "./common.js";
 import type { CommandIo } from "./io.js";
 import {
@@ -30,6 +31,8 @@ health goes to <state-dir>/gateway/health.json.
 
 Also: MCP_PORTAL_ADMIN_TOKEN(_FILE), MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS (comma-separated origins, or *),
 MCP_PORTAL_GATEWAY_RESYNC_SECONDS (30), the limits MCP_PORTAL_GATEWAY_* (README, "Gateway limits"), DOCKER_HOST.
+Several hosts (README, "Several hosts"): MCP_PORTAL_GATEWAY_ROLE single|node|entry (default single),
+MCP_PORTAL_GATEWAY_RELAY_PORT (7070), MCP_PORTAL_GATEWAY_CONTAINER (node role: its own container; default hostname).
 `;
 
 export async function gatewayCommand(args: string[], io: CommandIo): Promise<number> {
@@ -50,12 +53,19 @@ export async function gatewayCommand(args: string[], io: CommandIo): Promise<num
   const { config, logFile } = options;
   let file: RotatingLogFile | undefined;
   const gateway = await createService(io, () => {
-    if (logFile === undefined) return createGatewayProcess({ config, env: io.env });
-    file = new RotatingLogFile(path.resolve(logFile), { maxBytes: config.limits.logMaxBytes });
-    const logger = createLogger({ level: config.logLevel as LogLevel, destination: file }).child({
-      component: "gateway",
-    });
-    return createGatewayProcess({ config, env: io.env, logger });
+    let logger;
+    if (logFile !== undefined) {
+      file = new RotatingLogFile(path.resolve(logFile), { maxBytes: config.limits.logMaxBytes });
+      logger = createLogger({ level: config.logLevel as LogLevel, destination: file }).child({
+        component: "gateway",
+      });
+    }
+    // Several hosts (README, "Several hosts"): a node gateway per Swarm node, and the entry in front of them.
+    if (config.role === "node")
+      return createNodeGatewayProcess({ config, env: io.env, ...(logger ? { logger } : {}) });
+    if (config.role === "entry")
+      return createEntryGatewayProcess({ config, env: io.env, ...(logger ? { logger } : {}) });
+    return createGatewayProcess({ config, env: io.env, ...(logger ? { logger } : {}) });
   });
   if (typeof gateway === "number") {
     file?.close();

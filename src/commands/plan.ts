@@ -5,8 +5,7 @@ import { readJsonFile } from "../catalog/read-json-file.js";
 import type { Config } from "../config.js";
 import { PruneLatchFile, pruneLatchPath } from "../contracts/prune-latch.js";
 import { type AllowedImages, describeAllowedImages } from "../desired/image-policy.js";
-import { dockerFromEnv } from "../docker/connect.js";
-import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
+import { runtimeFor } from "../docker/backend.js";
 import type { ContainerRuntime } from "../docker/runtime.js";
 import { LABELS, isOwnedBy } from "../labels.js";
 import { NetworkAllocator, allocatorOptions } from "../reconcile/allocator.js";
@@ -44,6 +43,7 @@ Options:
   --data-dir DIR         desired-state tree (MCP_PORTAL_DATA_DIR, default .)
   --state-dir DIR        the controller's state dir, read for the secret digest key (MCP_PORTAL_STATE_DIR)
   --installation NAME    label value of the installation to compare with (MCP_PORTAL_INSTALLATION)
+  --backend KIND         engine or swarm (MCP_PORTAL_BACKEND, default engine)
   --user ID              only this user
   --output FORMAT        text (default) or json: {"in_sync","users":[{"user_id","in_sync","steps","problems"}],
                          "allowed_images":{"source","globs"},...}
@@ -74,6 +74,8 @@ export interface PlanStepView {
   changed_fields?: string[];
   /** For a stop, remove or network removal: it goes because it is no longer desired (the prune guard counts it). */
   prune?: boolean;
+  /** For a create or an in-place update on Swarm: the node the workload is placed on. */
+  node_id?: string;
 }
 
 export interface UserPlanView {
@@ -134,9 +136,7 @@ export async function computePlan(
   options: PlanOptions,
   io: Pick<CommandIo, "env">,
   /** The engine to list (tests pass the in-memory one); only its reads are ever called. */
-  runtime: ContainerRuntime = new DockerodeRuntime(dockerFromEnv(io.env), {
-    timeoutMs: options.config.dockerTimeoutMs,
-  }),
+  runtime: ContainerRuntime = runtimeFor(options.config, io.env),
   /** `global`: plan against these catalogs and policy instead of the tree's (a base catalog not saved yet). */
   overrides: { global?: GlobalSnapshot } = {},
 ): Promise<PlanView> {
@@ -174,7 +174,7 @@ export async function computePlan(
   const order = [...userIds].sort((a, b) => Number(!fleet.slices.has(a)) - Number(!fleet.slices.has(b)));
   const views = new Map<string, UserPlanView>();
   const free = freeInPools(allocator, config.portsPerUser);
-  const needed = { blocks: 0, subnets: 0 };
+  const needed = { blocks: 0, subnets: 0, egress: 0 };
   for (const userId of order) {
     const observed = fleet.slices.get(userId) ?? { containers: [], networks: [], volumes: [] };
     const user = await inputs.get(userId, root);
@@ -197,8 +197,14 @@ export async function computePlan(
     }
     const problems = user.kind === "present" ? [...global.problems, ...user.problems] : [];
     const decision = decideUser({ userId, source, observed });
-    if (decision.kind !== "hold" && decision.plan.steps.some((step) => step.kind === "createNetwork"))
-      needed.subnets++;
+    // Each new network takes a subnet: the user's, and the egress network of a user with a restricted server.
+    if (decision.kind !== "hold") {
+      for (const step of decision.plan.steps) {
+        if (step.kind !== "createNetwork") continue;
+        needed.subnets++;
+        if (step.role === "egress") needed.egress++;
+      }
+    }
     views.set(userId, userPlanView(userId, decision, problems));
   }
   const users = userIds.map((id) => views.get(id)!);
@@ -206,7 +212,7 @@ export async function computePlan(
     config,
     {
       blocks: { needed: needed.blocks, free: free.blocks },
-      subnets: { needed: needed.subnets, free: free.subnets },
+      subnets: { needed: needed.subnets, free: free.subnets, egress: needed.egress },
     },
     "engine",
   );
@@ -329,9 +335,17 @@ function stepFields(step: PlanStep): Omit<PlanStepView, "description"> {
         ...(step.replacing
           ? { replaces: step.replacing.name, changed_fields: step.replacing.changedFields }
           : {}),
+        ...(step.placement !== undefined ? { node_id: step.placement } : {}),
       };
     case "pullImage":
       return { ...base, image: step.image };
+    case "updateContainer":
+      return {
+        ...base,
+        image: step.outcome.spec.image,
+        changed_fields: step.changedFields,
+        ...(step.placement !== undefined ? { node_id: step.placement } : {}),
+      };
     case "stopContainer":
     case "removeContainer":
     case "removeNetwork":
@@ -347,6 +361,7 @@ const MARKS: Record<PlanStep["kind"], string> = {
   pullImage: "+",
   createContainer: "+",
   renameContainer: "~",
+  updateContainer: "~",
   startContainer: ">",
   stopContainer: "-",
   removeContainer: "-",

@@ -17,6 +17,8 @@ const USAGE = `Usage: mcp-portal run [options]
   --data-dir DIR         desired-state tree (MCP_PORTAL_DATA_DIR, default .)
   --state-dir DIR        where status, cache and audit go (MCP_PORTAL_STATE_DIR, default <data-dir>/.mcp-portal)
   --installation NAME    label value separating installations on one engine (MCP_PORTAL_INSTALLATION)
+  --backend KIND         engine (one Docker Engine) or swarm (DOCKER_HOST is a Swarm manager)
+                         (MCP_PORTAL_BACKEND, default engine; README, "Several hosts")
   --listen HOST:PORT     metrics, probes and API (MCP_PORTAL_LISTEN, default 127.0.0.1:8080)
   --allow-mass-prune     let one pass remove more than the safe share of managed containers
   --read-only-api        the API refuses every write (git is the only writer) (MCP_PORTAL_READ_ONLY_API)
@@ -81,8 +83,10 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     stopDeadlineMs: 30_000,
   };
   // The gateway serves users' ports in its own process; run supervises it (and stops it) unless --keep-gateway.
+  // Swarm: the node gateways and the entry run on the cluster's nodes, deployed by the operator (README,
+  // "Several hosts"); a gateway beside the controller would serve only the manager's own engine.
   const supervisor =
-    config.gateway && options.gateway
+    config.gateway && options.gateway && config.backend === "engine"
       ? new GatewaySupervisor({ config, env: io.env, logger, keep: options.keepGateway })
       : undefined;
   let stopRequested = false;

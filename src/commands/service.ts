@@ -17,6 +17,7 @@ export const SERVICE_OPTIONS = {
   "data-dir": { type: "string" },
   "state-dir": { type: "string" },
   installation: { type: "string" },
+  backend: { type: "string" },
   listen: { type: "string" },
   "log-level": { type: "string" },
   pretty: { type: "boolean" },
@@ -28,6 +29,7 @@ export function serviceOverrides(values: {
   "data-dir"?: string | undefined;
   "state-dir"?: string | undefined;
   installation?: string | undefined;
+  backend?: string | undefined;
   "log-level"?: string | undefined;
   pretty?: boolean | undefined;
 }) {
@@ -35,6 +37,7 @@ export function serviceOverrides(values: {
     MCP_PORTAL_DATA_DIR: values["data-dir"],
     MCP_PORTAL_STATE_DIR: values["state-dir"],
     MCP_PORTAL_INSTALLATION: values.installation,
+    MCP_PORTAL_BACKEND: values.backend,
     LOG_LEVEL: values["log-level"],
     LOG_PRETTY: values.pretty,
   };

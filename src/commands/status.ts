@@ -2,8 +2,7 @@ import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { listUserDirs } from "../catalog/data-tree.js";
 import type { Config } from "../config.js";
-import { dockerFromEnv } from "../docker/connect.js";
-import { DockerodeRuntime } from "../docker/dockerode-runtime.js";
+import { runtimeFor } from "../docker/backend.js";
 import type { ActualContainer } from "../docker/runtime.js";
 import { LABELS, ownerFilters } from "../labels.js";
 import { type ServerStatus, UserStatus, statusFilePath } from "../contracts/status-file.js";
@@ -27,6 +26,7 @@ Options:
   --data-dir DIR         desired-state tree, for the list of users (MCP_PORTAL_DATA_DIR, default .)
   --state-dir DIR        where the status files are (MCP_PORTAL_STATE_DIR, default <data-dir>/.mcp-portal)
   --installation NAME    label value of the installation (MCP_PORTAL_INSTALLATION)
+  --backend KIND         engine or swarm (MCP_PORTAL_BACKEND, default engine)
   --user ID              only this user
   --output FORMAT        text (default): aligned table; json: {"users":[{"user_id","phase","servers":[...]}]}
 
@@ -40,12 +40,21 @@ export interface ServerStatusView {
   reason?: string;
   message?: string;
   host_port?: number;
+  /** The URL MCP clients use (status file, when the gateway serves the ports). */
+  url?: ServerStatus["url"];
+  /** The tool policy and rate limit the gateway enforces (status file). */
+  tools?: ServerStatus["tools"];
+  rate_limit?: ServerStatus["rate_limit"];
   container_name?: string;
   container_id?: string;
   /** The container's state on the engine now, or "missing". */
   state: string;
   created_at?: string;
   age_seconds?: number;
+  /** Swarm: the node its task runs on now (from the listing, else the status file). */
+  node?: string;
+  /** Hardening the backend cannot express (Swarm). */
+  warnings?: string[];
 }
 
 export interface UserStatusView {
@@ -63,7 +72,7 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
   const options = await commandOptions(io, USAGE, () => parseInstallationViewOptions(args, io.env));
   if (typeof options === "number") return options;
   const { config } = options;
-  const runtime = new DockerodeRuntime(dockerFromEnv(io.env), { timeoutMs: config.dockerTimeoutMs });
+  const runtime = runtimeFor(config, io.env);
   let containers: ActualContainer[];
   try {
     containers = await runtime.listContainers(ownerFilters(config.installation, options.user));
@@ -105,7 +114,7 @@ export async function collectStatus(
   return views;
 }
 
-function userView(
+export function userView(
   userId: string,
   status: UserStatus | undefined,
   containers: readonly ActualContainer[],
@@ -120,13 +129,19 @@ function userView(
   const servers: ServerStatusView[] = [];
   for (const s of status?.servers ?? []) {
     const container = take(s);
+    const node = container?.node ?? s.node;
     servers.push({
       id: s.id,
       phase: s.phase,
       ...(s.reason ? { reason: s.reason } : {}),
       ...(s.message ? { message: s.message } : {}),
       ...hostPort(s.host_port, container),
+      ...(s.url !== undefined ? { url: s.url } : {}),
+      ...(s.tools !== undefined ? { tools: s.tools } : {}),
+      ...(s.rate_limit !== undefined ? { rate_limit: s.rate_limit } : {}),
       ...containerFields(container, now),
+      ...(node !== undefined ? { node } : {}),
+      ...(s.warnings?.length ? { warnings: s.warnings } : {}),
     });
   }
   // Containers the status does not name: no status yet, or leftovers a reconcile has not removed.
@@ -137,6 +152,7 @@ function userView(
       reason: status ? "NotInStatus" : "NoStatusYet",
       ...hostPort(undefined, container),
       ...containerFields(container, now),
+      ...(container.node !== undefined ? { node: container.node } : {}),
     });
   }
   const ready = status?.conditions.find((c) => c.type === "Ready");

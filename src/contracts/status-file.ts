@@ -1,5 +1,7 @@
 import path from "node:path";
 import { z } from "zod";
+import { RateLimit } from "../schema/tools.js";
+import { EffectiveToolPolicy } from "./gateway-access.js";
 import { HEALTH_STATES } from "./gateway-health.js";
 
 /*
@@ -33,6 +35,16 @@ export const ServerStatus = z.object({
   egress: z.string().optional(),
   /** MCP-level health from the gateway's probes (absent when the gateway is off). */
   health: z.enum(HEALTH_STATES).optional(),
+  /** The URL MCP clients use: `<MCP_PORTAL_PUBLIC_URL>:<host_port>/mcp` (when the gateway serves the ports). */
+  url: z.string().optional(),
+  /** The tool policy the gateway enforces (absent `allow`: every tool; `deny`: the admin's, then the user's). */
+  tools: EffectiveToolPolicy.optional(),
+  /** The rate limit of this server (policy.json rate_limits), when one applies. */
+  rate_limit: RateLimit.optional(),
+  /** Swarm: the node (hostname) the server's task runs on. */
+  node: z.string().optional(),
+  /** Hardening the backend cannot express for this server (Swarm: README, "Several hosts"); not a block. */
+  warnings: z.array(z.string()).optional(),
 });
 export type ServerStatus = z.infer<typeof ServerStatus>;
 

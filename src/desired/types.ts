@@ -79,6 +79,8 @@ export const BLOCK_REASONS = [
   "ShadowsAdminServer",
   /** Every port of the user's block is taken (policy.json may allow more ports than the block holds). */
   "PortBlockFull",
+  /** A restricted egress (`none`/`allow`) the backend cannot enforce (Swarm): refused, never run unrestricted. */
+  "EgressUnsupported",
 ] as const;
 export type BlockReason = (typeof BLOCK_REASONS)[number];
 

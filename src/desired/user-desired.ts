@@ -15,7 +15,7 @@ import {
   restrictedServerEnv,
   serverAddressOffset,
 } from "./egress-desired.js";
-import { type EffectiveEgress, effectiveEgress } from "./egress-rules.js";
+import { type EffectiveEgress, describeEffectiveEgress, effectiveEgress } from "./egress-rules.js";
 import type { EgressPolicyEntry } from "../contracts/egress-policy.js";
 import { imageNotAllowedMessage, isImageAllowed, resolveAllowedImages } from "./image-policy.js";
 import { bridgeName, containerName, networkName, volumeKey, volumeName } from "./names.js";
@@ -93,6 +93,19 @@ export interface DesiredUserInput {
   egressProxyImage?: string;
   /** MCP_PORTAL_EGRESS_EXTRA_HOSTS as `name:address` entries for the proxies' /etc/hosts. */
   egressExtraHosts?: readonly string[];
+  /**
+   * False where restricted egress cannot be enforced (MCP_PORTAL_BACKEND=swarm): such servers are Blocked
+   * (EgressUnsupported) rather than run unrestricted. Default true (the engine backend).
+   */
+  egressEnforced?: boolean;
+}
+
+/** Why a restricted server is Blocked on a backend that cannot enforce egress: the same words in status and validate. */
+export function egressUnsupportedMessage(serverId: string, egress: string): string {
+  return (
+    `server "${serverId}" has restricted egress (${egress}), which MCP_PORTAL_BACKEND=swarm cannot enforce: ` +
+    `it is refused rather than run unrestricted (README, "Network egress")`
+  );
 }
 
 /** A server's effective egress: its catalog's declaration narrowed by policy.json's entry for it, or the default. */
@@ -204,6 +217,17 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
         true,
       );
       continue;
+    }
+    if (input.egressEnforced === false) {
+      const egress = serverEgress(input.policy, definition);
+      if (egress.mode !== "unrestricted") {
+        block(
+          "EgressUnsupported",
+          egressUnsupportedMessage(entry.id, describeEffectiveEgress(egress)),
+          false,
+        );
+        continue;
+      }
     }
     const userVolumes = entry.config?.volumes ?? [];
     if (userVolumes.length > 0 && !userVolumesAllowed(securityFor(input.policy, entry.id))) {

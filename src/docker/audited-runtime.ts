@@ -5,13 +5,14 @@ import type { Clock } from "../util/clock.js";
 import type {
   ActualContainer,
   ActualNetwork,
+  ActualNode,
   ActualVolume,
-  ContainerPlacement,
   ContainerRuntime,
   EventFilter,
   NetworkSpec,
   ObjectRef,
   RuntimeCapabilities,
+  Placement,
   RuntimeEvent,
   VolumeSpec,
 } from "./runtime.js";
@@ -156,7 +157,7 @@ export class AuditedRuntime implements ContainerRuntime {
   createVolume(spec: VolumeSpec): Promise<ActualVolume> {
     return this.record("VOLUME_OPERATION", "create_volume", spec.name, () => this.inner.createVolume(spec));
   }
-  createContainer(spec: ContainerSpec, name: string, placement?: ContainerPlacement): Promise<string> {
+  createContainer(spec: ContainerSpec, name: string, placement?: Placement): Promise<string> {
     return this.record(
       "CONTAINER_OPERATION",
       "create_container",
@@ -165,8 +166,25 @@ export class AuditedRuntime implements ContainerRuntime {
       {
         image: spec.image,
         host_port: spec.hostPort,
+        ...(placement ? { node_id: placement.nodeId } : {}),
       },
     );
+  }
+  updateContainer(id: string, version: number, spec: ContainerSpec, placement?: Placement): Promise<void> {
+    return this.record(
+      "CONTAINER_OPERATION",
+      "update_container",
+      id,
+      () => this.inner.updateContainer(id, version, spec, placement),
+      {
+        image: spec.image,
+        host_port: spec.hostPort,
+        ...(placement ? { node_id: placement.nodeId } : {}),
+      },
+    );
+  }
+  listNodes(): Promise<ActualNode[]> {
+    return this.inner.listNodes();
   }
   startContainer(id: string): Promise<void> {
     return this.record("CONTAINER_OPERATION", "start_container", id, () => this.inner.startContainer(id));

@@ -4,13 +4,15 @@ import type { ContainerSpec } from "../desired/types.js";
 import type {
   ActualContainer,
   ActualNetwork,
+  ActualNode,
   ActualVolume,
-  ContainerPlacement,
+  Addressing,
   ContainerRuntime,
   ContainerState,
   EventFilter,
   NetworkSpec,
   ObjectRef,
+  Placement,
   RuntimeCapabilities,
   RuntimeEvent,
   VolumeSpec,
@@ -181,14 +183,15 @@ export class DockerodeRuntime implements ContainerRuntime {
     return { name: parsed.data.Name, labels: parsed.data.Labels ?? {} };
   }
 
-  async createContainer(spec: ContainerSpec, name: string, placement?: ContainerPlacement): Promise<string> {
-    const options = containerCreateOptions(spec, name, placement);
+  async createContainer(spec: ContainerSpec, name: string, placement?: Placement): Promise<string> {
+    const addressing = placement?.addressing;
+    const options = containerCreateOptions(spec, name, addressing);
     const container = await this.call("create container", (abortSignal) =>
       this.docker.createContainer({ ...options, abortSignal }),
     );
     // Engine 20.10 takes one network at create; the others are joined before the first start.
     for (const extra of spec.extraNetworks ?? []) {
-      const address = placement?.addresses[extra.name];
+      const address = addressing?.addresses[extra.name];
       const connect: Docker.NetworkConnectOptions & { abortSignal?: AbortSignal } = {
         Container: container.id,
         EndpointConfig: {
@@ -203,6 +206,17 @@ export class DockerodeRuntime implements ContainerRuntime {
       });
     }
     return container.id;
+  }
+
+  updateContainer(): Promise<void> {
+    // capabilities.inPlaceUpdate is false: the planner replaces containers instead.
+    return Promise.reject(
+      new RuntimeError("Failed", "update container: not supported by the engine backend"),
+    );
+  }
+
+  listNodes(): Promise<ActualNode[]> {
+    return Promise.resolve([]);
   }
 
   async startContainer(id: string): Promise<void> {
@@ -267,7 +281,7 @@ export function networkCreateOptions(spec: NetworkSpec): Docker.NetworkCreateOpt
 export function containerCreateOptions(
   spec: ContainerSpec,
   name: string,
-  placement?: ContainerPlacement,
+  addressing?: Addressing,
 ): Docker.ContainerCreateOptions {
   const exposed: Record<string, object> = {};
   for (const p of spec.exposedPorts) exposed[`${p.port}/${p.protocol}`] = {};
@@ -281,7 +295,7 @@ export function containerCreateOptions(
     name,
     Image: spec.image,
     ...(spec.cmd ? { Cmd: spec.cmd } : {}),
-    Env: Object.entries({ ...spec.env, ...placement?.env }).map(([k, v]) => `${k}=${v}`),
+    Env: Object.entries({ ...spec.env, ...addressing?.env }).map(([k, v]) => `${k}=${v}`),
     Labels: spec.labels,
     User: spec.user,
     ExposedPorts: exposed,
@@ -289,18 +303,18 @@ export function containerCreateOptions(
     StdinOnce: false,
     AttachStdin: false,
     Tty: false,
-    ...(placement?.addresses[spec.network]
+    ...(addressing?.addresses[spec.network]
       ? {
           NetworkingConfig: {
             EndpointsConfig: {
-              [spec.network]: { IPAMConfig: { IPv4Address: placement.addresses[spec.network] } },
+              [spec.network]: { IPAMConfig: { IPv4Address: addressing.addresses[spec.network] } },
             },
           },
         }
       : {}),
     HostConfig: {
       NetworkMode: spec.network,
-      ...(placement?.dns ? { Dns: placement.dns } : {}),
+      ...(addressing?.dns ? { Dns: addressing.dns } : {}),
       ...(spec.sysctls ? { Sysctls: spec.sysctls } : {}),
       ...(spec.extraHosts ? { ExtraHosts: spec.extraHosts } : {}),
       PortBindings: portBindings,
@@ -329,7 +343,7 @@ export function containerCreateOptions(
 const VolumeBody = z.object({ Name: z.string(), Labels: z.record(z.string(), z.string()).nullish() });
 
 /** One request through dockerode's modem, for the few calls whose answer dockerode does not hand back. */
-function dial<T>(docker: Docker, options: Record<string, unknown>): Promise<T> {
+export function dial<T>(docker: Docker, options: Record<string, unknown>): Promise<T> {
   const modem = docker.modem as unknown as {
     dial(o: Record<string, unknown>, cb: (err: unknown, data: T) => void): void;
   };

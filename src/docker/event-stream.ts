@@ -7,11 +7,30 @@ const EngineEvent = z.object({
   Actor: z.object({ ID: z.string(), Attributes: z.record(z.string(), z.string()).optional() }),
 });
 
-/** Splits the engine's event stream by line before parsing (a chunk may hold half an event or several). */
+/** An engine event of any type (Swarm's `service` and `node` events included), before it is narrowed. */
+export interface RawEngineEvent {
+  type: string;
+  action: string;
+  id: string;
+  attributes: Readonly<Record<string, string>>;
+}
+
+/** The container, network and volume events of a stream (what the engine backend follows). */
 export async function* parseEventStream(
   stream: NodeJS.ReadableStream,
   signal: AbortSignal,
 ): AsyncIterable<RuntimeEvent> {
+  for await (const raw of parseRawEventStream(stream, signal)) {
+    if (raw.type !== "container" && raw.type !== "network" && raw.type !== "volume") continue;
+    yield { type: raw.type, action: raw.action, id: raw.id, labels: raw.attributes };
+  }
+}
+
+/** Splits the engine's event stream by line before parsing (a chunk may hold half an event or several). */
+export async function* parseRawEventStream(
+  stream: NodeJS.ReadableStream,
+  signal: AbortSignal,
+): AsyncIterable<RawEngineEvent> {
   let buffer = "";
   const onAbort = () => {
     (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
@@ -35,7 +54,7 @@ export async function* parseEventStream(
   }
 }
 
-function parseLine(line: string): RuntimeEvent | undefined {
+function parseLine(line: string): RawEngineEvent | undefined {
   if (!line) return undefined;
   let raw: unknown;
   try {
@@ -46,8 +65,7 @@ function parseLine(line: string): RuntimeEvent | undefined {
   const parsed = EngineEvent.safeParse(raw);
   if (!parsed.success) return undefined;
   const { Type, Action, Actor } = parsed.data;
-  if (Type !== "container" && Type !== "network" && Type !== "volume") return undefined;
   // Exec events arrive as "exec_start: sh -c ..."; the verb is what matters.
   const action = Action.split(":")[0] ?? Action;
-  return { type: Type, action, id: Actor.ID, labels: Actor.Attributes ?? {} };
+  return { type: Type, action, id: Actor.ID, attributes: Actor.Attributes ?? {} };
 }

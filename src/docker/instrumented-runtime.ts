@@ -3,13 +3,14 @@ import type { DockerOperation, Metrics } from "../observability/metrics.js";
 import type {
   ActualContainer,
   ActualNetwork,
+  ActualNode,
   ActualVolume,
-  ContainerPlacement,
   ContainerRuntime,
   EventFilter,
   NetworkSpec,
   ObjectRef,
   RuntimeCapabilities,
+  Placement,
   RuntimeEvent,
   VolumeSpec,
 } from "./runtime.js";
@@ -85,8 +86,14 @@ export class InstrumentedRuntime implements ContainerRuntime {
   createVolume(spec: VolumeSpec): Promise<ActualVolume> {
     return this.measure("volume_create", () => this.inner.createVolume(spec));
   }
-  createContainer(spec: ContainerSpec, name: string, placement?: ContainerPlacement): Promise<string> {
+  createContainer(spec: ContainerSpec, name: string, placement?: Placement): Promise<string> {
     return this.measure("container_create", () => this.inner.createContainer(spec, name, placement));
+  }
+  updateContainer(id: string, version: number, spec: ContainerSpec, placement?: Placement): Promise<void> {
+    return this.measure("container_update", () => this.inner.updateContainer(id, version, spec, placement));
+  }
+  listNodes(): Promise<ActualNode[]> {
+    return this.measure("node_list", () => this.inner.listNodes());
   }
   startContainer(id: string): Promise<void> {
     return this.measure("container_start", () => this.inner.startContainer(id));

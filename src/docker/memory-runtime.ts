@@ -6,13 +6,14 @@ import { systemClock } from "../util/clock.js";
 import {
   type ActualContainer,
   type ActualNetwork,
+  type ActualNode,
   type ActualVolume,
-  type ContainerPlacement,
   type ContainerRuntime,
   type ContainerState,
   type EventFilter,
   type NetworkSpec,
   type ObjectRef,
+  type Placement,
   type RuntimeCapabilities,
   RuntimeError,
   type RuntimeEvent,
@@ -49,6 +50,13 @@ export interface MemoryRuntimeOptions {
   pullable?: readonly string[];
   /** Milliseconds every call waits before answering (0: answer in the same turn of the event loop). */
   latencyMs?: number;
+  /**
+   * Behave as a Swarm would where the planner sees a difference: specs are updated in place (same id and name,
+   * a new version), and a workload's placement is kept. Default: an engine (replace by create-and-swap).
+   */
+  inPlaceUpdate?: boolean;
+  /** The cluster's nodes (Swarm); default none. */
+  nodes?: readonly ActualNode[];
 }
 
 const USER_LABEL = LABELS.userId;
@@ -122,7 +130,8 @@ interface Subscriber {
  * objects). For unit tests and `bench:simulate`; it never touches a real engine.
  */
 export class MemoryRuntime implements ContainerRuntime {
-  readonly capabilities: RuntimeCapabilities = { inPlaceUpdate: false };
+  readonly capabilities: RuntimeCapabilities;
+  readonly nodes: ActualNode[];
   readonly containers = new Map<string, MemoryContainer>();
   readonly networks = new Map<string, ActualNetwork>();
   readonly volumes = new Map<string, ActualVolume>();
@@ -140,7 +149,7 @@ export class MemoryRuntime implements ContainerRuntime {
   private readonly subscribers = new Set<Subscriber>();
   private readonly clock: Clock;
   /** What the executor placed each container with (by name), and which networks are internal: for tests. */
-  private readonly placements = new Map<string, ContainerPlacement | undefined>();
+  private readonly placements = new Map<string, Placement | undefined>();
   private readonly internalNetworks = new Set<string>();
   private latencyMs: number;
   private down = false;
@@ -150,6 +159,16 @@ export class MemoryRuntime implements ContainerRuntime {
     this.images = options.images ? new Set(options.images) : undefined;
     this.pullable = new Set(options.pullable ?? []);
     this.latencyMs = options.latencyMs ?? 0;
+    this.capabilities = { inPlaceUpdate: options.inPlaceUpdate ?? false };
+    this.nodes = (options.nodes ?? []).map((n) => ({ ...n }));
+  }
+
+  /** A node changes (drained, down, back): as Swarm would, a node event follows. */
+  setNode(id: string, change: Partial<Pick<ActualNode, "state" | "availability">>): void {
+    const node = this.nodes.find((n) => n.id === id);
+    if (!node) throw new Error(`no node ${id}`);
+    Object.assign(node, change);
+    this.emit({ type: "node", action: "update", id, labels: {} });
   }
 
   // ---- test controls ------------------------------------------------------------------------------------
@@ -281,6 +300,9 @@ export class MemoryRuntime implements ContainerRuntime {
         labels: c.labels,
         networkIds: [...c.networkIds],
         created: c.created,
+        ...(c.version !== undefined ? { version: c.version } : {}),
+        ...(c.placement !== undefined ? { placement: c.placement } : {}),
+        ...(c.node !== undefined ? { node: c.node } : {}),
       });
     }
     return out;
@@ -382,7 +404,7 @@ export class MemoryRuntime implements ContainerRuntime {
   }
 
   /** The placement a container (by name) was created with. */
-  placementOf(name: string): ContainerPlacement | undefined {
+  placementOf(name: string): Placement | undefined {
     return this.placements.get(name);
   }
 
@@ -390,7 +412,7 @@ export class MemoryRuntime implements ContainerRuntime {
     return this.internalNetworks.has(name);
   }
 
-  async createContainer(spec: ContainerSpec, name: string, placement?: ContainerPlacement): Promise<string> {
+  async createContainer(spec: ContainerSpec, name: string, placement?: Placement): Promise<string> {
     await this.enter("container_create", name);
     if (this.byName(name))
       throw new RuntimeError("Conflict", `create container: the name "/${name}" is already in use`, 409);
@@ -418,9 +440,51 @@ export class MemoryRuntime implements ContainerRuntime {
       created: Math.floor(this.clock.now() / 1000),
       mounts: spec.mounts,
       starts: 0,
+      ...(this.capabilities.inPlaceUpdate ? { version: 1 } : {}),
+      ...(placement?.nodeId !== undefined
+        ? { placement: placement.nodeId, node: this.hostnameOf(placement.nodeId) }
+        : {}),
     });
     this.emit({ type: "container", action: "create", id, labels: spec.labels });
     return id;
+  }
+
+  async updateContainer(
+    id: string,
+    version: number,
+    spec: ContainerSpec,
+    placement?: Placement,
+  ): Promise<void> {
+    await this.enter("container_update", id);
+    if (!this.capabilities.inPlaceUpdate)
+      throw new RuntimeError("Failed", "update container: not supported by this engine", 501);
+    const c = this.containerOr404(id, "update container");
+    // Swarm refuses an update that names an older version of the service ("update out of sequence").
+    if (c.version !== version)
+      throw new RuntimeError("Failed", "update container: update out of sequence", 500);
+    const network = this.networkNames.get(spec.network);
+    if (!network)
+      throw new RuntimeError("NotFound", `update container: network ${spec.network} not found`, 404);
+    this.containersByUser.remove(c);
+    c.mounts = spec.mounts;
+    c.image = spec.image;
+    c.labels = spec.labels;
+    c.networkIds = [network.id];
+    c.version = version + 1;
+    if (placement?.nodeId !== undefined) {
+      c.placement = placement.nodeId;
+      c.node = this.hostnameOf(placement.nodeId);
+    }
+    // The orchestrator replaces the task: the workload runs the new spec.
+    c.state = "running";
+    c.starts++;
+    this.containersByUser.add(c);
+    this.emit({ type: "container", action: "update", id, labels: c.labels });
+  }
+
+  async listNodes(): Promise<ActualNode[]> {
+    await this.enter("node_list", "");
+    return this.nodes.map((n) => ({ ...n }));
   }
 
   async startContainer(id: string): Promise<void> {
@@ -501,6 +565,10 @@ export class MemoryRuntime implements ContainerRuntime {
   }
 
   // ---- internals ------------------------------------------------------------------------------------------
+
+  private hostnameOf(nodeId: string): string {
+    return this.nodes.find((n) => n.id === nodeId)?.hostname ?? nodeId;
+  }
 
   private count(operation: RuntimeOperation): void {
     this.calls.set(operation, (this.calls.get(operation) ?? 0) + 1);

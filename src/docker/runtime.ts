@@ -30,6 +30,8 @@ export const RUNTIME_OPERATIONS = [
   "container_stop",
   "container_remove",
   "container_rename",
+  "container_update",
+  "node_list",
   "network_list",
   "network_create",
   "network_remove",
@@ -59,6 +61,35 @@ export interface ActualContainer {
   networkIds: string[];
   /** Unix seconds. */
   created: number;
+  /** Backends with in-place updates: the workload's version, which an update must name (optimistic locking). */
+  version?: number;
+  /** Swarm: the node the workload is constrained to (its placement); absent on the engine backend. */
+  placement?: string;
+  /** Swarm: the hostname of the node its current task runs on. */
+  node?: string;
+  /** Swarm: the task history says it keeps failing (restarts owned by Swarm), with the last task's error. */
+  crashLoop?: { failures: number; lastError: string };
+}
+
+/** A node of the cluster (Swarm); the engine backend has none. */
+export interface ActualNode {
+  id: string;
+  hostname: string;
+  /** The node's address as the cluster knows it (Status.Addr). */
+  addr: string;
+  /** `ready` and `active` together: the scheduler may place tasks there. */
+  state: "ready" | "down" | "unknown" | "disconnected";
+  availability: "active" | "pause" | "drain";
+  role: "manager" | "worker";
+}
+
+/**
+ * Where a workload runs, outside the spec and its hash: on Swarm, the node (a placement constraint); on the
+ * engine, the fixed addresses of a restricted-egress workload (README, "Network egress").
+ */
+export interface Placement {
+  nodeId?: string;
+  addressing?: Addressing;
 }
 
 export interface ActualNetwork {
@@ -87,7 +118,7 @@ export interface NetworkSpec {
  * Where a container sits, known only once its networks exist (the executor derives it from their subnets; never
  * part of the spec hash): fixed addresses by network name, DNS servers, and extra environment.
  */
-export interface ContainerPlacement {
+export interface Addressing {
   addresses: Record<string, string>;
   dns?: string[];
   env?: Record<string, string>;
@@ -99,7 +130,7 @@ export interface VolumeSpec {
 }
 
 export interface RuntimeEvent {
-  type: "container" | "network" | "volume";
+  type: "container" | "network" | "volume" | "node";
   action: string;
   id: string;
   labels: Readonly<Record<string, string>>;
@@ -137,7 +168,15 @@ export interface ContainerRuntime {
    */
   createVolume(spec: VolumeSpec): Promise<ActualVolume>;
   /** Creates the container on `spec.network`, then joins `spec.extraNetworks` (one call, several requests). */
-  createContainer(spec: ContainerSpec, name: string, placement?: ContainerPlacement): Promise<string>;
+  createContainer(spec: ContainerSpec, name: string, placement?: Placement): Promise<string>;
+  /**
+   * Applies a new spec (and placement) to the existing workload, keeping its id and name; `version` is the one
+   * its listing gave (a concurrent change makes the call fail, and the next reconcile looks again). Only where
+   * `capabilities.inPlaceUpdate`; the engine backend throws.
+   */
+  updateContainer(id: string, version: number, spec: ContainerSpec, placement?: Placement): Promise<void>;
+  /** The cluster's nodes (Swarm); the engine backend has none and answers []. */
+  listNodes(): Promise<ActualNode[]>;
   startContainer(id: string): Promise<void>;
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
   removeContainer(id: string): Promise<void>;

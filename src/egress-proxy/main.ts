@@ -2,7 +2,7 @@ import dns from "node:dns";
 import { z } from "zod";
 import { EgressPolicyDocument } from "../contracts/egress-policy.js";
 import { EGRESS_DNS_PORT, EGRESS_PROXY_PORT } from "../desired/egress-desired.js";
-import { EGRESS_SUBNET_ENV } from "../reconcile/placement.js";
+import { EGRESS_SUBNET_ENV } from "../reconcile/addressing.js";
 import { blockedAddress } from "./address-guard.js";
 import { DENIAL_WINDOW_SECONDS, DenialAggregator } from "./denials.js";
 import { startDnsServer } from "./dns-server.js";

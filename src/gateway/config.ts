@@ -2,6 +2,8 @@ import { z } from "zod";
 import { parseListen, type ListenAddress } from "../api/http-server.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { parseAllowedOrigins } from "./origin.js";
+import type { ResourceIdentity } from "./resource-metadata.js";
+import { parseAuditMaxBytes } from "../observability/audit.js";
 
 /** What one tenant may take of the shared gateway (README, "Gateway limits"). */
 export interface GatewayLimits {
@@ -39,7 +41,28 @@ export interface GatewayConfig {
   dockerTimeoutMs: number;
   logLevel: string;
   logPretty: boolean;
+  /** The URL clients use (MCP_PORTAL_PUBLIC_URL) and the OpenID Connect provider, if any (MCP_PORTAL_OIDC_*). */
+  identity: ResourceIdentity;
+  /** How often the users' gateway-access.json files are checked for changes (MCP_PORTAL_GATEWAY_POLICY_RECHECK_MS). */
+  policyRecheckMs: number;
+  /** `<state-dir>/gateway/audit.log` rotation size (MCP_PORTAL_AUDIT_MAX_BYTES, as the controller's). */
+  auditMaxBytes: number;
+  /**
+   * Several hosts (README, "Several hosts"): `single` serves every server of one engine (the default);
+   * `node` serves the servers on its own node of a Swarm and takes connections from the entry on the relay port;
+   * `entry` is the stable address that forwards each user's port to the node gateway of the user's node.
+   */
+  role: GatewayRole;
+  /** MCP_PORTAL_GATEWAY_RELAY_PORT: the node gateways' relay port (node: listens on it; entry: forwards to it). */
+  relayPort: number;
+  /** Node role: the gateway's own container (id or name), which joins the users' overlays; default: hostname. */
+  selfContainer: string | undefined;
+  /** Node role: its own health file, as several node gateways share one state dir. */
+  healthFile?: string;
 }
+
+export const GATEWAY_ROLES = ["single", "node", "entry"] as const;
+export type GatewayRole = (typeof GATEWAY_ROLES)[number];
 
 export type GatewayOverrides = Partial<
   Record<
@@ -68,6 +91,13 @@ const GatewayOnly = z.object({
   MCP_PORTAL_GATEWAY_PROBE_MAX_BYTES: Int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
   MCP_PORTAL_GATEWAY_STDERR_LINES_PER_MINUTE: Int(0, 1_000_000).default(120),
   MCP_PORTAL_GATEWAY_LOG_MAX_BYTES: Int(64 * 1024, 1024 * 1024 * 1024).default(10 * 1024 * 1024),
+  MCP_PORTAL_GATEWAY_POLICY_RECHECK_MS: Int(100, 60_000).default(1000),
+  MCP_PORTAL_GATEWAY_ROLE: z.enum(GATEWAY_ROLES).default("single"),
+  MCP_PORTAL_GATEWAY_RELAY_PORT: Int(1, 65_535).default(7070),
+  MCP_PORTAL_GATEWAY_CONTAINER: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/)
+    .optional(),
 });
 
 type GatewayVariable = keyof z.input<typeof GatewayOnly>;
@@ -90,9 +120,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv, overrides: GatewayOver
   }
   let listen: ListenAddress;
   let allowedOrigins: ReadonlySet<string> | "*";
+  let auditMaxBytes: number;
   try {
     listen = parseListen(parsed.data.MCP_PORTAL_GATEWAY_LISTEN);
     allowedOrigins = parseAllowedOrigins(parsed.data.MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS);
+    auditMaxBytes = parseAuditMaxBytes(env);
   } catch (error) {
     throw new ConfigError(`invalid configuration: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -117,6 +149,12 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv, overrides: GatewayOver
     dockerTimeoutMs: base.dockerTimeoutMs,
     logLevel: base.logLevel,
     logPretty: base.logPretty,
+    identity: { publicUrl: base.publicUrl, oidc: base.oidc },
+    policyRecheckMs: parsed.data.MCP_PORTAL_GATEWAY_POLICY_RECHECK_MS,
+    auditMaxBytes,
+    role: parsed.data.MCP_PORTAL_GATEWAY_ROLE,
+    relayPort: parsed.data.MCP_PORTAL_GATEWAY_RELAY_PORT,
+    selfContainer: parsed.data.MCP_PORTAL_GATEWAY_CONTAINER,
   };
 }
 

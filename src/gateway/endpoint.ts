@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import type { AuthResult } from "../auth/authenticate.js";
+import type { AuthResult, Caller } from "../auth/authenticate.js";
 import type { Logger } from "../observability/logger.js";
 import type { Clock } from "../util/clock.js";
 import { authorize } from "./authorize.js";
@@ -14,11 +14,19 @@ import {
   nextProbeDelay,
   startingHealth,
 } from "./health.js";
-import { headerValue, sendRpcError } from "./http-util.js";
+import { headerValue, pathnameOf, sendJson, sendRpcError } from "./http-util.js";
 import { ERROR_CODES } from "./jsonrpc.js";
 import { type GatewayMetrics, type Transport, markResult, markedResult, resultOf } from "./metrics.js";
 import { type OriginPolicy, originAllowed } from "./origin.js";
 import { ProbeError, probeFailureMessage } from "./probe-failure.js";
+import type { Admission } from "./access-control.js";
+import {
+  type ResourceIdentity,
+  challenge,
+  isWellKnown,
+  resourceUrl,
+  wellKnownAnswer,
+} from "./resource-metadata.js";
 
 /** One server as discovery sees it: the container currently serving a user's server, and how to probe it. */
 export interface ServerTarget {
@@ -43,13 +51,20 @@ export interface Upstream {
   update(target: ServerTarget): void;
   /** The MCP probe through the path clients use; throws a ProbeError (the gateway's own words) on failure. */
   probe(timeoutMs: number): Promise<void>;
+  /** The tool policy changed: tell connected clients to list the tools again (notifications/tools/list_changed). */
+  toolsChanged?(): void;
   close(): Promise<void>;
 }
 
 export interface EndpointDeps {
   upstream: Upstream;
   listenHost: string;
-  authenticate: (authorization: string | undefined) => Promise<AuthResult>;
+  /** Checks a bearer token; `audiences` are what an OIDC access token must be for here (RFC 8707). */
+  authenticate: (authorization: string | undefined, audiences: readonly string[]) => Promise<AuthResult>;
+  /** The URL clients use and the identity provider they are sent to (default: no provider, 127.0.0.1). */
+  identity?: ResourceIdentity;
+  /** Rate limits and tool policy of an authorized request (absent: none). */
+  admit?: (target: ServerTarget, caller: Caller, req: IncomingMessage) => Promise<Admission>;
   origins: OriginPolicy;
   clock: Clock;
   logger: Logger;
@@ -62,6 +77,8 @@ export interface EndpointDeps {
 }
 
 const running = (target: ServerTarget): boolean => target.state === "running";
+
+const DEFAULT_IDENTITY: ResourceIdentity = { publicUrl: "http://127.0.0.1", oidc: undefined };
 
 /**
  * One user's server on its host port: listens on `<publish host>:<host_port>`, checks origin and token before
@@ -121,6 +138,11 @@ export class Endpoint {
       this.enterState(next);
     }
     if (running(next)) for (const wake of this.waiters) wake();
+  }
+
+  /** The tool policy changed: connected clients are told to list the tools again. */
+  toolsChanged(): void {
+    this.deps.upstream.toolsChanged?.();
   }
 
   async close(): Promise<void> {
@@ -268,13 +290,26 @@ export class Endpoint {
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const identity = this.deps.identity ?? DEFAULT_IDENTITY;
+    const { hostPort } = this.target;
+    const pathname = pathnameOf(req);
+    if (isWellKnown(pathname)) {
+      // Public metadata, fetched by clients before they have a token (from browsers too: any origin).
+      const answer = wellKnownAnswer(identity, hostPort, pathname);
+      sendJson(res, answer.status, answer.body, { "access-control-allow-origin": "*" });
+      return;
+    }
     if (!originAllowed(headerValue(req, "origin"), this.deps.origins)) {
       markResult(res, "origin_rejected");
       return sendRpcError(res, 403, ERROR_CODES.invalidRequest, "origin not allowed");
     }
+    const audiences = identity.oidc
+      ? [resourceUrl(identity, hostPort), ...(identity.oidc.audience ? [identity.oidc.audience] : [])]
+      : [];
     const decision = authorize(
-      await this.deps.authenticate(headerValue(req, "authorization")),
+      await this.deps.authenticate(headerValue(req, "authorization"), audiences),
       this.target.userId,
+      (refused) => challenge(identity, hostPort, refused),
     );
     if (!decision.ok) {
       return sendRpcError(
@@ -285,6 +320,18 @@ export class Endpoint {
         decision.headers,
       );
     }
+    const admission = this.deps.admit ? await this.deps.admit(this.target, decision.caller, req) : undefined;
+    if (admission && !admission.ok) {
+      markResult(res, "rate_limited");
+      return sendRpcError(
+        res,
+        429,
+        ERROR_CODES.limitExceeded,
+        `rate limit of this ${admission.scope === "user" ? "user's servers" : "server"} exceeded (policy.json rate_limits)`,
+        { "retry-after": String(admission.retryAfterSeconds) },
+      );
+    }
+    this.endAtExpiry(req, res, decision.caller);
     if (!running(this.target) && !(await this.waitRunning(res))) {
       return sendRpcError(
         res,
@@ -296,7 +343,21 @@ export class Endpoint {
         },
       );
     }
-    await this.deps.upstream.handler.handle(req, res, { owner: decision.owner });
+    await this.deps.upstream.handler.handle(req, res, {
+      owner: decision.owner,
+      ...(admission?.ok ? { tools: admission.tools } : {}),
+    });
+  }
+
+  /**
+   * A GET stream opened with an OIDC access token ends when the token expires (the client reconnects with a fresh
+   * one); requests are answered under the token they came with.
+   */
+  private endAtExpiry(req: IncomingMessage, res: ServerResponse, caller: Caller): void {
+    if (req.method !== "GET" || !caller.oidc) return;
+    const remaining = caller.oidc.expiresAt - this.deps.clock.now();
+    const timer = this.deps.clock.setTimeout(() => res.destroy(), Math.max(0, remaining));
+    res.once("close", () => this.deps.clock.clearTimeout(timer));
   }
 
   /** Waits (bounded) for the container to run again, e.g. while the controller restarts it. */

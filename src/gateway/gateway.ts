@@ -1,4 +1,8 @@
 import type { AuthResult } from "../auth/authenticate.js";
+import type { AuditWriter } from "../observability/audit.js";
+import { AccessControl } from "./access-control.js";
+import { AccessStore } from "./access-store.js";
+import { RateLimiter } from "./rate-limit.js";
 import type { ContainerAttacher } from "../docker/attach.js";
 import type { ContainerRuntime } from "../docker/runtime.js";
 import type { Logger } from "../observability/logger.js";
@@ -18,7 +22,9 @@ export interface GatewayDeps {
   config: GatewayConfig;
   runtime: ContainerRuntime;
   attacher: ContainerAttacher;
-  authenticate: (authorization: string | undefined) => Promise<AuthResult>;
+  authenticate: (authorization: string | undefined, audiences: readonly string[]) => Promise<AuthResult>;
+  /** Where tool calls are audited (`<state-dir>/gateway/audit.log`); absent: only counted. */
+  audit?: AuditWriter;
   clock: Clock;
   logger: Logger;
   metrics: GatewayMetrics;
@@ -43,13 +49,17 @@ export class Gateway {
   readonly endpoints = new Map<string, Endpoint>();
   readonly health: HealthFile;
   private readonly discovery: Discovery;
+  readonly access: AccessStore;
+  private readonly control: AccessControl;
   private stopping = false;
   private applying: Promise<void> = Promise.resolve();
+  private recheckTimer: unknown;
+  private rechecking: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: GatewayDeps) {
     const { clock, logger, config, metrics } = deps;
     this.health = new HealthFile(
-      healthFilePath(config.stateDir),
+      config.healthFile ?? healthFilePath(config.stateDir),
       () => clock.now(),
       (error) =>
         logger.error(
@@ -57,6 +67,19 @@ export class Gateway {
           "cannot write health file",
         ),
     );
+    this.access = new AccessStore(config.stateDir, {
+      onInvalid: (userId, message) =>
+        logger.error(
+          { user_id: userId, err: message },
+          "gateway-access.json cannot be used: the last good version applies (none: every tool of the user is refused)",
+        ),
+    });
+    this.control = new AccessControl({
+      store: this.access,
+      limiter: new RateLimiter(() => clock.now()),
+      metrics,
+      audit: deps.audit,
+    });
     this.discovery = new Discovery({
       runtime: deps.runtime,
       installation: config.installation,
@@ -79,10 +102,13 @@ export class Gateway {
   async start(): Promise<void> {
     await this.discovery.start();
     this.health.sync();
+    this.scheduleRecheck();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.deps.clock.clearTimeout(this.recheckTimer);
+    await this.rechecking;
     await this.discovery.stop();
     await this.applying;
     const now = this.deps.clock.now();
@@ -110,6 +136,38 @@ export class Gateway {
   }
 
   /**
+   * Checks the served users' gateway-access.json files now (the timer does it every policyRecheckMs): a user whose
+   * access changed has every connected client told to list its tools again.
+   */
+  recheckAccess(): Promise<void> {
+    const run = this.rechecking.then(async () => {
+      const users = new Set([...this.endpoints.values()].map((e) => e.currentTarget.userId));
+      const changed = new Set(await this.access.refresh(users));
+      this.deps.metrics.accessFilesInvalid.set(this.access.invalidCount);
+      for (const endpoint of this.endpoints.values()) {
+        if (!changed.has(endpoint.currentTarget.userId)) continue;
+        endpoint.toolsChanged();
+      }
+      if (changed.size > 0)
+        this.deps.logger.info({ users: [...changed] }, "tool policy or rate limits changed");
+    });
+    this.rechecking = run.catch((error: unknown) =>
+      this.deps.logger.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        "checking gateway-access.json files failed",
+      ),
+    );
+    return this.rechecking;
+  }
+
+  private scheduleRecheck(): void {
+    if (this.stopping) return;
+    this.recheckTimer = this.deps.clock.setTimeout(() => {
+      void this.recheckAccess().finally(() => this.scheduleRecheck());
+    }, this.deps.config.policyRecheckMs);
+  }
+
+  /**
    * Updates are applied one after the other. The chain itself never holds a rejection: a failed update is logged
    * and counted, and the next one (each carries the full set of targets) is applied regardless. The caller still
    * learns of the failure (discovery then lists again soon).
@@ -133,6 +191,7 @@ export class Gateway {
       if (target && target.transport === endpoint.currentTarget.transport) continue;
       this.endpoints.delete(key);
       await endpoint.close();
+      this.control.forget(endpoint.currentTarget);
       this.health.delete(key);
       this.deps.logger.info(
         { user_id: endpoint.currentTarget.userId, server_id: endpoint.currentTarget.serverId },
@@ -160,6 +219,8 @@ export class Gateway {
       upstream,
       listenHost: config.publishHost,
       authenticate: this.deps.authenticate,
+      identity: config.identity,
+      admit: (t, caller, req) => this.control.admit(t, caller, req),
       origins: { allowed: config.allowedOrigins, publishHost: config.publishHost },
       clock,
       logger,
@@ -190,6 +251,7 @@ export class Gateway {
             ...tuning?.mux,
           },
           maxBatchMessages: limits.maxBatchMessages,
+          modern: { waitMs: limits.requestTimeoutMs, maxWaiting: limits.maxInflightPerServer },
           stderrLinesPerMinute: limits.stderrLinesPerMinute,
         })
       : new HttpServerUpstream(target, {
@@ -200,6 +262,18 @@ export class Gateway {
           probeMaxBytes: limits.probeMaxBytes,
           responseTimeoutMs: limits.requestTimeoutMs,
           maxConcurrent: limits.maxInflightPerServer,
+          clock,
+          bridge: {
+            mux: {
+              requestTimeoutMs: limits.requestTimeoutMs,
+              maxInflightPerSession: limits.maxInflightPerSession,
+              maxInflightPerServer: limits.maxInflightPerServer,
+              maxSubscriptionsPerSession: limits.maxSubscriptionsPerSession,
+              maxSessions: limits.maxSessionsPerServer,
+              ...tuning?.mux,
+            },
+            modern: { waitMs: limits.requestTimeoutMs, maxWaiting: limits.maxInflightPerServer },
+          },
         });
   }
 

@@ -32,7 +32,7 @@ export interface HttpProbeOptions {
 }
 
 /** One probe's bounds: its deadline and the cap of each answer. */
-interface ProbeContext {
+export interface ProbeContext {
   signal: AbortSignal;
   timeoutMs: number;
   maxBytes: number;
@@ -47,12 +47,12 @@ function asProbeError(ctx: ProbeContext, step: ProbeStep, error: unknown): Probe
   return new ProbeError(step, { kind: "connect_failed", code: errnoCode(error) });
 }
 
-async function discard(res: Response): Promise<void> {
+export async function discard(res: Response): Promise<void> {
   await res.body?.cancel().catch(() => undefined);
 }
 
 /** fetch without following redirects; a 3xx fails the step. */
-async function request(
+export async function request(
   ctx: ProbeContext,
   step: ProbeStep,
   url: string | URL,
@@ -72,7 +72,7 @@ async function request(
 }
 
 /** The whole body as text, refusing more than `ctx.maxBytes` (declared or read). */
-async function readLimited(ctx: ProbeContext, step: ProbeStep, res: Response): Promise<string> {
+export async function readLimited(ctx: ProbeContext, step: ProbeStep, res: Response): Promise<string> {
   const tooLarge = () => new ProbeError(step, { kind: "too_large", limit: ctx.maxBytes });
   const declared = Number(res.headers.get("content-length") ?? Number.NaN);
   if (Number.isFinite(declared) && declared > ctx.maxBytes) {
@@ -100,7 +100,7 @@ async function readLimited(ctx: ProbeContext, step: ProbeStep, res: Response): P
 }
 
 /** The events of one event-stream answer, read up to `ctx.maxBytes` in total. */
-class BoundedEventStream {
+export class BoundedEventStream {
   private readonly reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   private readonly parser = new SseParser();
   private readonly decoder = new TextDecoder();
@@ -150,12 +150,12 @@ class BoundedEventStream {
   }
 }
 
-function baseUrl(target: HttpTarget): string {
+export function baseUrl(target: HttpTarget): string {
   return `http://${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
 }
 
 /** The JSON-RPC response to `id` among the messages of `value` (one message or a batch). */
-function findResponse(value: unknown, id: JsonRpcId): JsonRpcResponse | undefined {
+export function findResponse(value: unknown, id: JsonRpcId): JsonRpcResponse | undefined {
   for (const item of Array.isArray(value) ? value : [value]) {
     const classified = classify(item);
     if (classified?.kind === "response" && classified.message.id === id) return classified.message;
@@ -163,7 +163,7 @@ function findResponse(value: unknown, id: JsonRpcId): JsonRpcResponse | undefine
   return undefined;
 }
 
-function responseOf(data: string, id: JsonRpcId): JsonRpcResponse | undefined {
+export function responseOf(data: string, id: JsonRpcId): JsonRpcResponse | undefined {
   try {
     return findResponse(JSON.parse(data), id);
   } catch {

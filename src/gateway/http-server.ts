@@ -1,10 +1,19 @@
 import http from "node:http";
 import type { ContainerEndpoint } from "../docker/attach.js";
 import type { Logger } from "../observability/logger.js";
+import { type Clock, systemClock } from "../util/clock.js";
 import type { ServerTarget, Upstream } from "./endpoint.js";
+import type { RequestHandler } from "./handler.js";
 import { type McpProbe, SseTransportProbe, StreamableHttpProbe } from "./http-probe.js";
 import { DEFAULT_PROXY_LIMITS, HttpProxyHandler, type HttpTarget } from "./http-proxy.js";
+import { headerValue, sendJson } from "./http-util.js";
+import { errorResponse } from "./jsonrpc.js";
 import type { GatewayMetrics } from "./metrics.js";
+import { EraProbe, type ServerEra } from "./modern/discover-probe.js";
+import { EraRouter } from "./modern/era-router.js";
+import { LegacyHttpBridge, type LegacyHttpBridgeOptions } from "./modern/http-bridge.js";
+import { MODERN_ERROR_CODES } from "./modern/versions.js";
+import { PROTOCOL_VERSION_HEADER, SUPPORTED_PROTOCOL_VERSIONS } from "./protocol.js";
 import { ProbeError, type UnavailableReason } from "./probe-failure.js";
 
 export interface HttpServerDeps {
@@ -19,15 +28,27 @@ export interface HttpServerDeps {
   /** The proxy's response timeout and concurrency cap (defaults: DEFAULT_PROXY_LIMITS). */
   responseTimeoutMs?: number;
   maxConcurrent?: number;
+  clock?: Clock;
+  /** The gateway's session toward a legacy server for modern clients: multiplexer and input-round bounds. */
+  bridge?: Pick<LegacyHttpBridgeOptions, "mux" | "modern">;
 }
+
+/** How long a modern request waits for the first probe to tell the server's era (when none has yet). */
+const ERA_PROBE_TIMEOUT_MS = 5_000;
 
 /**
  * A streamable-http or sse server behind the gateway: requests are proxied to the container's address on its
- * user network and declared port; probes speak MCP to the same address.
+ * user network and declared port; probes speak MCP to the same address. Clients on MCP 2026-07-28 are passed
+ * through to a server that speaks it (the first probe asks `server/discover`), and served by translation onto a
+ * gateway-owned session when the server is legacy (streamable-http only: an `sse`-transport server is refused to
+ * them, see the README).
  */
 export class HttpServerUpstream implements Upstream {
-  readonly handler: HttpProxyHandler;
+  readonly handler: EraRouter;
+  readonly proxy: HttpProxyHandler;
   private readonly prober: McpProbe;
+  private readonly eraProbe: EraProbe | undefined;
+  private bridge: LegacyHttpBridge | undefined;
   private readonly agent: http.Agent;
   private resolved: Promise<HttpTarget> | undefined;
 
@@ -39,7 +60,8 @@ export class HttpServerUpstream implements Upstream {
     const maxConcurrent = deps.maxConcurrent ?? DEFAULT_PROXY_LIMITS.maxConcurrent;
     // As many sockets as requests may be in flight: the agent never queues a request the proxy admitted.
     this.agent = new http.Agent({ keepAlive: true, maxSockets: maxConcurrent, maxFreeSockets: 16 });
-    this.handler = new HttpProxyHandler({
+    this.proxy = new HttpProxyHandler({
+      transport: transport === "sse" ? "sse" : "streamable-http",
       maxConcurrent,
       ...(deps.responseTimeoutMs !== undefined ? { responseTimeoutMs: deps.responseTimeoutMs } : {}),
       target: () => this.resolve(),
@@ -53,20 +75,70 @@ export class HttpServerUpstream implements Upstream {
           bytes,
         ),
       onStream: (delta) => deps.metrics.openStreams.inc({ transport }, delta),
+      onInspectOverflow: () => deps.metrics.inspectOverflowsTotal.inc(),
     });
     const probeOptions = {
       target: () => this.resolve(),
       clientInfo: deps.clientInfo,
       ...(deps.probeMaxBytes !== undefined ? { maxResponseBytes: deps.probeMaxBytes } : {}),
     };
-    this.prober =
-      transport === "sse" ? new SseTransportProbe(probeOptions) : new StreamableHttpProbe(probeOptions);
+    if (transport === "sse") {
+      this.prober = new SseTransportProbe(probeOptions);
+    } else {
+      this.eraProbe = new EraProbe({
+        ...probeOptions,
+        legacy: new StreamableHttpProbe(probeOptions),
+        onEra: (era) => deps.logger.info({ era }, "server protocol era"),
+      });
+      this.prober = this.eraProbe;
+    }
+    this.handler = new EraRouter(this.proxy, () => this.modernHandler());
+  }
+
+  /** What the probes found the server speaks (an `sse`-transport server is legacy). */
+  get era(): ServerEra {
+    return this.eraProbe?.era ?? "legacy";
+  }
+
+  /** Who serves a modern client now: the server itself, the translating bridge, or a refusal. */
+  private modernHandler(): RequestHandler {
+    const probe = this.eraProbe;
+    if (!probe) return REFUSE_MODERN_ON_SSE;
+    return {
+      handle: async (req, res, ctx) => {
+        if (probe.era === "unknown") await probe.probe(ERA_PROBE_TIMEOUT_MS).catch(() => undefined);
+        if (probe.era === "modern") return this.proxy.handle(req, res, ctx);
+        this.bridge ??= this.createBridge();
+        return this.bridge.front.handle(req, res, ctx);
+      },
+    };
+  }
+
+  private createBridge(): LegacyHttpBridge {
+    const { metrics } = this.deps;
+    const transport = this.target.transport;
+    return new LegacyHttpBridge({
+      ...this.deps.bridge,
+      target: () => this.resolve(),
+      clock: this.deps.clock ?? systemClock,
+      serverUserId: this.target.userId,
+      clientInfo: this.deps.clientInfo,
+      front: {
+        onBytes: (direction, bytes) =>
+          metrics.bytesTotal.inc(
+            { transport, direction: direction === "in" ? "client_to_server" : "server_to_client" },
+            bytes,
+          ),
+        onStream: (delta) => metrics.openStreams.inc({ transport }, delta),
+      },
+    });
   }
 
   update(target: ServerTarget): void {
     if (target.containerId !== this.target.containerId || target.state !== this.target.state) {
       this.resolved = undefined;
       this.prober.reset();
+      this.bridge?.reset("the container changed");
     }
     this.target = target;
   }
@@ -75,7 +147,13 @@ export class HttpServerUpstream implements Upstream {
     return this.prober.probe(timeoutMs);
   }
 
+  toolsChanged(): void {
+    this.proxy.toolsChanged();
+  }
+
   async close(): Promise<void> {
+    this.proxy.close();
+    this.bridge?.close();
     await this.prober.close();
     this.agent.destroy();
   }
@@ -113,3 +191,27 @@ export class HttpServerUpstream implements Upstream {
     return { host: endpoint.ipAddress, port };
   }
 }
+
+/**
+ * An `sse`-transport server speaks the 2024-11-05 transport only, and the gateway does not translate onto it: a
+ * modern request gets the unsupported-version error listing the session-based revisions, so a client in `auto`
+ * mode falls back to one of them.
+ */
+const REFUSE_MODERN_ON_SSE: RequestHandler = {
+  handle: (req, res) => {
+    const header = headerValue(req, PROTOCOL_VERSION_HEADER) ?? "none";
+    sendJson(
+      res,
+      400,
+      errorResponse(
+        null,
+        MODERN_ERROR_CODES.unsupportedProtocolVersion,
+        `Unsupported protocol version: ${header} (this server is on the sse transport)`,
+        {
+          supported: [...SUPPORTED_PROTOCOL_VERSIONS],
+          requested: header,
+        },
+      ),
+    );
+  },
+};

@@ -1,4 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { OIDC_RESULTS } from "../auth/oidc.js";
+import { TOOL_CALL_OUTCOMES } from "./handler.js";
+import type { RateScope } from "./rate-limit.js";
 
 /*
  * The gateway's own Prometheus metrics, on its own registry and listener. Labels take values from small fixed
@@ -16,6 +19,7 @@ export const REQUEST_RESULTS = [
   "not_found",
   "session_not_found",
   "limit_exceeded",
+  "rate_limited",
   "client_error",
   "unavailable",
   "upstream_error",
@@ -27,12 +31,14 @@ export const PROBE_RESULTS = ["success", "failure"] as const;
 export const HEALTH_STATES = ["Starting", "Ready", "Unhealthy"] as const;
 export const DIRECTIONS = ["client_to_server", "server_to_client"] as const;
 export const STDERR_OUTCOMES = ["logged", "dropped"] as const;
+export const RATE_SCOPES: readonly RateScope[] = ["user", "server"];
 export type Direction = (typeof DIRECTIONS)[number];
 
 const REQUEST_DURATION_BUCKETS = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 ];
 const PROBE_DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const TOOL_CALL_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 /** prom-client's default gauges whose names end in _total, which `promtool check metrics` rejects. */
 const GAUGES_NAMED_LIKE_COUNTERS = [
@@ -56,6 +62,13 @@ export interface GatewayMetrics {
   readonly dockerEventsReconnectsTotal: Counter;
   readonly stderrLinesTotal: Counter<"outcome">;
   readonly applyFailuresTotal: Counter;
+  readonly toolCallsTotal: Counter<"result">;
+  readonly toolCallDurationSeconds: Histogram;
+  readonly rateLimitedTotal: Counter<"scope">;
+  readonly oidcTokensTotal: Counter<"result">;
+  readonly auditWriteErrorsTotal: Counter;
+  readonly accessFilesInvalid: Gauge;
+  readonly inspectOverflowsTotal: Counter;
   readonly buildInfo: Gauge<"version">;
 }
 
@@ -142,6 +155,45 @@ export function createGatewayMetrics(
       help: "Discovery updates the gateway failed to apply (a later update is applied regardless).",
       registers,
     }),
+    toolCallsTotal: new Counter({
+      name: "mcp_portal_gateway_tool_calls_total",
+      help: "tools/call requests through the gateway, by outcome (refused: hidden by the tool policy).",
+      labelNames: ["result"],
+      registers,
+    }),
+    toolCallDurationSeconds: new Histogram({
+      name: "mcp_portal_gateway_tool_call_duration_seconds",
+      help: "Time from a tools/call request to its answer (refused calls included).",
+      buckets: TOOL_CALL_DURATION_BUCKETS,
+      registers,
+    }),
+    rateLimitedTotal: new Counter({
+      name: "mcp_portal_gateway_rate_limited_total",
+      help: "Requests answered 429 by a rate limit of policy.json, by the limit that refused them (user or server).",
+      labelNames: ["scope"],
+      registers,
+    }),
+    oidcTokensTotal: new Counter({
+      name: "mcp_portal_gateway_oidc_tokens_total",
+      help: "OpenID Connect access tokens checked, by result (ok, or why the token was refused).",
+      labelNames: ["result"],
+      registers,
+    }),
+    auditWriteErrorsTotal: new Counter({
+      name: "mcp_portal_gateway_audit_write_errors_total",
+      help: "Tool-call audit lines that could not be written to the gateway's audit log.",
+      registers,
+    }),
+    accessFilesInvalid: new Gauge({
+      name: "mcp_portal_gateway_access_files_invalid",
+      help: "Users whose gateway-access.json cannot be used (the last good version applies, or every tool is refused).",
+      registers,
+    }),
+    inspectOverflowsTotal: new Counter({
+      name: "mcp_portal_gateway_inspect_overflows_total",
+      help: "Server answers cut because the gateway had to read them (a tool list, a call's answer) and they were too large.",
+      registers,
+    }),
     buildInfo: new Gauge({
       name: "mcp_portal_gateway_build_info",
       help: "Always 1; the version label names the running gateway build.",
@@ -159,6 +211,10 @@ export function createGatewayMetrics(
   for (const state of HEALTH_STATES) metrics.servers.set({ state }, 0);
   metrics.listeners.set(0);
   for (const outcome of STDERR_OUTCOMES) metrics.stderrLinesTotal.inc({ outcome }, 0);
+  for (const result of TOOL_CALL_OUTCOMES) metrics.toolCallsTotal.inc({ result }, 0);
+  for (const scope of RATE_SCOPES) metrics.rateLimitedTotal.inc({ scope }, 0);
+  for (const result of OIDC_RESULTS) metrics.oidcTokensTotal.inc({ result }, 0);
+  metrics.accessFilesInvalid.set(0);
   metrics.buildInfo.set({ version: options.version ?? "unknown" }, 1);
   if (options.defaultMetrics !== false) {
     collectDefaultMetrics({ register: registry, prefix: "" });

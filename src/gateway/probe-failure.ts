@@ -10,6 +10,7 @@ export type ProbeStep =
   | "initialize"
   | "notifications/initialized"
   | "ping"
+  | "server/discover"
   | "resources/subscribe"
   | "resources/unsubscribe"
   | "GET /sse"
@@ -39,6 +40,7 @@ export type ProbeFailure =
   | { kind: "rpc_error"; code: number }
   | { kind: "no_protocol_version" }
   | { kind: "invalid_initialize_result" }
+  | { kind: "invalid_discover_result" }
   | { kind: "stream_ended" }
   | { kind: "foreign_endpoint" }
   | { kind: "connect_failed"; code: string }
@@ -77,6 +79,8 @@ function describe(failure: ProbeFailure): string {
       return "the initialize result has no protocolVersion";
     case "invalid_initialize_result":
       return "the initialize result lacks protocolVersion or capabilities";
+    case "invalid_discover_result":
+      return "the server/discover result lacks supportedVersions or capabilities";
     case "stream_ended":
       return "the event stream ended before the answer";
     case "foreign_endpoint":

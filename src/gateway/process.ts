@@ -1,8 +1,11 @@
 import { readFile, rm } from "node:fs/promises";
+import path from "node:path";
 import { Registry } from "prom-client";
 import { cachedReachability, createHttpServer, type HttpServer } from "../api/http-server.js";
 import { loadAdminToken } from "../auth/admin-token.js";
 import { Authenticator } from "../auth/authenticate.js";
+import { OidcVerifier } from "../auth/oidc.js";
+import { AuditLog } from "../observability/audit.js";
 import { TokenCache } from "../auth/token-store.js";
 import { DockerodeAttacher } from "../docker/attach.js";
 import { dockerFromEnv } from "../docker/connect.js";
@@ -66,12 +69,25 @@ export async function createGatewayProcess(options: GatewayProcessOptions): Prom
   const tokens = new TokenCache(config.stateDir, (message) =>
     logger.error({ err: message }, "token store unusable"),
   );
-  const authenticator = new Authenticator(await loadAdminToken(env), tokens);
+  const oidc = config.identity.oidc
+    ? new OidcVerifier(config.identity.oidc, {
+        onResult: (result) => metrics.oidcTokensTotal.inc({ result }),
+      })
+    : undefined;
+  const authenticator = new Authenticator(await loadAdminToken(env), tokens, oidc);
+  // The gateway's own audit log: the controller's audit.log rotates by rename within the controller's process.
+  const audit = new AuditLog({
+    stateDir: path.join(config.stateDir, "gateway"),
+    maxBytes: config.auditMaxBytes,
+    logger,
+    onWriteError: () => metrics.auditWriteErrorsTotal.inc(),
+  });
   const gateway = new Gateway({
     config,
     runtime,
     attacher,
-    authenticate: (header) => authenticator.authenticate(header),
+    authenticate: (header, audiences) => authenticator.authenticate(header, { audiences }),
+    audit,
     clock,
     logger,
     metrics,
@@ -127,6 +143,7 @@ export async function createGatewayProcess(options: GatewayProcessOptions): Prom
     },
     async stop() {
       await gateway.stop();
+      await audit.close();
       await http?.close();
       if (http) await removeIfOurs(identityFile);
     },

@@ -8,12 +8,21 @@ import {
   sendJson,
   sendRpcError,
 } from "./http-util.js";
-import { type Classified, ERROR_CODES, type JsonRpcResponse, classify, errorResponse } from "./jsonrpc.js";
+import {
+  type Classified,
+  ERROR_CODES,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  classify,
+  errorResponse,
+} from "./jsonrpc.js";
 import { PROTOCOL_VERSION_HEADER, SESSION_HEADER, isSupportedVersion } from "./protocol.js";
 import { SseWriter } from "./sse.js";
 import type { MessageSink, MuxSession, StdioMultiplexer } from "./stdio-mux.js";
 import type { RequestContext, RequestHandler } from "./handler.js";
 import { markResult } from "./metrics.js";
+import { calledTool } from "./tool-policy.js";
+import { filterToolsResponse, messageBytes, outcomeOf, screenToolCall } from "./tool-calls.js";
 
 /** Default cap of messages in one JSON-RPC batch (MCP_PORTAL_GATEWAY_MAX_BATCH). */
 export const DEFAULT_MAX_BATCH_MESSAGES = 100;
@@ -135,7 +144,7 @@ export class StdioHttpHandler implements RequestHandler {
       try {
         await Promise.all(
           requests.map(async (request) => {
-            const response = await this.mux.forward(session, request, sse);
+            const response = await this.forward(session, request, sse, ctx);
             if (response) sse.send(response);
           }),
         );
@@ -153,13 +162,39 @@ export class StdioHttpHandler implements RequestHandler {
       send: (message) => session.stream?.send(message),
     };
     const responses = (
-      await Promise.all(requests.map((request) => this.mux.forward(session, request, viaStream)))
+      await Promise.all(requests.map((request) => this.forward(session, request, viaStream, ctx)))
     ).filter((r): r is JsonRpcResponse => r !== undefined);
     if (responses.length === 0) {
       res.writeHead(202).end();
       return;
     }
     this.reply(res, 200, batch ? responses : responses[0], batch);
+  }
+
+  /**
+   * One request through the multiplexer under the caller's tool policy: a tools/call of a hidden tool is refused
+   * here (the server never sees it), a tools/list answer loses the hidden tools, and every tools/call is recorded.
+   */
+  private async forward(
+    session: MuxSession,
+    request: JsonRpcRequest,
+    sink: MessageSink,
+    ctx: RequestContext,
+  ): Promise<JsonRpcResponse | undefined> {
+    const access = ctx.tools;
+    if (request.method === "tools/call" && access) {
+      const record = access.begin(calledTool(request.params), messageBytes(request));
+      const refused = screenToolCall(request, access);
+      if (refused) {
+        record.finish("refused", messageBytes(refused));
+        return refused;
+      }
+      const response = await this.mux.forward(session, request, sink);
+      record.finish(outcomeOf(response), response ? messageBytes(response) : 0);
+      return response;
+    }
+    const response = await this.mux.forward(session, request, sink);
+    return response && request.method === "tools/list" ? filterToolsResponse(response, access) : response;
   }
 
   /**

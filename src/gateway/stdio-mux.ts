@@ -826,6 +826,11 @@ export class StdioMultiplexer {
     }
   }
 
+  /** The gateway's tool policy for this server changed: every session with an open stream lists its tools again. */
+  announceToolsChanged(): void {
+    this.broadcast({ jsonrpc: "2.0", method: "notifications/tools/list_changed" });
+  }
+
   private broadcast(notification: JsonRpcNotification): void {
     for (const session of this.sessions.values()) {
       if (session.stream?.open) session.stream.send(notification);

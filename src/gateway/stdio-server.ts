@@ -3,6 +3,9 @@ import type { Logger } from "../observability/logger.js";
 import type { Clock } from "../util/clock.js";
 import type { ServerTarget, Upstream } from "./endpoint.js";
 import type { GatewayMetrics } from "./metrics.js";
+import { EraRouter } from "./modern/era-router.js";
+import { ModernFront } from "./modern/front.js";
+import { MuxBackend, type MuxBackendOptions } from "./modern/mux-backend.js";
 import { StdioHttpHandler } from "./stdio-http.js";
 import { StdioMultiplexer, type StdioMuxOptions } from "./stdio-mux.js";
 import { StdioUpstream } from "./stdio-upstream.js";
@@ -19,6 +22,8 @@ export interface StdioServerDeps {
   /** Batch cap of the HTTP side (default 100). */
   maxBatchMessages?: number;
   stderrLinesPerMinute?: number;
+  /** MCP 2026-07-28 clients: bounds of the multi-round-trip state, and a say on listen streams. */
+  modern?: Omit<MuxBackendOptions, "clock">;
 }
 
 const SWEEP_INTERVAL_MS = 60_000;
@@ -26,7 +31,8 @@ const SWEEP_INTERVAL_MS = 60_000;
 /** A stdio server behind the gateway: one attach (re-opened while the container runs), one multiplexer. */
 export class StdioServerUpstream implements Upstream {
   readonly mux: StdioMultiplexer;
-  readonly handler: StdioHttpHandler;
+  readonly handler: EraRouter;
+  readonly modern: MuxBackend;
   private loop: StdioUpstream | undefined;
   private containerId: string | undefined;
   private attaches = 0;
@@ -67,15 +73,25 @@ export class StdioServerUpstream implements Upstream {
         }
       },
     });
-    this.handler = new StdioHttpHandler(this.mux, {
-      ...(deps.maxBatchMessages !== undefined ? { maxBatchMessages: deps.maxBatchMessages } : {}),
-      onBytes: (direction, bytes) =>
+    const traffic = {
+      onBytes: (direction: "in" | "out", bytes: number) =>
         metrics.bytesTotal.inc(
           { transport: "stdio", direction: direction === "in" ? "client_to_server" : "server_to_client" },
           bytes,
         ),
-      onStream: (delta) => metrics.openStreams.inc({ transport: "stdio" }, delta),
+      onStream: (delta: 1 | -1) => metrics.openStreams.inc({ transport: "stdio" }, delta),
+    };
+    const legacy = new StdioHttpHandler(this.mux, {
+      ...(deps.maxBatchMessages !== undefined ? { maxBatchMessages: deps.maxBatchMessages } : {}),
+      ...traffic,
     });
+    this.modern = new MuxBackend(this.mux, {
+      ...deps.modern,
+      clock: deps.clock,
+      ...(deps.mux?.readyWaitMs !== undefined ? { readyWaitMs: deps.mux.readyWaitMs } : {}),
+    });
+    const front = new ModernFront(this.modern, traffic);
+    this.handler = new EraRouter(legacy, () => front);
     this.sweep = setInterval(() => this.mux.sweep(), SWEEP_INTERVAL_MS);
     this.sweep.unref();
   }
@@ -110,6 +126,10 @@ export class StdioServerUpstream implements Upstream {
 
   probe(timeoutMs: number): Promise<void> {
     return this.mux.ping(timeoutMs);
+  }
+
+  toolsChanged(): void {
+    this.mux.announceToolsChanged();
   }
 
   async close(): Promise<void> {

@@ -25,6 +25,8 @@ export const AUDIT_EVENT_TYPES = [
   "ACTION_BLOCKED",
   "API_REQUEST",
   "CATALOG_ACCESS",
+  /** A tools/call through the gateway (the gateway's own audit log). */
+  "TOOL_CALL",
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 export type AuditResult = "success" | "failure" | "blocked";

@@ -29,8 +29,19 @@ import type { PruneGuard, PruneGuardState } from "./prune-guard.js";
 import type { ReconcileContext, Reconciler } from "./reconciler.js";
 import type { UserSummary } from "./status-projection.js";
 import { WorkQueue } from "./work-queue.js";
+import type { Placer } from "../swarm/placer.js";
 
-const RELEVANT_CONTAINER_EVENTS = new Set(["die", "stop", "destroy", "oom", "kill", "pause", "rename"]);
+// `update`: a Swarm service changed (the Swarm backend reports service events as container events).
+const RELEVANT_CONTAINER_EVENTS = new Set([
+  "die",
+  "stop",
+  "destroy",
+  "oom",
+  "kill",
+  "pause",
+  "rename",
+  "update",
+]);
 
 export interface ControllerDeps {
   config: Config;
@@ -54,6 +65,8 @@ export interface ControllerDeps {
   inputsCached?: boolean;
   /** The gateway's health file; a change there re-evaluates the users whose servers' health changed. */
   health?: GatewayHealthReader;
+  /** Swarm: where users are placed; rebuilt from every full listing. */
+  placer?: Placer;
 }
 
 /**
@@ -209,6 +222,7 @@ export class Controller {
       (n) => (isOwnedBy(n.labels, config.installation) ? n.labels[LABELS.userId] : undefined),
       fleet.listing.containers,
     );
+    this.deps.placer?.rebuild(fleet.slices);
     this.managedTotal = fleet.managedContainers;
     this.ownNetworkIds.clear();
     for (const n of fleet.listing.networks) this.ownNetworkIds.add(n.id);

@@ -87,6 +87,7 @@ export async function prepareDesiredSource(args: PrepareArgs): Promise<PreparedS
         containerUser: config.containerUser,
         egressProxyImage: config.egressProxyImage,
         egressExtraHosts: config.egressExtraHosts,
+        egressEnforced: config.backend === "engine",
         portalVersion: PORTAL_VERSION,
         defaultAllowedImages: config.defaultAllowedImages,
       },

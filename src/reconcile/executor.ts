@@ -1,8 +1,8 @@
 import { gatewayOf, parseIpv4Cidr } from "../desired/subnets.js";
 import { EGRESS_NETWORK_TYPE } from "./allocator.js";
-import { placementFor } from "./placement.js";
+import { addressingFor } from "./addressing.js";
 import type { AuditedRuntime, MutationScope } from "../docker/audited-runtime.js";
-import { type ContainerPlacement, isRuntimeError } from "../docker/runtime.js";
+import { type Placement, isRuntimeError } from "../docker/runtime.js";
 import type { PortRange } from "../desired/port-blocks.js";
 import { LABELS, isOwnedBy, ownerLabels, portBlockLabel } from "../labels.js";
 import type { Logger } from "../observability/logger.js";
@@ -155,9 +155,37 @@ export class Executor {
         const subnets = { ...step.subnets };
         for (const made of [result.network, result.egressNetwork])
           if (made && subnets[made.name] === undefined) subnets[made.name] = made.subnet;
-        const placement = placementFor(step.outcome.spec, subnets);
-        if (!placement.ok) throw new Error(placement.reason);
-        created.set(step.serverId, await this.create(step.outcome.spec, step.name, runtime, placement.value));
+        const addressing = addressingFor(step.outcome.spec, subnets);
+        if (!addressing.ok) throw new Error(addressing.reason);
+        const placement: Placement | undefined =
+          step.placement !== undefined || addressing.value !== undefined
+            ? {
+                ...(step.placement !== undefined ? { nodeId: step.placement } : {}),
+                ...(addressing.value !== undefined ? { addressing: addressing.value } : {}),
+              }
+            : undefined;
+        created.set(step.serverId, await this.create(step.outcome.spec, step.name, runtime, placement));
+        return;
+      }
+      case "updateContainer": {
+        const conflict = step.outcome.spec.mounts.find((m) => foreignVolumes.has(m.volumeName));
+        if (conflict) {
+          throw new VolumeConflictError(
+            `volume ${conflict.volumeName} exists but belongs to another owner; it is not mounted`,
+          );
+        }
+        const placement = step.placement !== undefined ? { nodeId: step.placement } : undefined;
+        await runtime.updateContainer(
+          step.container.id,
+          step.container.version,
+          step.outcome.spec,
+          placement,
+        );
+        result.servers.set(step.serverId, {
+          phase: "Running",
+          containerId: step.container.id,
+          containerName: step.container.name,
+        });
         return;
       }
       case "startContainer": {
@@ -265,7 +293,7 @@ export class Executor {
     spec: Parameters<AuditedRuntime["createContainer"]>[0],
     name: string,
     runtime: AuditedRuntime,
-    placement: ContainerPlacement | undefined,
+    placement: Placement | undefined,
   ): Promise<string> {
     try {
       return await runtime.createContainer(spec, name, placement);
@@ -314,7 +342,11 @@ export class Executor {
     log.warn({ step: step.kind, server_id: serverId, err: message }, "plan step failed");
     if (serverId) {
       const reason =
-        step.kind === "createContainer" || step.kind === "pullImage" ? "CreateFailed" : "StartFailed";
+        step.kind === "createContainer" || step.kind === "pullImage"
+          ? "CreateFailed"
+          : step.kind === "updateContainer"
+            ? "UpdateFailed"
+            : "StartFailed";
       result.servers.set(serverId, { phase: "Failed", reason, message });
     } else if (step.kind === "createNetwork") {
       result.userError = { reason: "NetworkCreateFailed", message };

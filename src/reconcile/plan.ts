@@ -12,6 +12,7 @@ export const DRIFT_KINDS = [
   "orphan_container",
   "missing_network",
   "orphan_network",
+  "misplaced_container",
 ] as const;
 export type DriftKind = (typeof DRIFT_KINDS)[number];
 
@@ -58,6 +59,8 @@ export type PlanStep =
       replacing?: { id: string; name: string; changedFields: string[] };
       /** Subnets of the networks the container joins, as listed (a network made in this plan is not there yet). */
       subnets?: Record<string, string>;
+      /** The node the workload must run on (Swarm placement), when the backend places. */
+      placement?: string;
     }
   | { kind: "startContainer"; serverId: string; container: ContainerRef; cause: string; drift?: DriftKind }
   | {
@@ -77,7 +80,22 @@ export type PlanStep =
       prune: boolean;
       drift?: DriftKind;
     }
-  | { kind: "renameContainer"; serverId: string; container: ContainerRef; to: string; cause: string };
+  | { kind: "renameContainer"; serverId: string; container: ContainerRef; to: string; cause: string }
+  | {
+      /**
+       * Backends with in-place updates (Swarm): the workload takes the new spec and placement, keeping its id and
+       * name; the orchestrator replaces its task. `version` is the one the listing gave.
+       */
+      kind: "updateContainer";
+      serverId: string;
+      container: { id: string; name: string; version: number };
+      outcome: RunOutcome;
+      /** The node the user's workloads must run on (Swarm placement), when the backend places. */
+      placement?: string;
+      cause: string;
+      drift?: DriftKind;
+      changedFields: string[];
+    };
 
 export interface Plan {
   userId: string;
@@ -90,6 +108,16 @@ export interface PlanContext {
   startWaitMs?: (containerId: string) => number;
   /** Servers that had a container at the last reconcile (a missing one was removed behind our back). */
   hadContainer?: ReadonlySet<string>;
+  /**
+   * The backend updates a workload in place (capabilities.inPlaceUpdate): a changed spec or placement is one
+   * updateContainer step instead of the create/stop/remove/rename/start replace.
+   */
+  inPlaceUpdate?: boolean;
+  /**
+   * The node this user's workloads must run on (Swarm), chosen outside the spec: a workload elsewhere is moved
+   * by an in-place update. Absent: the backend does not place (engine).
+   */
+  placement?: string;
 }
 
 /** A stopped container the planner holds back because it keeps exiting soon after each start. */
@@ -195,6 +223,7 @@ export function planUser(
         true,
         undefined,
         subnets,
+        context.placement,
       );
       continue;
     }
@@ -228,8 +257,36 @@ export function planUser(
           changedFields: changedFields(keeper.labels[LABELS.specFields], outcome.specFields),
         },
         subnets,
+        context.placement,
       );
       continue;
+    }
+    if (context.inPlaceUpdate && keeper.version !== undefined) {
+      const misplaced = context.placement !== undefined && keeper.placement !== context.placement;
+      if (why || misplaced) {
+        const causes = [why, misplaced ? `placed on ${context.placement}` : undefined].filter(Boolean);
+        replaces.push({
+          kind: "pullImage",
+          serverId: outcome.serverId,
+          image: outcome.spec.image,
+          cause: "update",
+        });
+        replaces.push({
+          kind: "updateContainer",
+          serverId: outcome.serverId,
+          container: { id: keeper.id, name: keeper.name, version: keeper.version },
+          outcome,
+          ...(context.placement !== undefined ? { placement: context.placement } : {}),
+          cause: `update: ${causes.join("; ")}`,
+          changedFields: changedFields(keeper.labels[LABELS.specFields], outcome.specFields),
+          ...(why?.startsWith("spec changed")
+            ? { drift: "spec_changed" as const }
+            : misplaced && keeper.placement !== undefined
+              ? { drift: "misplaced_container" as const }
+              : {}),
+        });
+        continue;
+      }
     }
     if (why) {
       const cause = `replace: ${why}`;
@@ -335,6 +392,7 @@ function createSteps(
   start = true,
   replacing?: { id: string; name: string; changedFields: string[] },
   subnets?: Record<string, string>,
+  placement?: string,
 ): void {
   steps.push({ kind: "pullImage", serverId: outcome.serverId, image: outcome.spec.image, cause });
   steps.push({
@@ -346,6 +404,7 @@ function createSteps(
     ...(drift ? { drift } : {}),
     ...(replacing ? { replacing } : {}),
     ...(subnets && needsAddresses(outcome) ? { subnets: subnetsFor(outcome, subnets) } : {}),
+    ...(placement !== undefined ? { placement } : {}),
   });
   if (start)
     steps.push({
@@ -495,6 +554,7 @@ export function stepResource(step: PlanStep): string {
     case "stopContainer":
     case "removeContainer":
     case "renameContainer":
+    case "updateContainer":
       return step.container.name;
   }
 }
@@ -520,5 +580,7 @@ export function describeStep(step: PlanStep): string {
       return `${server}remove ${step.container.name} (${step.cause})`;
     case "renameContainer":
       return `${server}rename ${step.container.name} -> ${step.to} (${step.cause})`;
+    case "updateContainer":
+      return `${server}update ${step.container.name} in place (${step.cause})`;
   }
 }

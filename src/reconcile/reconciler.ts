@@ -4,7 +4,10 @@ import type { Config } from "../config.js";
 import { type GatewayHealthServer, gatewayHealthKey, healthVerdict } from "../contracts/gateway-health.js";
 import type { UserStatus } from "../contracts/status-file.js";
 import { blockStartOf } from "../desired/port-blocks.js";
-import type { DesiredUser } from "../desired/types.js";
+import { gatewayAccess } from "../desired/gateway-access.js";
+import type { GatewayAccessFile } from "../contracts/gateway-access.js";
+import type { GatewayAccessWriter } from "./gateway-access-writer.js";
+import type { ContainerSpec, DesiredUser } from "../desired/types.js";
 import { type DesiredUserInput, computeDesiredUser } from "../desired/user-desired.js";
 import { LABELS, type PortBlockLabel, parsePortBlockLabel } from "../labels.js";
 import type { AuditWriter } from "../observability/audit.js";
@@ -31,6 +34,7 @@ import {
   summarize,
 } from "./status-projection.js";
 import type { SecretKeys } from "./user-secrets.js";
+import type { Placer } from "../swarm/placer.js";
 
 export interface CatalogCache {
   get(
@@ -58,8 +62,16 @@ export interface ReconcilerDeps {
   onStatus?: (previous: UserStatus | undefined, next: UserStatus) => void;
   /** The gateway's MCP probes; set when the gateway serves users' ports. */
   health?: GatewayHealthReader;
+  /** Where each user's tool policy and rate limits go for the gateway; set when the gateway serves users' ports. */
+  access?: GatewayAccessWriter;
   /** Resolve the data dir's symlinks once until `invalidateRoot` (a watcher reports swaps); off: every reconcile. */
   cacheRoot?: boolean;
+  /** The backend updates workloads in place (its capabilities.inPlaceUpdate). */
+  inPlaceUpdate?: boolean;
+  /** Swarm: where each user's workloads run. */
+  placer?: Placer;
+  /** Swarm: what a spec asks for that the backend cannot express (status warnings). */
+  specWarnings?: (spec: ContainerSpec) => string[];
 }
 
 export interface ReconcileContext {
@@ -87,6 +99,8 @@ export interface ReconcileResult {
 /** Everything a user's reconcile outcome depends on, for the no-op shortcut; see `unchangedKey`. */
 interface Settled {
   key: string;
+  /** Swarm: the node the user was placed on then (a node drained since moves the user). */
+  placement: string | undefined;
   result: ReconcileResult;
 }
 
@@ -147,6 +161,8 @@ export class Reconciler {
       health = this.deps.health.peek();
       if (!health) return false;
     }
+    if (this.deps.placer && this.deps.placer.peekNodeFor(userId, observation.observed) !== settled.placement)
+      return false;
     return this.unchangedKey(userId, root, global, user, observation, health) === settled.key;
   }
 
@@ -161,11 +177,21 @@ export class Reconciler {
       this.deps.observer.user(userId),
       this.deps.health ? this.deps.health.read() : Promise.resolve(undefined),
     ]);
+    const placement = this.deps.placer?.nodeFor(userId, observation.observed);
     const key = this.unchangedKey(userId, root, global, user, observation, health);
     const settled = this.settled.get(userId);
-    if (settled?.key === key) return { ...settled.result, unchanged: true };
+    if (settled?.key === key && settled.placement === placement)
+      return { ...settled.result, unchanged: true };
 
-    const result = await this.converge(userId, ctx, { root, global, user, observation, health, started });
+    const result = await this.converge(userId, ctx, {
+      root,
+      global,
+      user,
+      observation,
+      health,
+      started,
+      placement,
+    });
     // Only an outcome that nothing but its inputs can change may be reused: no waits or retries due, no failures,
     // no removals waiting for the prune guard.
     if (
@@ -177,6 +203,7 @@ export class Reconciler {
     )
       this.settled.set(userId, {
         key: this.unchangedKey(userId, root, global, user, await this.deps.observer.user(userId), health),
+        placement,
         result,
       });
     else this.settled.delete(userId);
@@ -218,20 +245,28 @@ export class Reconciler {
       observation: UserObservation;
       health: ReadonlyMap<string, GatewayHealthServer> | undefined;
       started: number;
+      placement: string | undefined;
     },
   ): Promise<ReconcileResult> {
     const { deps } = this;
-    const { root, global, user, health, started } = input;
+    const { root, global, user, health, started, placement } = input;
     const previous = await deps.statuses.previous(userId);
     const errors: Problem[] = user.kind === "present" ? [...global.problems, ...user.problems] : [];
     const prepared = await this.prepare(userId, root, global, user);
+    // What the gateway enforces is written before any container of the user is created or replaced, so no
+    // container is ever served without it. It is not part of any container's spec: a change replaces nothing.
+    const access =
+      prepared.source.kind === "desired"
+        ? gatewayAccess(userId, prepared.source.input.enabled, prepared.source.input.policy)
+        : undefined;
+    if (access && deps.access) await deps.access.write(access);
 
     let observation = input.observation;
-    let decision = this.decide(userId, prepared, observation.observed, previous);
+    let decision = this.decide(userId, prepared, observation.observed, previous, placement);
     if (observation.fromCache && hasWork(decision)) {
       // The kept listing may be older than this user's last change: look again before acting.
       observation = await deps.observer.user(userId, { fresh: true });
-      decision = this.decide(userId, prepared, observation.observed, previous);
+      decision = this.decide(userId, prepared, observation.observed, previous, placement);
     }
     const observed = observation.observed;
 
@@ -245,6 +280,7 @@ export class Reconciler {
         executed: undefined,
         waits: [],
         health,
+        access,
         errors,
         stalled: decision.stalled,
         started,
@@ -341,6 +377,7 @@ export class Reconciler {
       executed,
       waits: plan.waits,
       health,
+      access,
       errors,
       stalled,
       started,
@@ -373,6 +410,7 @@ export class Reconciler {
     prepared: PreparedSource,
     observed: ActualUser,
     previous: UserStatus | undefined,
+    placement: string | undefined,
   ): Decision {
     let source = prepared.source;
     if (source.kind === "desired") {
@@ -387,7 +425,12 @@ export class Reconciler {
       userId,
       source,
       observed,
-      context: { startWaitMs: (id) => this.deps.starts.waitMs(id), hadContainer },
+      context: {
+        startWaitMs: (id) => this.deps.starts.waitMs(id),
+        hadContainer,
+        ...(this.deps.inPlaceUpdate ? { inPlaceUpdate: true } : {}),
+        ...(placement !== undefined ? { placement } : {}),
+      },
       computeDesired: (input) => this.computeDesired(userId, input, prepared.secretsKey),
     });
   }
@@ -424,6 +467,7 @@ export class Reconciler {
       executed: ExecutionResult | undefined;
       waits: Parameters<typeof projectStatus>[0]["waits"];
       health: ReadonlyMap<string, GatewayHealthServer> | undefined;
+      access?: GatewayAccessFile | undefined;
       errors: Problem[];
       stalled: Stalled | undefined;
       started: number;
@@ -446,6 +490,9 @@ export class Reconciler {
       executed: input.executed,
       waits: input.waits,
       health: input.health,
+      access: input.access,
+      publicUrl: deps.config.gateway ? deps.config.publicUrl : undefined,
+      specWarnings: deps.specWarnings,
       portBlock: deps.allocator.blockOf(userId),
       errors: input.errors,
       stalled: input.stalled,
@@ -493,8 +540,10 @@ export class Reconciler {
     if (deps.statuses.get(userId) || (await deps.statuses.previous(userId)))
       await deps.statuses.remove(userId);
     await deps.catalogs.remove(userId);
+    deps.access?.forget(userId);
     deps.allocator.release(userId);
     deps.observer.forget(userId);
+    deps.placer?.forget(userId);
     deps.pruneGuard.forgetUser(userId);
   }
 

@@ -1,3 +1,5 @@
+import { serverUrl } from "../auth/oidc-settings.js";
+import type { GatewayAccessFile } from "../contracts/gateway-access.js";
 import { type GatewayHealthServer, gatewayHealthKey } from "../contracts/gateway-health.js";
 import { EGRESS_PROXY_KEY } from "../desired/egress-desired.js";
 import { describeEffectiveEgress } from "../desired/egress-rules.js";
@@ -9,8 +11,9 @@ import type {
   UserStatus,
 } from "../contracts/status-file.js";
 import type { PortRange } from "../desired/port-blocks.js";
-import type { DesiredUser } from "../desired/types.js";
+import type { ContainerSpec, DesiredUser } from "../desired/types.js";
 import { LABELS } from "../labels.js";
+import { ownValue } from "../util/own-property.js";
 import type { Problem } from "../validate/problem.js";
 import type { ExecutionResult } from "./executor.js";
 import type { ActualUser, StartWait } from "./plan.js";
@@ -39,6 +42,12 @@ export interface ProjectionInput {
   waits: readonly StartWait[];
   /** The gateway's MCP probes, when the gateway serves the users' ports. */
   health: ReadonlyMap<string, GatewayHealthServer> | undefined;
+  /** What the gateway enforces for this user (tool policy, rate limits), when it was computed. */
+  access?: GatewayAccessFile | undefined;
+  /** MCP_PORTAL_PUBLIC_URL when the gateway serves the users' ports: servers then get their `url`. */
+  publicUrl?: string | undefined;
+  /** What the backend cannot express of a spec (Swarm), reported as warnings rather than blocks. */
+  specWarnings?: ((spec: ContainerSpec) => string[]) | undefined;
   portBlock: PortRange | undefined;
   errors: Problem[];
   stalled: Stalled | undefined;
@@ -235,82 +244,113 @@ function networkOf(actual: ActualUser, desired: DesiredUser | undefined): UserSt
 }
 
 function serverStatuses(input: ProjectionInput): ServerStatus[] {
-  const { desired, observed, executed, previous } = input;
+  const { desired, observed, previous, access, publicUrl, specWarnings } = input;
   if (!desired) {
     // Nothing could be computed: report what runs, as it runs.
     return (previous?.servers ?? []).map((s) => ({ ...s }));
   }
-  const waits = new Map(input.waits.map((w) => [w.serverId, w]));
   return desired.servers.map((outcome): ServerStatus => {
-    const containers = observed.containers.filter((c) => c.labels[LABELS.serverId] === outcome.serverId);
-    const result = executed?.servers.get(outcome.serverId);
-    if (outcome.kind === "blocked") {
-      const kept = outcome.keepExisting ? containers[0] : undefined;
-      return {
-        id: outcome.serverId,
-        phase: "Blocked",
-        reason: outcome.reason,
-        message: kept ? `${outcome.message}; the existing container keeps running` : outcome.message,
-        ...(kept ? { container_id: kept.id, container_name: kept.name } : {}),
-      };
-    }
-    const base = {
-      id: outcome.serverId,
-      host_port: outcome.spec.hostPort,
-      spec_hash: outcome.specHash,
-      image: outcome.spec.image,
-      ...(outcome.egress ? { egress: describeEffectiveEgress(outcome.egress) } : {}),
-    };
-    // An admin-loosened server runs without the user's environment except what policy allows: say which.
-    const envNote = outcome.droppedUserEnv?.length
-      ? `user environment not passed to this admin-loosened server: ${outcome.droppedUserEnv.join(", ")} (policy.json server_security.${outcome.serverId}.user_env_allow)`
+    const status = serverStatus(input, outcome);
+    const server = access ? ownValue(access.servers, outcome.serverId) : undefined;
+    const container = status.container_id
+      ? observed.containers.find((c) => c.id === status.container_id)
       : undefined;
-    // A restricted server whose user's egress proxy could not be made has no way out: say why.
-    const proxy = executed?.servers.get(EGRESS_PROXY_KEY);
-    const proxyNote =
-      outcome.egress?.mode === "allow" && proxy?.reason
-        ? `egress proxy ${proxy.phase} (${proxy.reason})${proxy.message ? `: ${proxy.message}` : ""}`
-        : undefined;
-    const note = [envNote, proxyNote].filter((n) => n !== undefined).join("; ") || undefined;
-    if (result) {
-      const message = result.message ?? (result.phase === "Running" ? note : undefined);
-      return {
-        ...base,
-        phase: result.phase,
-        ...(result.reason ? { reason: result.reason } : {}),
-        ...(message ? { message } : {}),
-        ...(result.containerId ? { container_id: result.containerId } : {}),
-        ...(result.containerName ? { container_name: result.containerName } : {}),
-      };
-    }
-    const wait = waits.get(outcome.serverId);
-    if (wait) {
-      return {
-        ...base,
-        phase: "Failed",
-        reason: "CrashLoopBackOff",
-        message: `container keeps exiting soon after start; next start in ${Math.ceil(wait.waitMs / 1000)} s`,
-        container_id: wait.container.id,
-        container_name: wait.container.name,
-      };
-    }
-    const current = containers.find((c) => c.labels[LABELS.specHash] === outcome.specHash);
-    if (current && (current.state === "running" || current.state === "paused")) {
-      return {
-        ...base,
-        phase: "Running",
-        container_id: current.id,
-        container_name: current.name,
-        ...(note ? { message: note } : {}),
-      };
-    }
+    const warnings = outcome.kind === "run" && specWarnings ? specWarnings(outcome.spec) : [];
     return {
-      ...base,
-      phase: "Pending",
-      reason: current ? `Container${capitalize(current.state)}` : "ContainerMissing",
-      ...(current ? { container_id: current.id, container_name: current.name } : {}),
+      ...status,
+      ...(publicUrl !== undefined && status.host_port !== undefined
+        ? { url: serverUrl(publicUrl, status.host_port) }
+        : {}),
+      ...(server ? { tools: server.tools } : {}),
+      ...(server?.rate_limit ? { rate_limit: server.rate_limit } : {}),
+      ...(container?.node !== undefined ? { node: container.node } : {}),
+      ...(warnings.length > 0 ? { warnings } : {}),
     };
   });
+}
+
+/** One server's status from its desired outcome and what was observed and done. */
+function serverStatus(input: ProjectionInput, outcome: DesiredUser["servers"][number]): ServerStatus {
+  const { observed, executed } = input;
+  const containers = observed.containers.filter((c) => c.labels[LABELS.serverId] === outcome.serverId);
+  const result = executed?.servers.get(outcome.serverId);
+  if (outcome.kind === "blocked") {
+    const kept = outcome.keepExisting ? containers[0] : undefined;
+    return {
+      id: outcome.serverId,
+      phase: "Blocked",
+      reason: outcome.reason,
+      message: kept ? `${outcome.message}; the existing container keeps running` : outcome.message,
+      ...(kept ? { container_id: kept.id, container_name: kept.name } : {}),
+    };
+  }
+  const base = {
+    id: outcome.serverId,
+    host_port: outcome.spec.hostPort,
+    spec_hash: outcome.specHash,
+    image: outcome.spec.image,
+    ...(outcome.egress ? { egress: describeEffectiveEgress(outcome.egress) } : {}),
+  };
+  // An admin-loosened server runs without the user's environment except what policy allows: say which.
+  const envNote = outcome.droppedUserEnv?.length
+    ? `user environment not passed to this admin-loosened server: ${outcome.droppedUserEnv.join(", ")} (policy.json server_security.${outcome.serverId}.user_env_allow)`
+    : undefined;
+  // A restricted server whose user's egress proxy could not be made has no way out: say why.
+  const proxy = executed?.servers.get(EGRESS_PROXY_KEY);
+  const proxyNote =
+    outcome.egress?.mode === "allow" && proxy?.reason
+      ? `egress proxy ${proxy.phase} (${proxy.reason})${proxy.message ? `: ${proxy.message}` : ""}`
+      : undefined;
+  const note = [envNote, proxyNote].filter((n) => n !== undefined).join("; ") || undefined;
+  if (result) {
+    const message = result.message ?? (result.phase === "Running" ? note : undefined);
+    return {
+      ...base,
+      phase: result.phase,
+      ...(result.reason ? { reason: result.reason } : {}),
+      ...(message ? { message } : {}),
+      ...(result.containerId ? { container_id: result.containerId } : {}),
+      ...(result.containerName ? { container_name: result.containerName } : {}),
+    };
+  }
+  const wait = input.waits.find((w) => w.serverId === outcome.serverId);
+  if (wait) {
+    return {
+      ...base,
+      phase: "Failed",
+      reason: "CrashLoopBackOff",
+      message: `container keeps exiting soon after start; next start in ${Math.ceil(wait.waitMs / 1000)} s`,
+      container_id: wait.container.id,
+      container_name: wait.container.name,
+    };
+  }
+  const current = containers.find((c) => c.labels[LABELS.specHash] === outcome.specHash);
+  if (current?.crashLoop && current.state !== "running") {
+    // Swarm owns the restarts: its task history says the server keeps failing.
+    return {
+      ...base,
+      phase: "Failed",
+      reason: "CrashLoopBackOff",
+      message: `${current.crashLoop.failures} failed task(s) recently; Swarm restarts it; last error: ${current.crashLoop.lastError || "none reported"}`,
+      container_id: current.id,
+      container_name: current.name,
+    };
+  }
+  if (current && (current.state === "running" || current.state === "paused")) {
+    return {
+      ...base,
+      phase: "Running",
+      container_id: current.id,
+      container_name: current.name,
+      ...(note ? { message: note } : {}),
+    };
+  }
+  return {
+    ...base,
+    phase: "Pending",
+    reason: current ? `Container${capitalize(current.state)}` : "ContainerMissing",
+    ...(current ? { container_id: current.id, container_name: current.name } : {}),
+  };
 }
 
 function capitalize(s: string): string {

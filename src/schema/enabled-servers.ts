@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ServerId } from "../util/ids.js";
 import { Environment, SchemaRef, VolumeMount } from "./common.js";
+import { ToolPolicy } from "./tools.js";
 
 export const ServerConfig = z.strictObject({
   environment: Environment.optional(),
@@ -11,6 +12,11 @@ export type ServerConfig = z.infer<typeof ServerConfig>;
 export const EnabledServer = z.strictObject({
   id: ServerId,
   config: ServerConfig.optional(),
+  /**
+   * Which of the server's tools this user sees and may call (the gateway filters tools/list and refuses the
+   * rest). Allowed on every server, configurable or not; never part of the container's spec.
+   */
+  tools: ToolPolicy.optional(),
 });
 export type EnabledServer = z.infer<typeof EnabledServer>;
 

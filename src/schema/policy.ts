@@ -2,6 +2,7 @@ import { z } from "zod";
 import { EnvName, ServerId, UserId } from "../util/ids.js";
 import { SchemaRef, jsonMap } from "./common.js";
 import { Egress } from "./egress.js";
+import { RateLimit, ToolGlobList } from "./tools.js";
 
 export const UserLimits = z.strictObject({
   max_containers: z.number().int().min(0).max(10_000).optional(),
@@ -55,6 +56,23 @@ export const EgressPolicy = z.strictObject({
 });
 export type EgressPolicy = z.infer<typeof EgressPolicy>;
 
+/** Tools of one server hidden from everyone (the admin's word: it wins over any user's allow). */
+export const ServerTools = z.strictObject({ deny: ToolGlobList.default([]) });
+export type ServerTools = z.infer<typeof ServerTools>;
+
+/**
+ * Requests to users' servers through the gateway, as token buckets: `per_user` for all of one user's servers
+ * together, `per_server` for one server of one user; `users.<id>` and `servers.<id>` replace them for that
+ * user or server id. Absent: no rate limit.
+ */
+export const RateLimits = z.strictObject({
+  per_user: RateLimit.optional(),
+  per_server: RateLimit.optional(),
+  users: jsonMap(UserId, RateLimit).prefault({}),
+  servers: jsonMap(ServerId, RateLimit).prefault({}),
+});
+export type RateLimits = z.infer<typeof RateLimits>;
+
 export const PolicyFile = z.strictObject({
   $schema: SchemaRef,
   /**
@@ -66,6 +84,9 @@ export const PolicyFile = z.strictObject({
   users: jsonMap(UserId, z.strictObject({ limits: UserLimits.default({}) })).prefault({}),
   server_security: jsonMap(ServerId, ServerSecurityOverride).prefault({}),
   egress: EgressPolicy.prefault({}),
+  /** Per server id: tools denied to every user (enforced by the gateway; changes replace no container). */
+  server_tools: jsonMap(ServerId, ServerTools).prefault({}),
+  rate_limits: RateLimits.prefault({}),
 });
 export type PolicyFile = z.infer<typeof PolicyFile>;
 

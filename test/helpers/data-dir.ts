@@ -63,7 +63,7 @@ export class TestDataDir {
 
   enable(
     userId: string,
-    servers: (string | { id: string; config?: unknown })[],
+    servers: (string | { id: string; config?: unknown; tools?: unknown })[],
     extra: Record<string, unknown> = {},
   ): Promise<void> {
     return this.write(`users/${userId}/enabled-servers.json`, {

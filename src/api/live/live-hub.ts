@@ -14,10 +14,16 @@ export interface EventSink {
   close(reason: CloseReason): void;
 }
 
-export type CloseReason = "slow" | "shutdown" | "revoked";
+export type CloseReason = "slow" | "shutdown" | "revoked" | "expired";
 
-/** Whose credential a connection uses: a user token by id, or the admin token (which cannot be revoked). */
-export type Credential = { kind: "token"; tokenId: string } | { kind: "admin" };
+/**
+ * Whose credential a connection uses: a user token by id (revocable), the admin token (which cannot be revoked),
+ * or an OIDC access token (by a digest of it), which ends at its expiry.
+ */
+export type Credential =
+  | { kind: "token"; tokenId: string }
+  | { kind: "admin" }
+  | { kind: "expiring"; key: string; expiresAt: number };
 
 export interface LiveHubOptions {
   maxBufferedBytes: number;
@@ -26,6 +32,7 @@ export interface LiveHubOptions {
   recheckMs: number;
   /** Called once per recheck: which user tokens are still valid (none when the token store is unusable). */
   validTokens: () => Promise<(tokenId: string) => boolean>;
+  now?: () => number;
 }
 
 interface Connection {
@@ -35,13 +42,15 @@ interface Connection {
 }
 
 export function credentialKey(credential: Credential): string {
-  return credential.kind === "admin" ? "admin" : `token:${credential.tokenId}`;
+  if (credential.kind === "admin") return "admin";
+  return credential.kind === "token" ? `token:${credential.tokenId}` : `oidc:${credential.key}`;
 }
 
 /**
  * Fans daemon events out to live connections. A connection whose client does not keep up (more than
  * `maxBufferedBytes` pending) is closed rather than allowed to grow memory; drops are logged and counted. Every
- * `recheckMs` the user tokens of open connections are checked again: a revoked token's streams are closed.
+ * `recheckMs` the user tokens of open connections are checked again: a revoked token's streams are closed, and so
+ * are those of an OIDC access token that has expired.
  */
 export class LiveHub {
   private readonly connections = new Set<Connection>();
@@ -108,12 +117,19 @@ export class LiveHub {
     this.recheckTimer = undefined;
   }
 
-  /** Closes the connections whose user token no longer exists. */
+  /** Closes the connections whose user token no longer exists, or whose OIDC token has expired. */
   private async recheck(): Promise<void> {
     if (this.rechecking) return;
-    if (![...this.connections].some((c) => c.credential.kind === "token")) return;
+    if (![...this.connections].some((c) => c.credential.kind !== "admin")) return;
     this.rechecking = true;
     try {
+      const now = (this.options.now ?? Date.now)();
+      for (const connection of [...this.connections]) {
+        const { credential } = connection;
+        if (credential.kind !== "expiring" || credential.expiresAt > now) continue;
+        this.close(connection, "expired", "live-event connection closed: its token expired");
+      }
+      if (![...this.connections].some((c) => c.credential.kind === "token")) return;
       let valid: (tokenId: string) => boolean;
       try {
         valid = await this.options.validTokens();
@@ -122,17 +138,18 @@ export class LiveHub {
       }
       for (const connection of [...this.connections]) {
         const { credential } = connection;
-        if (credential.kind === "admin" || valid(credential.tokenId)) continue;
-        this.forget(connection);
-        this.logger.info(
-          { transport: connection.sink.kind, actor: connection.sink.actor },
-          "live-event connection closed: its token was revoked",
-        );
-        connection.sink.close("revoked");
+        if (credential.kind !== "token" || valid(credential.tokenId)) continue;
+        this.close(connection, "revoked", "live-event connection closed: its token was revoked");
       }
     } finally {
       this.rechecking = false;
     }
+  }
+
+  private close(connection: Connection, reason: "revoked" | "expired", message: string): void {
+    this.forget(connection);
+    this.logger.info({ transport: connection.sink.kind, actor: connection.sink.actor }, message);
+    connection.sink.close(reason);
   }
 
   private dispatch(event: PortalEvent): void {

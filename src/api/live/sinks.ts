@@ -18,7 +18,8 @@ export function sseSink(raw: ServerResponse, actor: string): EventSink {
     close: (reason) => {
       // A slow client would make end() wait for its buffer: drop the socket instead.
       if (reason === "slow") raw.destroy();
-      else raw.end(reason === "revoked" ? ": token revoked\n\n" : undefined);
+      else if (reason === "revoked" || reason === "expired") raw.end(`: token ${reason}\n\n`);
+      else raw.end();
     },
   };
 }
@@ -40,7 +41,7 @@ export function wsSink(socket: WebSocket, actor: string): EventSink {
         socket.terminate();
         return;
       }
-      if (reason === "revoked") socket.close(1008, "token revoked");
+      if (reason === "revoked" || reason === "expired") socket.close(1008, `token ${reason}`);
       else socket.close(1001, "server shutting down");
       // A client that does not answer the close frame must not hold the shutdown (or keep a revoked stream).
       setTimeout(() => socket.terminate(), 1000).unref();

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import type { Caller } from "../../auth/authenticate.js";
+import { type Caller, actorOf } from "../../auth/authenticate.js";
 import type { PortalEvent } from "../../events/event-bus.js";
 import { UserId } from "../../util/ids.js";
 import { ApiError, badRequest } from "../errors.js";
@@ -37,13 +37,12 @@ export function eventFilter(
   return userId === undefined ? () => true : (event) => event.data.user_id === userId;
 }
 
-export function actorOf(caller: Caller | undefined): string {
-  if (caller === undefined) return "anonymous";
-  return caller.kind === "admin" ? "admin" : `token:${caller.tokenId}`;
-}
+export { actorOf };
 
+/** An OIDC access token is held to its expiry; a static user token to its existence in tokens.json. */
 function credentialOf(caller: Caller | undefined): Credential {
   if (caller === undefined) throw new ApiError(401, "UNAUTHENTICATED", "missing bearer token");
+  if (caller.oidc) return { kind: "expiring", key: caller.oidc.tokenKey, expiresAt: caller.oidc.expiresAt };
   return caller.kind === "admin" ? { kind: "admin" } : { kind: "token", tokenId: caller.tokenId };
 }
 

@@ -5,6 +5,7 @@ import path from "node:path";
 import { Registry } from "prom-client";
 import { type ApiDeps, type ApiHandle, type ConsoleApiDeps, registerApi } from "../../../src/api/api.js";
 import { type HttpServer, createHttpServer } from "../../../src/api/http-server.js";
+import type { OidcSettings } from "../../../src/auth/oidc-settings.js";
 import { createToken } from "../../../src/auth/token-store.js";
 import { EventBus } from "../../../src/events/event-bus.js";
 import type { AuditEventInput } from "../../../src/observability/audit.js";
@@ -37,6 +38,8 @@ export interface FixtureOptions {
   /** The console's engine views (GET containers, logs); absent: they answer 503. */
   console?: ConsoleApiDeps;
   overlays?: string[];
+  /** An OpenID Connect provider whose tokens the API accepts (with its apiAudience). */
+  oidc?: OidcSettings;
 }
 
 export interface ApiFixture {
@@ -91,7 +94,13 @@ export async function apiFixture(options: FixtureOptions = {}): Promise<ApiFixtu
     for (const method of [route.method].flat()) routes.push({ method, url: route.url });
   });
   const api = await registerApi(http, {
-    config: { dataDir, stateDir, overlays: options.overlays ?? [], maxFileBytes: 5 * 1024 * 1024 },
+    config: {
+      dataDir,
+      stateDir,
+      overlays: options.overlays ?? [],
+      maxFileBytes: 5 * 1024 * 1024,
+      ...(options.oidc ? { oidc: options.oidc } : {}),
+    },
     env: adminToken === undefined ? {} : { MCP_PORTAL_ADMIN_TOKEN: adminToken },
     events: bus,
     global: new GlobalInputsStore(options.overlays ?? [], 5 * 1024 * 1024),

@@ -94,6 +94,25 @@ describe("plan on the in-memory engine", () => {
     expect(roomy.warnings.join("\n")).not.toMatch(/need a new (port block|subnet)/);
   });
 
+  it("is in sync after tool policies and rate limits change: they are no part of any container's spec", async () => {
+    const d = await converged();
+    await d.data.enable("alice", [
+      { id: "a", tools: { allow: ["echo", "get_*"], deny: ["get_secret"] } },
+      "b",
+    ]);
+    await d.data.policy({
+      server_tools: { b: { deny: ["delete_*"] } },
+      rate_limits: { per_user: { requests: 10, window_seconds: 60 } },
+    });
+    d.runtime.resetCalls();
+    const view = await plan(d);
+    expect(view.in_sync).toBe(true);
+    expect(view.users.flatMap((u) => u.steps)).toEqual([]);
+    expect(d.runtime.callCount()).toBe(
+      d.runtime.callCount("ping", "container_list", "network_list", "volume_list"),
+    );
+  });
+
   it("names the mass-prune guard when a run would remove most containers", async () => {
     const d = await converged();
     await d.data.removeUser("alice");

@@ -49,6 +49,8 @@ const GATEWAY_READS = new Set([
   "MCP_PORTAL_GATEWAY_LISTEN",
   "MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS",
   "MCP_PORTAL_GATEWAY_RESYNC_SECONDS",
+  // Its tool-call audit log rotates as the controller's.
+  "MCP_PORTAL_AUDIT_MAX_BYTES",
   "LOG_LEVEL",
   "LOG_PRETTY",
 ]);
@@ -81,7 +83,12 @@ describe("docker-compose.yml", () => {
     // An env_file would hand it every variable of the file, keys and token included.
     expect(gateway.env_file).toBeUndefined();
     const names = Object.keys(gateway.environment ?? {});
-    const gatewayOwn = (name: string) => name.startsWith("MCP_PORTAL_GATEWAY_");
+    // The identity settings (README, "Identity"): the URL clients use and the OpenID Connect provider.
+    const identity =
+      (await exampleVariables()).get('Identity (the controller and the gateway; README, "Identity")') ?? [];
+    expect(identity).toContain("MCP_PORTAL_OIDC_ISSUER");
+    expect(identity.filter((name) => !names.includes(name))).toEqual([]);
+    const gatewayOwn = (name: string) => name.startsWith("MCP_PORTAL_GATEWAY_") || identity.includes(name);
     expect(names.filter((name) => !GATEWAY_READS.has(name) && !gatewayOwn(name))).toEqual([]);
     // Every gateway setting .env.example documents reaches the gateway.
     const documented = [...(await exampleVariables()).values()].flat().filter(gatewayOwn);

@@ -11,7 +11,7 @@ import {
 import type { DesiredUser, RunOutcome } from "../../../src/desired/types.js";
 import { computeDesiredUser } from "../../../src/desired/user-desired.js";
 import { planUser } from "../../../src/reconcile/plan.js";
-import { placementFor } from "../../../src/reconcile/placement.js";
+import { addressingFor } from "../../../src/reconcile/addressing.js";
 import { Egress } from "../../../src/schema/egress.js";
 import { PolicyFile } from "../../../src/schema/policy.js";
 import { desiredInput, server } from "./fixtures.js";
@@ -189,17 +189,17 @@ describe("the plan and placement of restricted servers", () => {
     );
     const sealed = runOf(desired, "sealed");
     const net = egressNetworkName("default", "alice");
-    expect(placementFor(sealed.spec, { [net]: "10.199.0.32/27" })).toEqual({
+    expect(addressingFor(sealed.spec, { [net]: "10.199.0.32/27" })).toEqual({
       ok: true,
       value: { addresses: { [net]: `10.199.0.${32 + sealed.spec.addressOffset!}` }, dns: ["10.199.0.62"] },
     });
-    const proxy = placementFor(desired.egress!.proxy.spec, { [net]: "10.199.0.32/27" });
+    const proxy = addressingFor(desired.egress!.proxy.spec, { [net]: "10.199.0.32/27" });
     expect(proxy).toEqual({
       ok: true,
       value: { addresses: { [net]: "10.199.0.62" }, env: { MCP_PORTAL_EGRESS_SUBNET: "10.199.0.32/27" } },
     });
-    expect(placementFor({ ...sealed.spec, addressOffset: 40 }, { [net]: "10.199.0.32/27" }).ok).toBe(false);
-    expect(placementFor(runOf(computeDesiredUser(desiredInput()), "time").spec, {})).toEqual({
+    expect(addressingFor({ ...sealed.spec, addressOffset: 40 }, { [net]: "10.199.0.32/27" }).ok).toBe(false);
+    expect(addressingFor(runOf(computeDesiredUser(desiredInput()), "time").spec, {})).toEqual({
       ok: true,
       value: undefined,
     });

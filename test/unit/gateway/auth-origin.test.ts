@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { AuthResult } from "../../../src/auth/authenticate.js";
 import { authorize } from "../../../src/gateway/authorize.js";
+import { challenge } from "../../../src/gateway/resource-metadata.js";
 import { InvalidOriginListError, originAllowed, parseAllowedOrigins } from "../../../src/gateway/origin.js";
 
 describe("authorize (gateway)", () => {
@@ -8,18 +9,28 @@ describe("authorize (gateway)", () => {
     ok: true,
     caller: { kind: "user", userId, tokenId: "0123456789abcdef" },
   });
+  const noProvider = { publicUrl: "http://127.0.0.1", oidc: undefined };
+  const challengeOf = (refused: { invalidToken: boolean; description: string }) =>
+    challenge(noProvider, 20_001, refused);
+  const check = (result: AuthResult, userId: string) => authorize(result, userId, challengeOf);
 
   it("lets the server's own user and the admin in, each with their own session owner", () => {
-    expect(authorize(user("alice"), "alice")).toEqual({ ok: true, owner: "user:alice" });
-    expect(authorize({ ok: true, caller: { kind: "admin" } }, "alice")).toEqual({ ok: true, owner: "admin" });
+    expect(check(user("alice"), "alice")).toMatchObject({ ok: true, owner: "user:alice" });
+    expect(check({ ok: true, caller: { kind: "admin" } }, "alice")).toMatchObject({
+      ok: true,
+      owner: "admin",
+    });
   });
 
-  it("answers 403 to another user's token", () => {
-    expect(authorize(user("bob"), "alice")).toMatchObject({ ok: false, status: 403 });
+  it("answers 403 to another user's token, and to an OIDC token naming no valid user", () => {
+    expect(check(user("bob"), "alice")).toMatchObject({ ok: false, status: 403 });
+    expect(
+      check({ ok: false, statusCode: 403, code: "INVALID_USER_CLAIM", message: "not a user id" }, "alice"),
+    ).toMatchObject({ ok: false, status: 403, message: "not a user id" });
   });
 
   it("answers 401 with WWW-Authenticate to a missing or invalid token", () => {
-    const missing = authorize(
+    const missing = check(
       {
         ok: false,
         statusCode: 401,
@@ -33,27 +44,33 @@ describe("authorize (gateway)", () => {
       status: 401,
       headers: { "www-authenticate": 'Bearer realm="mcp-portal"' },
     });
-    const invalid = authorize(
-      { ok: false, statusCode: 401, code: "UNAUTHENTICATED", message: "invalid token" },
+    const invalid = check(
+      { ok: false, statusCode: 401, code: "UNAUTHENTICATED", message: "invalid token", invalidToken: true },
       "alice",
     );
     expect(invalid).toMatchObject({
       ok: false,
       status: 401,
-      headers: { "www-authenticate": 'Bearer realm="mcp-portal", error="invalid_token"' },
+      headers: {
+        "www-authenticate":
+          'Bearer realm="mcp-portal", error="invalid_token", error_description="invalid token"',
+      },
     });
   });
 
-  it("answers 401 when no token is configured at all, 503 when the token store is unreadable", () => {
+  it("answers 401 when no token is configured at all, 503 when the token store or the provider is unreachable", () => {
     expect(
-      authorize({ ok: false, statusCode: 403, code: "API_DISABLED", message: "disabled" }, "alice"),
+      check({ ok: false, statusCode: 403, code: "API_DISABLED", message: "disabled" }, "alice"),
     ).toMatchObject({
       status: 401,
       headers: { "www-authenticate": expect.stringMatching(/^Bearer/) as unknown },
     });
     expect(
-      authorize({ ok: false, statusCode: 503, code: "TOKEN_STORE_INVALID", message: "unreadable" }, "alice"),
+      check({ ok: false, statusCode: 503, code: "TOKEN_STORE_INVALID", message: "unreadable" }, "alice"),
     ).toMatchObject({ status: 503 });
+    expect(
+      check({ ok: false, statusCode: 503, code: "IDENTITY_PROVIDER_UNAVAILABLE", message: "down" }, "alice"),
+    ).toMatchObject({ status: 503, headers: { "retry-after": "5" } });
   });
 });
 

@@ -200,6 +200,8 @@ describe("Endpoint", () => {
 });
 
 describe("HttpProxyHandler", () => {
+  // The proxy forwards JSON-RPC only (it reads every body for the tool policy).
+  const PING = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
   const servers: http.Server[] = [];
   afterEach(async () => {
     for (const server of servers.splice(0)) {
@@ -277,7 +279,7 @@ describe("HttpProxyHandler", () => {
     const started = Date.now();
     const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
       method: "POST",
-      body: "{}",
+      body: PING,
       signal: AbortSignal.timeout(5000),
     });
     expect(res.status).toBe(504);
@@ -308,7 +310,7 @@ describe("HttpProxyHandler", () => {
     const port = await proxyTo(upstream, { responseTimeoutMs: 400 });
     const get = await fetch(`http://127.0.0.1:${port}/mcp`, { headers: { accept: "text/event-stream" } });
     expect(get.status).toBe(200);
-    const res = await fetch(`http://127.0.0.1:${port}/mcp`, { method: "POST", body: "{}" });
+    const res = await fetch(`http://127.0.0.1:${port}/mcp`, { method: "POST", body: PING });
     let text = "";
     const reader = res.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
     let failed = false;
@@ -339,9 +341,9 @@ describe("HttpProxyHandler", () => {
     });
     const port = await proxyTo(upstream, { maxConcurrent: 2 });
     const url = `http://127.0.0.1:${port}/mcp`;
-    const first = [fetch(url, { method: "POST", body: "{}" }), fetch(url, { method: "POST", body: "{}" })];
+    const first = [fetch(url, { method: "POST", body: PING }), fetch(url, { method: "POST", body: PING })];
     for (let i = 0; i < 100 && hold.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
-    const third = await fetch(url, { method: "POST", body: "{}" });
+    const third = await fetch(url, { method: "POST", body: PING });
     expect(third.status).toBe(429);
     expect(third.headers.get("retry-after")).toBe("1");
     expect(await third.json()).toEqual({
@@ -351,7 +353,7 @@ describe("HttpProxyHandler", () => {
     });
     hold.shift()!.writeHead(200).end("{}");
     expect((await first[0]!).status).toBe(200);
-    const fourth = fetch(url, { method: "POST", body: "{}" });
+    const fourth = fetch(url, { method: "POST", body: PING });
     for (let i = 0; i < 100 && hold.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
     for (const res of hold.splice(0)) res.writeHead(200).end("{}");
     expect((await fourth).status).toBe(200);
@@ -361,7 +363,7 @@ describe("HttpProxyHandler", () => {
   it("answers 502 when the server refuses connections, 404 outside the MCP paths", async () => {
     const closedPort = await freePort();
     const port = await proxyTo(closedPort);
-    const res = await fetch(`http://127.0.0.1:${port}/mcp`, { method: "POST", body: "{}" });
+    const res = await fetch(`http://127.0.0.1:${port}/mcp`, { method: "POST", body: PING });
     expect(res.status).toBe(502);
     expect(await res.json()).toMatchObject({
       error: { code: -32000, message: expect.stringContaining("ECONNREFUSED") as unknown },

@@ -207,6 +207,54 @@ describe("planUser", () => {
     ]);
   });
 
+  it("with in-place updates, a changed spec is one updateContainer step naming the version and fields", () => {
+    const old = desiredOf({ servers: [server("a", { environment: { LOG_LEVEL: "info" } })] });
+    const desired = desiredOf({ servers: [server("a", { tag: "v2", environment: { LOG_LEVEL: "debug" } })] });
+    const actual = converged(old);
+    actual.containers[0] = { ...actual.containers[0]!, version: 7, placement: "n1" };
+    const c = actual.containers[0];
+    const plan = planUser("alice", desired, actual, { inPlaceUpdate: true, placement: "n1" });
+    expect(plan.steps).toEqual([
+      { kind: "pullImage", serverId: "a", image: runOf(desired, "a").spec.image, cause: "update" },
+      {
+        kind: "updateContainer",
+        serverId: "a",
+        container: { id: c.id, name: c.name, version: 7 },
+        outcome: runOf(desired, "a"),
+        placement: "n1",
+        cause: "update: spec changed: env LOG_LEVEL, image",
+        changedFields: ["env LOG_LEVEL", "image"],
+        drift: "spec_changed",
+      },
+    ]);
+  });
+
+  it("with in-place updates, a workload pinned elsewhere is moved by an update; placement alone is no spec change", () => {
+    const desired = desiredOf({ servers: [server("a")] });
+    const actual = converged(desired);
+    actual.containers[0] = { ...actual.containers[0]!, version: 3, placement: "n1" };
+    expect(planUser("alice", desired, actual, { inPlaceUpdate: true, placement: "n1" }).steps).toEqual([]);
+    const moved = planUser("alice", desired, actual, { inPlaceUpdate: true, placement: "n2" }).steps;
+    expect(moved.map((s) => s.kind)).toEqual(["pullImage", "updateContainer"]);
+    expect(moved[1]).toMatchObject({
+      placement: "n2",
+      cause: "update: placed on n2",
+      drift: "misplaced_container",
+      changedFields: [],
+    });
+    // New workloads are created on the user's node.
+    const fresh = planUser(
+      "alice",
+      desired,
+      { containers: [], networks: actual.networks, volumes: actual.volumes },
+      {
+        inPlaceUpdate: true,
+        placement: "n2",
+      },
+    ).steps;
+    expect(fresh.find((s) => s.kind === "createContainer")).toMatchObject({ placement: "n2" });
+  });
+
   it("names an env var that was removed or added", () => {
     const old = desiredOf({ servers: [server("a", { environment: { OLD: "1" } })] });
     const desired = desiredOf({ servers: [server("a", { environment: { NEW: "1" } })] });

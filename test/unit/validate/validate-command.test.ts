@@ -43,6 +43,38 @@ describe("mcp-portal validate", () => {
     expect(result.stderr).toMatch(/: 7 problems in 6 files\n$/);
   });
 
+  it("checks tool policies and rate limits: a bad glob or limit is a problem at its path", async () => {
+    const dir = await copyExample(path.join(await tempDir(), "data"));
+    await editJson(dir, "users/bob/enabled-servers.json", (c) => {
+      const first = serversOf(c)[0] as Record<string, unknown>;
+      first.tools = { allow: ["get_*", "has space"], deny: ["ok"] };
+    });
+    await editJson(dir, "policy.json", (c) => {
+      c.server_tools = { github: { deny: [""] } };
+      c.rate_limits = { per_user: { requests: 0, window_seconds: 60 } };
+    });
+    const result = await run(["--data-dir", dir]);
+    expect(result.code).toBe(1);
+    const lines = result.stdout.split("\n").filter(Boolean);
+    const glob = "tool globs are printable ASCII characters without spaces (* and ? are wildcards)";
+    expect(lines).toEqual([
+      "policy.json: $.rate_limits.per_user.requests: Too small: expected number to be >=1",
+      "policy.json: $.server_tools.github.deny[0]: Too small: expected string to have >=1 characters",
+      `policy.json: $.server_tools.github.deny[0]: ${glob}`,
+      `users/bob/enabled-servers.json: $.servers[0].tools.allow[1]: ${glob}`,
+    ]);
+
+    // Valid policies are no problem.
+    await editJson(dir, "users/bob/enabled-servers.json", (c) => {
+      (serversOf(c)[0] as Record<string, unknown>).tools = { allow: ["get_*"], deny: ["get_secret"] };
+    });
+    await editJson(dir, "policy.json", (c) => {
+      c.server_tools = { github: { deny: ["delete_*"] } };
+      c.rate_limits = { per_user: { requests: 60, window_seconds: 60 } };
+    });
+    expect((await run(["--data-dir", dir])).code).toBe(0);
+  });
+
   it("prints {ok, problems, warnings, allowed_images} with --output json", async () => {
     const clean = await run(["--data-dir", EXAMPLE_DIR, "--output", "json"]);
     expect(clean.code).toBe(0);

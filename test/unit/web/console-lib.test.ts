@@ -4,6 +4,7 @@ import { CATALOG_NAME, NEW_CATALOG_TEMPLATE, jsonProblem } from "../../../web/sr
 import { fieldOf, groupProblems } from "../../../web/src/lib/field-problems.js";
 import { TOKEN_PLACEHOLDER, clientConfig, mcpUrl } from "../../../web/src/lib/mcp-clients.js";
 import { SseParser } from "../../../web/src/lib/sse-parser.js";
+import { toolPolicyText } from "../../../web/src/lib/tool-policy-text.js";
 import { hrefOf, parseHash } from "../../../web/src/lib/routes.js";
 import { BaseCatalogFile } from "../../../src/schema/catalog.js";
 
@@ -126,5 +127,17 @@ describe("hash routes", () => {
     expect(parseHash("#/dashboard/<script>")).toEqual({ screen: "dashboard", user: null });
     expect(hrefOf({ screen: "catalogs", user: null })).toBe("#/catalogs");
     expect(parseHash(hrefOf({ screen: "users", user: "bob" }))).toEqual({ screen: "users", user: "bob" });
+  });
+});
+
+describe("toolPolicyText", () => {
+  it("says which tools a server's policy leaves", () => {
+    expect(toolPolicyText(undefined)).toBe("Tools: all the server offers (no tool policy).");
+    expect(toolPolicyText({ deny: [] })).toBe("Tools: all the server offers (no tool policy).");
+    expect(toolPolicyText({ deny: ["delete_*"] })).toBe("Tools: all the server offers; hidden: delete_*.");
+    expect(toolPolicyText({ allow: ["get_*", "list_*"], deny: ["get_secret"] })).toBe(
+      "Tools: only get_*, list_*; hidden: get_secret.",
+    );
+    expect(toolPolicyText({ allow: [], deny: [] })).toBe("Tools: only none.");
   });
 });

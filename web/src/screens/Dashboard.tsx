@@ -21,6 +21,7 @@ import {
   WriteButton,
 } from "../components/common.js";
 import { mcpUrl } from "../lib/mcp-clients.js";
+import { toolPolicyText } from "../lib/tool-policy-text.js";
 import { useLiveRefresh, useResource } from "../state/resource.js";
 import { signed } from "../state/session.js";
 
@@ -200,7 +201,8 @@ function EnabledServer(props: {
   const { id, server, status } = props;
   const session = signed.value!.session;
   const url = mcpUrl({
-    url: server?.url,
+    // The controller's `url` (MCP_PORTAL_PUBLIC_URL, port, /mcp) is what clients use and what tokens are for.
+    url: status?.url ?? server?.url,
     publishHost: session.mcp.publish_host,
     hostPort: status?.host_port,
     pageHost: location.hostname,
@@ -219,7 +221,7 @@ function EnabledServer(props: {
       {status === undefined ? <p class="muted small">Waiting for the controller to pick it up…</p> : null}
       {status?.message ? <p class="small">{status.message}</p> : null}
       {server === undefined ? <p class="error">This server is no longer in your catalog.</p> : null}
-      <p class="small">Tools: all the server offers (no tool policy).</p>
+      <p class="small">{toolPolicyText(status?.tools)}</p>
       {url !== undefined && status?.phase === "Running" ? (
         <div class="url">
           <span class="small">MCP URL</span> <code>{url}</code>{" "}

@@ -1,23 +1,23 @@
 import { EGRESS_PROXY_OFFSET_FROM_END } from "../desired/egress-desired.js";
 import { addressInSubnet, parseIpv4Cidr } from "../desired/subnets.js";
 import type { ContainerSpec } from "../desired/types.js";
-import type { ContainerPlacement } from "../docker/runtime.js";
+import type { Addressing } from "../docker/runtime.js";
 
 /** The proxy learns its egress network's subnet here, to map a source address back to a server's offset. */
 export const EGRESS_SUBNET_ENV = "MCP_PORTAL_EGRESS_SUBNET";
 
 /**
- * Pure: a container's fixed addresses, DNS and placement-only environment, from the subnets of the networks it
- * joins. Undefined placement for a container with none of these (every unrestricted server).
+ * Pure: a container's fixed addresses, DNS and addressing-only environment, from the subnets of the networks it
+ * joins. Undefined for a container with none of these (every unrestricted server).
  */
-export function placementFor(
+export function addressingFor(
   spec: ContainerSpec,
   subnets: Readonly<Record<string, string>>,
-): { ok: true; value: ContainerPlacement | undefined } | { ok: false; reason: string } {
+): { ok: true; value: Addressing | undefined } | { ok: false; reason: string } {
   const extras = spec.extraNetworks ?? [];
   if (spec.addressOffset === undefined && extras.every((n) => n.addressOffsetFromEnd === undefined))
     return { ok: true, value: undefined };
-  const placement: ContainerPlacement = { addresses: {} };
+  const addressing: Addressing = { addresses: {} };
   const cidrOf = (network: string) => {
     const subnet = subnets[network];
     return subnet === undefined ? undefined : parseIpv4Cidr(subnet);
@@ -35,16 +35,16 @@ export function placementFor(
           `${spec.network} (${subnets[spec.network]}): its port block is larger than the subnet holds`,
       };
     }
-    placement.addresses[spec.network] = address;
-    if (spec.dnsFromEgressProxy) placement.dns = [proxy];
+    addressing.addresses[spec.network] = address;
+    if (spec.dnsFromEgressProxy) addressing.dns = [proxy];
   }
   for (const extra of extras) {
     if (extra.addressOffsetFromEnd === undefined) continue;
     const cidr = cidrOf(extra.name);
     const address = cidr ? addressInSubnet(cidr, -extra.addressOffsetFromEnd) : undefined;
     if (!address) return { ok: false, reason: `the subnet of network ${extra.name} is not known yet` };
-    placement.addresses[extra.name] = address;
-    placement.env = { ...placement.env, [EGRESS_SUBNET_ENV]: subnets[extra.name]! };
+    addressing.addresses[extra.name] = address;
+    addressing.env = { ...addressing.env, [EGRESS_SUBNET_ENV]: subnets[extra.name]! };
   }
-  return { ok: true, value: placement };
+  return { ok: true, value: addressing };
 }
