@@ -115,6 +115,8 @@ const RawConfig = z
       )
       .default(DEFAULT_EGRESS_PROXY_IMAGE),
     MCP_PORTAL_EGRESS_EXTRA_HOSTS: z.string().default(""),
+    MCP_PORTAL_EGRESS_DENIAL_POLL_SECONDS: Int(1, 3600).default(10),
+    MCP_PORTAL_EGRESS_DENIAL_MAX_BYTES: Int(4096, 64 * 1024 * 1024).default(1024 * 1024),
     MCP_PORTAL_MAX_FILE_BYTES: Int(1024, 1024 * 1024 * 1024).default(5 * 1024 * 1024),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     LOG_PRETTY: Bool.default(false),
@@ -202,6 +204,10 @@ export interface Config {
   egressProxyImage: string;
   /** MCP_PORTAL_EGRESS_EXTRA_HOSTS: `name:address` entries the egress proxies resolve without DNS. */
   egressExtraHosts: string[];
+  /** MCP_PORTAL_EGRESS_DENIAL_POLL_SECONDS: how often the controller reads the proxies' denial lines. */
+  egressDenialPollSeconds: number;
+  /** MCP_PORTAL_EGRESS_DENIAL_MAX_BYTES: most bytes of one proxy's log read per poll (the rest on the next). */
+  egressDenialMaxBytes: number;
   /**
    * MCP_PORTAL_ALLOWED_IMAGES: the image allow-list when policy.json gives no `allowed_images` (policy.json wins
    * when it does). Undefined when unset: then any image from any registry may run.
@@ -320,6 +326,8 @@ export function loadConfig(
     containerUser: c.MCP_PORTAL_CONTAINER_USER,
     egressProxyImage: c.MCP_PORTAL_EGRESS_PROXY_IMAGE,
     egressExtraHosts,
+    egressDenialPollSeconds: c.MCP_PORTAL_EGRESS_DENIAL_POLL_SECONDS,
+    egressDenialMaxBytes: c.MCP_PORTAL_EGRESS_DENIAL_MAX_BYTES,
     defaultAllowedImages,
     maxFileBytes: c.MCP_PORTAL_MAX_FILE_BYTES,
     logLevel: c.LOG_LEVEL,

@@ -10,6 +10,8 @@ import type {
   ContainerRuntime,
   ContainerState,
   EventFilter,
+  LogRead,
+  LogReadOptions,
   NetworkSpec,
   ObjectRef,
   Placement,
@@ -19,6 +21,7 @@ import type {
 } from "./runtime.js";
 import { CONTAINER_STATES, RuntimeError } from "./runtime.js";
 import { parseEventStream } from "./event-stream.js";
+import { demuxFrames, sinceParam, timestampedLines } from "./log-lines.js";
 
 const KNOWN_STATES = new Set<string>(CONTAINER_STATES);
 
@@ -217,6 +220,48 @@ export class DockerodeRuntime implements ContainerRuntime {
 
   listNodes(): Promise<ActualNode[]> {
     return Promise.resolve([]);
+  }
+
+  async readLogs(id: string, options: LogReadOptions): Promise<LogRead> {
+    const stream = await this.call("read container logs", (abortSignal) =>
+      dial<NodeJS.ReadableStream & { destroy(): void }>(this.docker, {
+        path: `/containers/${encodeURIComponent(id)}/logs?`,
+        method: "GET",
+        options: {
+          stdout: true,
+          stderr: false,
+          timestamps: true,
+          follow: false,
+          ...(options.since !== undefined ? { since: sinceParam(options.since) } : {}),
+        },
+        isStream: true,
+        abortSignal,
+        statusCodes: { 200: true, 404: "no such container", 500: "server error" },
+      }),
+    );
+    // Read at most maxBytes (plus one chunk), then drop the connection: the caller continues from the last line.
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let truncated = false;
+    try {
+      await this.call("read container logs", async (abortSignal) => {
+        abortSignal.addEventListener("abort", () => stream.destroy(), { once: true });
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          chunks.push(chunk);
+          bytes += chunk.length;
+          if (bytes >= options.maxBytes) {
+            truncated = true;
+            break;
+          }
+        }
+      });
+    } finally {
+      stream.destroy();
+    }
+    const data = Buffer.concat(chunks).subarray(0, Math.max(options.maxBytes, 0));
+    truncated ||= data.length < bytes;
+    const { payload } = demuxFrames(data);
+    return { lines: timestampedLines(payload.toString("utf8")), truncated };
   }
 
   async startContainer(id: string): Promise<void> {

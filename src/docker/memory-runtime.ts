@@ -2,6 +2,7 @@ import type { ContainerSpec } from "../desired/types.js";
 import { overlaps, parseIpv4Cidr } from "../desired/subnets.js";
 import { LABELS } from "../labels.js";
 import type { Clock } from "../util/clock.js";
+import { compareTimestamps } from "./log-lines.js";
 import { systemClock } from "../util/clock.js";
 import {
   type ActualContainer,
@@ -11,6 +12,9 @@ import {
   type ContainerRuntime,
   type ContainerState,
   type EventFilter,
+  type LogLine,
+  type LogRead,
+  type LogReadOptions,
   type NetworkSpec,
   type ObjectRef,
   type Placement,
@@ -151,6 +155,8 @@ export class MemoryRuntime implements ContainerRuntime {
   /** What the executor placed each container with (by name), and which networks are internal: for tests. */
   private readonly placements = new Map<string, Placement | undefined>();
   private readonly internalNetworks = new Set<string>();
+  /** Lines containers "wrote" (by id), appended by tests with writeLog; gone with the container, as on the engine. */
+  private readonly logs = new Map<string, LogLine[]>();
   private latencyMs: number;
   private down = false;
 
@@ -487,6 +493,30 @@ export class MemoryRuntime implements ContainerRuntime {
     return this.nodes.map((n) => ({ ...n }));
   }
 
+  /** A test's stand-in for a container writing a line to stdout at `timestamp` (RFC 3339, nanoseconds). */
+  writeLog(id: string, timestamp: string, text: string): void {
+    this.containerOr404(id, "write log");
+    const lines = this.logs.get(id) ?? [];
+    lines.push({ timestamp, text });
+    this.logs.set(id, lines);
+  }
+
+  /** As the engine: `since` inclusive, lines with their timestamps; the byte bound counts `<timestamp> <text>\n`. */
+  async readLogs(id: string, options: LogReadOptions): Promise<LogRead> {
+    await this.enter("container_logs", id);
+    this.containerOr404(id, "read logs");
+    const since = options.since;
+    const lines: LogLine[] = [];
+    let bytes = 0;
+    for (const line of this.logs.get(id) ?? []) {
+      if (since !== undefined && compareTimestamps(line.timestamp, since) < 0) continue;
+      bytes += Buffer.byteLength(`${line.timestamp} ${line.text}\n`);
+      if (bytes > options.maxBytes) return { lines, truncated: true };
+      lines.push({ ...line });
+    }
+    return { lines, truncated: false };
+  }
+
   async startContainer(id: string): Promise<void> {
     await this.enter("container_start", id);
     const c = this.containerOr404(id, "start container");
@@ -510,6 +540,7 @@ export class MemoryRuntime implements ContainerRuntime {
     await this.enter("container_remove", id);
     const c = this.containerOr404(id, "remove container");
     this.dropContainer(c);
+    this.logs.delete(id);
     if (c.state === "running") this.emit({ type: "container", action: "die", id, labels: c.labels });
     this.emit({ type: "container", action: "destroy", id, labels: c.labels });
   }

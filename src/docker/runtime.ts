@@ -30,6 +30,7 @@ export const RUNTIME_OPERATIONS = [
   "container_stop",
   "container_remove",
   "container_rename",
+  "container_logs",
   "container_update",
   "node_list",
   "network_list",
@@ -124,6 +125,24 @@ export interface Addressing {
   env?: Record<string, string>;
 }
 
+export interface LogReadOptions {
+  /** RFC 3339 timestamp with up to nine fractional digits (a line's `timestamp`); absent: from the start. */
+  since?: string;
+  maxBytes: number;
+}
+
+export interface LogLine {
+  /** The engine's timestamp of the line, RFC 3339 with nanoseconds. */
+  timestamp: string;
+  text: string;
+}
+
+export interface LogRead {
+  lines: LogLine[];
+  /** The read stopped at maxBytes: more lines follow the last one. */
+  truncated: boolean;
+}
+
 export interface VolumeSpec {
   name: string;
   labels: Record<string, string>;
@@ -177,6 +196,12 @@ export interface ContainerRuntime {
   updateContainer(id: string, version: number, spec: ContainerSpec, placement?: Placement): Promise<void>;
   /** The cluster's nodes (Swarm); the engine backend has none and answers []. */
   listNodes(): Promise<ActualNode[]>;
+  /**
+   * Complete lines a container wrote to stdout, with the engine's timestamps (RFC 3339, nanoseconds), from
+   * `since` (inclusive, the engine's resolution) on, reading at most `maxBytes` of the log (`truncated` then).
+   * The engine backend only (the egress proxies' denial lines); Swarm throws.
+   */
+  readLogs(id: string, options: LogReadOptions): Promise<LogRead>;
   startContainer(id: string): Promise<void>;
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
   removeContainer(id: string): Promise<void>;

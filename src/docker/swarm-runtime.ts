@@ -13,6 +13,7 @@ import type {
   ContainerRuntime,
   ContainerState,
   EventFilter,
+  LogRead,
   NetworkSpec,
   ObjectRef,
   Placement,
@@ -388,6 +389,11 @@ export class SwarmRuntime implements ContainerRuntime {
       placementNodeId: placement?.nodeId,
       volumeLabels: (volume) => this.volumeLabels.get(volume),
     });
+  }
+
+  /** Swarm runs no egress proxy (restricted egress is refused there): nothing reads logs. */
+  readLogs(): Promise<LogRead> {
+    return Promise.reject(new RuntimeError("Failed", "read logs: not supported by the Swarm backend", 501));
   }
 
   /** Swarm runs the task: nothing to start unless the service was scaled to zero (then: one replica again). */
