@@ -103,6 +103,26 @@ describe("egress in the desired state", () => {
     portBlock: { start: 20000, end: 20015 },
   };
 
+  it("refuses restricted servers where egress is not enforced (Swarm), never runs them unrestricted", () => {
+    const desired = computeDesiredUser({ ...desiredInput(tree), egressEnforced: false });
+    const outcomes = new Map(desired.servers.map((o) => [o.serverId, o]));
+    expect(outcomes.get("open")?.kind).toBe("run");
+    for (const [id, egress] of [
+      ["fetch", "allow api.example.com:443"],
+      ["sealed", "none"],
+    ] as const) {
+      expect(outcomes.get(id)).toEqual({
+        serverId: id,
+        kind: "blocked",
+        reason: "EgressUnsupported",
+        message: `server "${id}" has restricted egress (${egress}), which MCP_PORTAL_BACKEND=swarm cannot enforce: it is refused rather than run unrestricted (README, "Network egress")`,
+        keepExisting: false,
+      });
+    }
+    // Nothing restricted runs: no egress network, no proxy.
+    expect(desired.egress).toBeUndefined();
+  });
+
   it("leaves an unrestricted server's spec as it was: the same hash as without the egress feature", () => {
     const withRestricted = computeDesiredUser(desiredInput(tree));
     const alone = computeDesiredUser(desiredInput({ servers: [server("open")], portBlock: tree.portBlock }));
