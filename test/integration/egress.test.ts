@@ -7,6 +7,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -196,7 +197,9 @@ describeDocker("per-server network egress, enforced on a real engine", () => {
       testEnv(data.root, installation, {
         MCP_PORTAL_EGRESS_PROXY_IMAGE: PROXY_IMAGE,
         MCP_PORTAL_EGRESS_EXTRA_HOSTS: `${ALLOWED}=${hostA},${OTHER}=${hostB}`,
+        MCP_PORTAL_EGRESS_DENIAL_POLL_SECONDS: "1",
       }),
+      { listen: true },
     );
     await waitFor(
       "alice's servers and proxy running",
@@ -297,6 +300,53 @@ describeDocker("per-server network egress, enforced on a real engine", () => {
       );
       expect(lines).toContain('"msg":"egress_denied"');
       expect(lines).toContain('"user":"alice"');
+    },
+  );
+
+  it(
+    "the controller audits the refusals (server, destination, user, count, window) and counts them in /metrics",
+    { timeout: 120_000 },
+    async () => {
+      const fetcher = (await running("fetcher"))!;
+      // Three refusals of one destination in one window: one audit line with count 3 (a loop cannot flood it).
+      const target = `${OTHER}:${portOther}`;
+      for (let i = 0; i < 3; i++)
+        expect(await probe(fetcher.Id, "http", OTHER, String(portOther))).toMatchObject({ status: 403 });
+      const auditFile = path.join(data.stateDir, "audit.log");
+      type AuditLine = Record<string, unknown> & { details: Record<string, unknown> };
+      const denialLines = async () =>
+        (await readFile(auditFile, "utf8").catch(() => ""))
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as AuditLine)
+          .filter((l) => l.action === "egress_denied" && l.details.destination === target);
+      const total = (lines: AuditLine[]) => lines.reduce((n, l) => n + Number(l.details.count), 0);
+      const lines = await waitFor(
+        "the audit lines of the refusals",
+        async () => {
+          const found = await denialLines();
+          return total(found) >= 3 ? found : undefined;
+        },
+        40_000,
+      );
+      // One line per window: the three probes may straddle a window's end, never more than that.
+      expect(total(lines)).toBe(3);
+      expect(lines.length).toBeLessThanOrEqual(2);
+      expect(lines[0]).toMatchObject({
+        event_type: "ACTION_BLOCKED",
+        user_id: "alice",
+        resource: "fetcher",
+        result: "blocked",
+        details: { server: "fetcher", kind: "connect", destination: target, window_seconds: 10 },
+      });
+      expect(typeof lines[0]!.details.window_end).toBe("string");
+      const address = started!.daemon.http!.server.address() as AddressInfo;
+      const metrics = await (await fetch(`http://127.0.0.1:${address.port}/metrics`)).text();
+      const connect = /^mcp_portal_egress_denied_total\{kind="connect"\} (\d+)$/m.exec(metrics);
+      const dns = /^mcp_portal_egress_denied_total\{kind="dns"\} (\d+)$/m.exec(metrics);
+      // At least these three, and the refusals of the tests before (denied connections and DNS questions).
+      expect(Number(connect?.[1])).toBeGreaterThanOrEqual(3);
+      expect(Number(dns?.[1])).toBeGreaterThanOrEqual(1);
     },
   );
 
