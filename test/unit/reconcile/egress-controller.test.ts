@@ -128,6 +128,42 @@ describe("the egress proxy as a controller workload", () => {
   });
 });
 
+describe("restricted egress on MCP_PORTAL_BACKEND=swarm", () => {
+  it("is refused (Blocked, EgressUnsupported): no egress network, no proxy, never run unrestricted", async () => {
+    const data = await egressTree(["open", "fetch", "sealed"]);
+    const runtime = new MemoryRuntime({
+      inPlaceUpdate: true,
+      nodes: [
+        {
+          id: "node-1",
+          hostname: "host1",
+          addr: "10.0.0.1",
+          state: "ready",
+          availability: "active",
+          role: "manager",
+        },
+      ],
+    });
+    const d = await memoryDaemon({
+      data,
+      runtime,
+      env: { MCP_PORTAL_BACKEND: "swarm", MCP_PORTAL_SWARM_POLL_SECONDS: "3600" },
+    });
+    open.push(d);
+    const s = await status(d, "alice");
+    expect(s.servers.map((x) => [x.id, x.phase, x.reason])).toEqual([
+      ["open", "Running", undefined],
+      ["fetch", "Blocked", "EgressUnsupported"],
+      ["sealed", "Blocked", "EgressUnsupported"],
+    ]);
+    expect(s.servers.find((x) => x.id === "sealed")?.message).toContain("restricted egress (none)");
+    expect(containersOf(runtime, "alice").map((c) => c.labels[LABELS.serverId])).toEqual(["open"]);
+    expect([...runtime.networks.values()].map((n) => n.name)).not.toContain(
+      egressNetworkName("unit", "alice"),
+    );
+  });
+});
+
 /** An audit writer that keeps what it is given; `fail` makes the next writes fail. */
 class MemoryAudit implements AuditWriter {
   readonly events: AuditEventInput[] = [];
