@@ -267,25 +267,6 @@ export class MemoryRuntime implements ContainerRuntime {
     this.putVolume({ name, labels: { ...labels } });
   }
 
-  /**
-   * A new engine holding the same objects (copied, sharing only immutable strings): lets a simulation weigh the
-   * engine's share of the heap apart from the controller's.
-   */
-  clone(): MemoryRuntime {
-    const copy = new MemoryRuntime({ clock: this.clock, latencyMs: this.latencyMs });
-    for (const n of this.networks.values())
-      copy.putNetwork({ ...n, labels: { ...n.labels }, subnets: [...n.subnets] });
-    for (const v of this.volumes.values()) copy.putVolume({ ...v, labels: { ...v.labels } });
-    for (const c of this.containers.values())
-      copy.putContainer({
-        ...c,
-        labels: { ...c.labels },
-        networkIds: [...c.networkIds],
-        mounts: c.mounts.map((m) => ({ ...m })),
-      });
-    return copy;
-  }
-
   // ---- ContainerRuntime -----------------------------------------------------------------------------------
 
   async ping(): Promise<void> {
@@ -298,18 +279,21 @@ export class MemoryRuntime implements ContainerRuntime {
     const out: ActualContainer[] = [];
     for (const c of this.containersByUser.candidates(filters, this.containers.values())) {
       if (!matches(c.labels, filters)) continue;
-      out.push({
+      // Built field by field (no spreads of temporary objects): a simulated 100,000-container listing should cost
+      // the engine's side little next to the controller's.
+      const listed: ActualContainer = {
         id: c.id,
         name: c.name,
         image: c.image,
         state: c.state,
         labels: c.labels,
-        networkIds: [...c.networkIds],
+        networkIds: c.networkIds.slice(),
         created: c.created,
-        ...(c.version !== undefined ? { version: c.version } : {}),
-        ...(c.placement !== undefined ? { placement: c.placement } : {}),
-        ...(c.node !== undefined ? { node: c.node } : {}),
-      });
+      };
+      if (c.version !== undefined) listed.version = c.version;
+      if (c.placement !== undefined) listed.placement = c.placement;
+      if (c.node !== undefined) listed.node = c.node;
+      out.push(listed);
     }
     return out;
   }
