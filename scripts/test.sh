@@ -27,6 +27,8 @@ step "MCP test images (the gateway's test servers)"
 bash scripts/build-mcp-test-images.sh all
 step "demo images (the example tree's servers)"
 bash scripts/build-demo-images.sh
+step "egress proxy image (offline, on the local Node base)"
+bash scripts/build-egress-proxy-image.sh >/dev/null
 step "build"
 npm run build
 step "controller image (local base when no registry answers)"

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import { loadConfig } from "../config.js";
+import { type Backend, loadConfig } from "../config.js";
 import { describeAllowedImages } from "../desired/image-policy.js";
 import type { PoolSettings } from "../validate/capacity.js";
 import { formatProblem } from "../validate/problem.js";
@@ -35,6 +35,7 @@ export async function validateCommand(args: string[], io: CommandIo): Promise<nu
     maxFileBytes: options.maxFileBytes,
     defaultAllowedImages: options.defaultAllowedImages,
     pools: options.pools,
+    backend: options.backend,
   });
   if (options.output === "json") {
     writeJson(io, {
@@ -66,6 +67,7 @@ interface ValidateOptions {
   maxFileBytes: number;
   defaultAllowedImages: readonly string[] | undefined;
   pools: PoolSettings;
+  backend: Backend;
 }
 
 async function parseOptions(args: string[], env: NodeJS.ProcessEnv): Promise<ValidateOptions | "help"> {
@@ -101,6 +103,7 @@ async function parseOptions(args: string[], env: NodeJS.ProcessEnv): Promise<Val
     maxFileBytes: config.maxFileBytes,
     defaultAllowedImages: config.defaultAllowedImages,
     pools: config,
+    backend: config.backend,
   };
 }
 

@@ -10,6 +10,7 @@ import {
   SchemaRef,
   VolumeMount,
 } from "./common.js";
+import { Egress } from "./egress.js";
 
 export const Transport = z.enum(["stdio", "sse", "streamable-http"]);
 export type Transport = z.infer<typeof Transport>;
@@ -34,6 +35,8 @@ const serverFields = {
   health_check: HealthCheck.optional(),
   user_configurable: z.boolean().default(false),
   required_secrets: z.array(SecretName).max(64).default([]),
+  /** Network egress (README, "Network egress"); absent: unrestricted. policy.json may only narrow it. */
+  egress: Egress.optional(),
 };
 
 export const ServerDefinition = z.strictObject(serverFields).superRefine((server, ctx) => {
@@ -73,6 +76,7 @@ export const OverlayServer = z.strictObject({
   health_check: HealthCheck.optional(),
   user_configurable: z.boolean().optional(),
   required_secrets: z.array(SecretName).max(64).optional(),
+  egress: Egress.optional(),
 });
 export type OverlayServer = z.infer<typeof OverlayServer>;
 
