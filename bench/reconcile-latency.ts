@@ -135,14 +135,16 @@ async function main(): Promise<void> {
   // The controller logs "applying N step(s)" when a reconcile of the sample's user starts mutating.
   let applyingAt: number | undefined;
   let sampleUser: string | undefined;
-  const bench = await startBenchDaemon(env, (line, at) => {
-    if (applyingAt !== undefined || sampleUser === undefined) return;
-    try {
-      const entry = JSON.parse(line) as { user_id?: string; msg?: string };
-      if (entry.user_id === sampleUser && entry.msg?.startsWith("applying ")) applyingAt = at;
-    } catch {
-      // not JSON
-    }
+  const bench = await startBenchDaemon(env, {
+    onLogLine: (line, at) => {
+      if (applyingAt !== undefined || sampleUser === undefined) return;
+      try {
+        const entry = JSON.parse(line) as { user_id?: string; msg?: string };
+        if (entry.user_id === sampleUser && entry.msg?.startsWith("applying ")) applyingAt = at;
+      } catch {
+        // not JSON
+      }
+    },
   });
   const { daemon } = bench;
   const events = new EventWatch();

@@ -19,17 +19,14 @@
 import { performance } from "node:perf_hooks";
 import Docker from "dockerode";
 import { loadConfig } from "../src/config.js";
-import { createDaemon } from "../src/daemon.js";
 import { SwarmRuntime, overlayNetworkBody } from "../src/docker/swarm-runtime.js";
 import { LABELS } from "../src/labels.js";
 import { serviceSpec } from "../src/swarm/service-spec.js";
 import { TestDataDir } from "../test/helpers/data-dir.js";
 import { startSwarmLab } from "../test/helpers/swarm-lab.js";
-import { benchEnv, writeFleet } from "./lib/fleet.js";
+import { benchEnv, startBenchDaemon, writeFleet } from "./lib/fleet.js";
 import {
-  TimedRuntime,
   benchInstallation,
-  benchLogger,
   checkInterrupted,
   fmtMs,
   median,
@@ -146,29 +143,16 @@ async function controllerRound(
   };
   const config = loadConfig(env);
   const { docker, requests } = countingDocker(socketPath);
-  const swarm = new SwarmRuntime(docker, {
-    timeoutMs: config.dockerTimeoutMs,
-    restartDelayMs: config.swarm.restartDelayMs,
-    crashLoopFailures: config.swarm.crashLoopFailures,
-    crashLoopWindowMs: config.swarm.crashLoopWindowMs,
+  const { daemon, timed, startMs, stop } = await startBenchDaemon(env, {
+    runtime: () =>
+      new SwarmRuntime(docker, {
+        timeoutMs: config.dockerTimeoutMs,
+        restartDelayMs: config.swarm.restartDelayMs,
+        crashLoopFailures: config.swarm.crashLoopFailures,
+        crashLoopWindowMs: config.swarm.crashLoopWindowMs,
+      }),
   });
-  const timed = new TimedRuntime(swarm);
-  const daemon = await createDaemon({
-    config,
-    env,
-    logger: benchLogger(),
-    runtime: timed.runtime,
-    listen: false,
-  });
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await daemon.stop();
-  };
-  onCleanup(stop);
-  const t0 = performance.now();
-  await daemon.start();
+  const t0 = performance.now() - startMs;
   const created = performance.now();
   const running = await allRunning(docker, installation, USERS * SERVERS_PER_USER);
   const capture: Capture = {

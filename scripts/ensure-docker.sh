@@ -38,6 +38,9 @@ missing_packages() {
   command -v promtool >/dev/null 2>&1 || pkgs+=(prometheus)
   command -v docker-compose >/dev/null 2>&1 || pkgs+=(docker-compose)
   [ -x /usr/bin/chromium ] || pkgs+=(chromium)
+  # The egress test: network namespaces and veth pairs (iproute2), a TLS test host's certificate (openssl).
+  command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
+  command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
   echo "${pkgs[*]}"
 }
 

@@ -22,6 +22,7 @@ step "npm ci"
 npm_ci_checked >&2
 step "demo images (no registry needed)"
 bash scripts/build-demo-images.sh
+bash scripts/build-egress-proxy-image.sh >/dev/null
 step "build"
 npm run build
 step "validate the example tree"

@@ -24,10 +24,11 @@ npm_ci_checked
 step "test images"
 bash scripts/build-test-images.sh
 step "MCP test images (the gateway's test servers)"
-bash scripts/build-mcp-test-images.sh
-bash scripts/build-mcp-era-images.sh
+bash scripts/build-mcp-test-images.sh all
 step "demo images (the example tree's servers)"
 bash scripts/build-demo-images.sh
+step "egress proxy image (offline, on the local Node base)"
+bash scripts/build-egress-proxy-image.sh >/dev/null
 step "build"
 npm run build
 step "controller image (local base when no registry answers)"

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { DEFAULT_EGRESS_PROXY_IMAGE } from "./desired/egress-desired.js";
 import { z } from "zod";
 import { type OidcSettings, parseOidcSettings, parsePublicUrl } from "./auth/oidc-settings.js";
 import {
@@ -106,6 +107,16 @@ const RawConfig = z
       .regex(/^[a-zA-Z0-9_.-]+(?::[a-zA-Z0-9_.-]+)?$/)
       .default("1000:1000"),
     MCP_PORTAL_ALLOWED_IMAGES: z.string().default(""),
+    MCP_PORTAL_EGRESS_PROXY_IMAGE: z
+      .string()
+      .regex(
+        /^[^\s:@]+(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$/,
+        "an image reference",
+      )
+      .default(DEFAULT_EGRESS_PROXY_IMAGE),
+    MCP_PORTAL_EGRESS_EXTRA_HOSTS: z.string().default(""),
+    MCP_PORTAL_EGRESS_DENIAL_POLL_SECONDS: Int(1, 3600).default(10),
+    MCP_PORTAL_EGRESS_DENIAL_MAX_BYTES: Int(4096, 64 * 1024 * 1024).default(1024 * 1024),
     MCP_PORTAL_MAX_FILE_BYTES: Int(1024, 1024 * 1024 * 1024).default(5 * 1024 * 1024),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     LOG_PRETTY: Bool.default(false),
@@ -189,6 +200,14 @@ export interface Config {
   stopTimeoutSeconds: number;
   massPrune: { share: number; minimum: number; allow: boolean };
   containerUser: string;
+  /** MCP_PORTAL_EGRESS_PROXY_IMAGE: the image users' egress proxies run (README, "Network egress"). */
+  egressProxyImage: string;
+  /** MCP_PORTAL_EGRESS_EXTRA_HOSTS: `name:address` entries the egress proxies resolve without DNS. */
+  egressExtraHosts: string[];
+  /** MCP_PORTAL_EGRESS_DENIAL_POLL_SECONDS: how often the controller reads the proxies' denial lines. */
+  egressDenialPollSeconds: number;
+  /** MCP_PORTAL_EGRESS_DENIAL_MAX_BYTES: most bytes of one proxy's log read per poll (the rest on the next). */
+  egressDenialMaxBytes: number;
   /**
    * MCP_PORTAL_ALLOWED_IMAGES: the image allow-list when policy.json gives no `allowed_images` (policy.json wins
    * when it does). Undefined when unset: then any image from any registry may run.
@@ -250,6 +269,7 @@ export function loadConfig(
   }
   const portsPerUser = c.MCP_PORTAL_PORTS_PER_USER;
   const defaultAllowedImages = parseAllowedImages(c.MCP_PORTAL_ALLOWED_IMAGES);
+  const egressExtraHosts = parseExtraHosts(c.MCP_PORTAL_EGRESS_EXTRA_HOSTS);
   let publicUrl: string;
   let oidc: OidcSettings | undefined;
   try {
@@ -304,6 +324,10 @@ export function loadConfig(
       allow: c.MCP_PORTAL_ALLOW_MASS_PRUNE,
     },
     containerUser: c.MCP_PORTAL_CONTAINER_USER,
+    egressProxyImage: c.MCP_PORTAL_EGRESS_PROXY_IMAGE,
+    egressExtraHosts,
+    egressDenialPollSeconds: c.MCP_PORTAL_EGRESS_DENIAL_POLL_SECONDS,
+    egressDenialMaxBytes: c.MCP_PORTAL_EGRESS_DENIAL_MAX_BYTES,
     defaultAllowedImages,
     maxFileBytes: c.MCP_PORTAL_MAX_FILE_BYTES,
     logLevel: c.LOG_LEVEL,
@@ -342,6 +366,27 @@ function parseAllowedImages(value: string): string[] | undefined {
       );
   }
   return globs;
+}
+
+/** Most entries of MCP_PORTAL_EGRESS_EXTRA_HOSTS. */
+const MAX_EGRESS_EXTRA_HOSTS = 256;
+
+/** `name=address,name=address` (IPv4 addresses) -> Docker's `name:address` extra hosts. */
+function parseExtraHosts(value: string): string[] {
+  const entries = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (entries.length > MAX_EGRESS_EXTRA_HOSTS)
+    throw new ConfigError(`MCP_PORTAL_EGRESS_EXTRA_HOSTS: more than ${MAX_EGRESS_EXTRA_HOSTS} entries`);
+  return entries.map((entry) => {
+    const match = /^([a-zA-Z0-9](?:[a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?)=(\d{1,3}(?:\.\d{1,3}){3})$/.exec(entry);
+    if (!match || parseIpv4Cidr(`${match[2]}/32`) === undefined)
+      throw new ConfigError(
+        `MCP_PORTAL_EGRESS_EXTRA_HOSTS: "${entry.slice(0, 64)}" is not name=IPv4-address`,
+      );
+    return `${match[1]!.toLowerCase()}:${match[2]}`;
+  });
 }
 
 /** The lock settings alone, for commands that do not load the whole configuration (secrets, tokens). */

@@ -7,6 +7,7 @@ import { cachedReachability, createHttpServer, type HttpServer, parseListen } fr
 import { MergedCatalogCache } from "./catalog/merged-cache.js";
 import type { Config } from "./config.js";
 import { runtimeFor } from "./docker/backend.js";
+import { EgressDenialCollector } from "./reconcile/egress-denial-collector.js";
 import { dockerFromEnv } from "./docker/connect.js";
 import { InstrumentedRuntime } from "./docker/instrumented-runtime.js";
 import type { ContainerRuntime } from "./docker/runtime.js";
@@ -243,6 +244,20 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
       })
     : undefined;
   enqueue = (userId) => ctl.enqueue(userId);
+  // Restricted egress runs on the engine backend only (Swarm refuses it): only there are proxies to read.
+  const egressDenials =
+    config.backend === "engine"
+      ? new EgressDenialCollector({
+          runtime,
+          audit,
+          metrics,
+          logger,
+          stateDir: config.stateDir,
+          installation: config.installation,
+          pollMs: config.egressDenialPollSeconds * 1000,
+          maxBytes: config.egressDenialMaxBytes,
+        })
+      : undefined;
   const http =
     options.listen === false
       ? undefined
@@ -310,8 +325,10 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
       // The nodes first: the first reconciles place users.
       await swarmWatcher?.start();
       await ctl.start();
+      egressDenials?.start();
     },
     async stop() {
+      await egressDenials?.stop();
       await swarmWatcher?.stop();
       await ctl.stop();
       await http?.close();

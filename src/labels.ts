@@ -19,6 +19,8 @@ export const LABELS = {
   containerPort: "mcp.portal.container_port",
   /** JSON {interval_seconds, timeout_seconds, retries, start_period_seconds} for the gateway's MCP probe. */
   healthCheck: "mcp.portal.health_check",
+  /** Our infrastructure containers (no server_id): `egress-proxy`. */
+  role: "mcp.portal.role",
 } as const;
 
 export const MANAGED_BY = "mcp-portal";

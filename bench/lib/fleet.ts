@@ -1,7 +1,7 @@
 // A fleet of users running stdio busybox servers (test/helpers/data-dir.ts), and an in-process daemon over it.
 import { performance } from "node:perf_hooks";
 import Docker from "dockerode";
-import { loadConfig } from "../../src/config.js";
+import { type Config, loadConfig } from "../../src/config.js";
 import { createDaemon, type Daemon } from "../../src/daemon.js";
 import { DockerodeRuntime } from "../../src/docker/dockerode-runtime.js";
 import type { ContainerRuntime } from "../../src/docker/runtime.js";
@@ -63,22 +63,29 @@ export interface BenchDaemon {
   createMs: number;
   /** start(): the first full sync, every user reconciled once. */
   startMs: number;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
-/** createDaemon + start() in this process, with every engine call timed; stopped by the cleanup too. */
+/**
+ * createDaemon + start() in this process, with every engine call timed; stopped by the cleanup too. The engine
+ * backend by default; `runtime` makes another (a Swarm manager) from the same config.
+ */
 export async function startBenchDaemon(
   env: Record<string, string>,
-  onLogLine?: (line: string, at: number) => void,
+  options: {
+    onLogLine?: (line: string, at: number) => void;
+    runtime?: (config: Config) => ContainerRuntime;
+  } = {},
 ): Promise<BenchDaemon> {
   const config = loadConfig(env);
-  const inner: ContainerRuntime = new DockerodeRuntime(new Docker(), { timeoutMs: config.dockerTimeoutMs });
+  const inner: ContainerRuntime =
+    options.runtime?.(config) ?? new DockerodeRuntime(new Docker(), { timeoutMs: config.dockerTimeoutMs });
   const timed = new TimedRuntime(inner);
   const t0 = performance.now();
   const daemon = await createDaemon({
     config,
     env,
-    logger: benchLogger(onLogLine),
+    logger: benchLogger(options.onLogLine),
     runtime: timed.runtime,
     listen: false,
   });

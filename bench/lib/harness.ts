@@ -261,7 +261,7 @@ export class TimedRuntime {
             this.containers.push({
               spec: args[0] as ContainerSpec,
               name: args[1] as string,
-              ...(args[2] ? { placement: args[2] as Placement } : {}),
+              ...(args[2] ? { placement: args[2] } : {}),
             });
           const start = performance.now();
           const result = (value as (...a: unknown[]) => unknown).apply(target, args);

@@ -91,8 +91,10 @@ function applyOverlayServer(
   for (const [key, value] of Object.entries(fields)) {
     if (value === undefined) continue;
     const previous = candidate[key];
-    // Maps merge key by key; arrays and scalars replace (README, "The data directory").
-    candidate[key] = isPlainObject(value) && isPlainObject(previous) ? { ...previous, ...value } : value;
+    // Maps merge key by key; arrays and scalars replace (README, "The data directory"). `egress` is one setting,
+    // not a map: an overlay's replaces it whole (merging {mode: "none"} into an allow-list would be invalid).
+    candidate[key] =
+      key !== "egress" && isPlainObject(value) && isPlainObject(previous) ? { ...previous, ...value } : value;
   }
   const parsed = ServerDefinition.safeParse(candidate);
   if (!parsed.success) {

@@ -180,7 +180,7 @@ export async function computePlan(
   const idleMarks = config.gateway ? await readIdleMarks(config.stateDir) : undefined;
   const views = new Map<string, UserPlanView>();
   const free = freeInPools(allocator, config.portsPerUser);
-  const needed = { blocks: 0, subnets: 0 };
+  const needed = { blocks: 0, subnets: 0, egress: 0 };
   for (const userId of order) {
     const observed = fleet.slices.get(userId) ?? { containers: [], networks: [], volumes: [] };
     const user = await inputs.get(userId, root);
@@ -212,8 +212,14 @@ export async function computePlan(
         }
       : undefined;
     const decision = decideUser({ userId, source, observed, ...(idle ? { idle } : {}) });
-    if (decision.kind !== "hold" && decision.plan.steps.some((step) => step.kind === "createNetwork"))
-      needed.subnets++;
+    // Each new network takes a subnet: the user's, and the egress network of a user with a restricted server.
+    if (decision.kind !== "hold") {
+      for (const step of decision.plan.steps) {
+        if (step.kind !== "createNetwork") continue;
+        needed.subnets++;
+        if (step.role === "egress") needed.egress++;
+      }
+    }
     views.set(userId, userPlanView(userId, decision, problems));
   }
   const users = userIds.map((id) => views.get(id)!);
@@ -221,7 +227,7 @@ export async function computePlan(
     config,
     {
       blocks: { needed: needed.blocks, free: free.blocks },
-      subnets: { needed: needed.subnets, free: free.subnets },
+      subnets: { needed: needed.subnets, free: free.subnets, egress: needed.egress },
     },
     "engine",
   );

@@ -29,6 +29,11 @@ export const ServerStatus = z.object({
   host_port: z.number().int().optional(),
   spec_hash: z.string().optional(),
   image: z.string().optional(),
+  /**
+   * The server's effective network egress (README, "Network egress"): `unrestricted`, `none`, or `allow` and
+   * its host:port patterns; absent for a server that does not run.
+   */
+  egress: z.string().optional(),
   /** MCP-level health from the gateway's probes (absent when the gateway is off). */
   health: z.enum(HEALTH_STATES).optional(),
   /** The URL MCP clients use: `<MCP_PORTAL_PUBLIC_URL>:<host_port>/mcp` (when the gateway serves the ports). */

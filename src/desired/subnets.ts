@@ -18,7 +18,7 @@ function maskNetwork(address: number, prefixLength: number): number {
   return Math.floor(address / size) * size;
 }
 
-function formatIpv4(address: number): string {
+export function formatIpv4(address: number): string {
   return [24, 16, 8, 0].map((shift) => Math.floor(address / 2 ** shift) % 256).join(".");
 }
 
@@ -45,4 +45,13 @@ export function subnetPoolCapacity(pool: Ipv4Cidr, prefixLength: number): number
 /** Containers a bridge subnet holds: every address but the network, the broadcast and the bridge (gateway). */
 export function containersPerSubnet(prefixLength: number): number {
   return Math.max(0, 2 ** (32 - prefixLength) - 3);
+}
+
+/** The address `offset` after the subnet's start (negative: before its end); undefined outside the usable range. */
+export function addressInSubnet(cidr: Ipv4Cidr, offset: number): string | undefined {
+  const size = 2 ** (32 - cidr.prefixLength);
+  const index = offset < 0 ? size + offset : offset;
+  // Not the network address, the bridge's (the first usable one) nor the broadcast address.
+  if (!Number.isInteger(index) || index < 2 || index > size - 2) return undefined;
+  return formatIpv4(cidr.network + index);
 }

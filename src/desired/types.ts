@@ -1,4 +1,5 @@
 import type { Limits } from "../config.js";
+import type { EffectiveEgress } from "./egress-rules.js";
 import type { UserArea } from "./volume-paths.js";
 
 export interface DesiredMount {
@@ -42,6 +43,19 @@ export interface ContainerSpec {
   readOnlyRootfs: boolean;
   tmpfs: Record<string, string>;
   openStdin: boolean;
+  /**
+   * Restricted egress (`network` is then the user's egress network): the container's fixed address there, as an
+   * offset from the subnet's start. The executor turns it into an address once the network's subnet is known.
+   */
+  addressOffset?: number;
+  /** DNS answered by the user's egress proxy (its address, resolved by the executor), never the host's. */
+  dnsFromEgressProxy?: boolean;
+  /** Networks joined after `network` (the egress proxy's), each with an optional fixed address and aliases. */
+  extraNetworks?: { name: string; addressOffsetFromEnd?: number; aliases?: string[] }[];
+  /** `name:address` lines for /etc/hosts (the egress proxy's, from MCP_PORTAL_EGRESS_EXTRA_HOSTS). */
+  extraHosts?: string[];
+  /** Namespaced sysctls (the egress proxy's). */
+  sysctls?: Record<string, string>;
   healthCheck: {
     interval_seconds: number;
     timeout_seconds: number;
@@ -65,6 +79,8 @@ export const BLOCK_REASONS = [
   "ShadowsAdminServer",
   /** Every port of the user's block is taken (policy.json may allow more ports than the block holds). */
   "PortBlockFull",
+  /** A restricted egress (`none`/`allow`) the backend cannot enforce (Swarm): refused, never run unrestricted. */
+  "EgressUnsupported",
 ] as const;
 export type BlockReason = (typeof BLOCK_REASONS)[number];
 
@@ -87,6 +103,8 @@ export interface RunOutcome {
    * policy.json server_security loosens it and its `user_env_allow` does not list them; sorted, absent when none.
    */
   droppedUserEnv?: string[];
+  /** The server's effective egress (status); absent on the egress proxy. */
+  egress?: EffectiveEgress;
 }
 
 export interface BlockedOutcome {
@@ -117,4 +135,9 @@ export interface DesiredUser {
   servers: ServerOutcome[];
   limits: Limits;
   usage: ResourceUsage;
+  /**
+   * Present when a server of the user has restricted egress: the user's internal egress network and its proxy
+   * (which counts toward no limit).
+   */
+  egress?: { network: { name: string; bridgeName: string }; proxy: RunOutcome };
 }

@@ -8,6 +8,16 @@ import { canonicalHashPrefix, canonicalJson } from "../util/canonical-json.js";
 import { ownValue } from "../util/own-property.js";
 import { buildEnvironment, selectEnvironment } from "./environment.js";
 import { effectiveIdleTimeoutSeconds } from "./idle-timeout.js";
+import {
+  DEFAULT_EGRESS_PROXY_IMAGE,
+  buildEgressProxyOutcome,
+  egressBridgeName,
+  egressNetworkName,
+  restrictedServerEnv,
+  serverAddressOffset,
+} from "./egress-desired.js";
+import { type EffectiveEgress, describeEffectiveEgress, effectiveEgress } from "./egress-rules.js";
+import type { EgressPolicyEntry } from "../contracts/egress-policy.js";
 import { imageNotAllowedMessage, isImageAllowed, resolveAllowedImages } from "./image-policy.js";
 import { bridgeName, containerName, networkName, volumeKey, volumeName } from "./names.js";
 import { type PortRange, assignHostPorts } from "./port-blocks.js";
@@ -85,6 +95,31 @@ export interface DesiredUserInput {
    * `max_ports`, but not against the limits of running servers (containers, memory, CPU shares).
    */
   idleServers?: ReadonlySet<string>;
+  /** MCP_PORTAL_EGRESS_PROXY_IMAGE: the image of users' egress proxies (default DEFAULT_EGRESS_PROXY_IMAGE). */
+  egressProxyImage?: string;
+  /** MCP_PORTAL_EGRESS_EXTRA_HOSTS as `name:address` entries for the proxies' /etc/hosts. */
+  egressExtraHosts?: readonly string[];
+  /**
+   * False where restricted egress cannot be enforced (MCP_PORTAL_BACKEND=swarm): such servers are Blocked
+   * (EgressUnsupported) rather than run unrestricted. Default true (the engine backend).
+   */
+  egressEnforced?: boolean;
+}
+
+/** Why a restricted server is Blocked on a backend that cannot enforce egress: the same words in status and validate. */
+export function egressUnsupportedMessage(serverId: string, egress: string): string {
+  return (
+    `server "${serverId}" has restricted egress (${egress}), which MCP_PORTAL_BACKEND=swarm cannot enforce: ` +
+    `it is refused rather than run unrestricted (README, "Network egress")`
+  );
+}
+
+/** A server's effective egress: its catalog's declaration narrowed by policy.json's entry for it, or the default. */
+export function serverEgress(policy: PolicyFile, definition: ServerDefinition): EffectiveEgress {
+  return effectiveEgress(
+    definition.egress,
+    ownValue(policy.egress.servers, definition.id) ?? policy.egress.default,
+  );
 }
 
 export function effectiveLimits(
@@ -150,6 +185,8 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
 
   // Ports held by containers that a keepExisting block leaves running are not free for anyone else.
   const keptPorts = new Set<number>();
+  // A kept container with restricted egress still needs its egress network and proxy.
+  let keptRestricted = false;
   for (const entry of input.enabled.servers) {
     const merged = input.catalog.servers.get(entry.id);
     const block = (reason: BlockedOutcome["reason"], message: string, keepExisting: boolean): void => {
@@ -158,6 +195,8 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
       if (!keepExisting || port === undefined) return;
       // The kept container still runs and still counts against the user's limits.
       keptPorts.add(port);
+      if (merged && serverEgress(input.policy, merged.definition).mode !== "unrestricted")
+        keptRestricted = true;
       usage.containers += 1;
       usage.memory_mb += merged?.definition.resources.memory_mb ?? SERVER_DEFAULTS.memoryMb;
       usage.cpu_shares += merged?.definition.resources.cpu_shares ?? SERVER_DEFAULTS.cpuShares;
@@ -184,6 +223,17 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
         true,
       );
       continue;
+    }
+    if (input.egressEnforced === false) {
+      const egress = serverEgress(input.policy, definition);
+      if (egress.mode !== "unrestricted") {
+        block(
+          "EgressUnsupported",
+          egressUnsupportedMessage(entry.id, describeEffectiveEgress(egress)),
+          false,
+        );
+        continue;
+      }
     }
     const userVolumes = entry.config?.volumes ?? [];
     if (userVolumes.length > 0 && !userVolumesAllowed(securityFor(input.policy, entry.id))) {
@@ -237,6 +287,11 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
     admitted.push({ definition, mounts: mountsResult.mounts, secrets });
   }
 
+  const egressNetwork = {
+    name: egressNetworkName(installation, userId),
+    bridgeName: egressBridgeName(installation, userId),
+  };
+  const egressEntries: EgressPolicyEntry[] = [];
   const ports = assignHostPorts(
     input.portBlock,
     admitted.map((a) => a.definition.id),
@@ -256,18 +311,47 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
       continue;
     }
     const entry = input.enabled.servers.find((s) => s.id === definition.id);
+    const egress = serverEgress(input.policy, definition);
+    const addressOffset =
+      egress.mode === "unrestricted" ? undefined : serverAddressOffset(hostPort, input.portBlock.start);
+    if (egress.mode !== "unrestricted" && addressOffset !== undefined) {
+      egressEntries.push({
+        server: definition.id,
+        offset: addressOffset,
+        mode: egress.mode,
+        allow: egress.mode === "allow" ? egress.allow : [],
+      });
+    }
     outcomes.set(
       definition.id,
       buildRunOutcome(input, definition, {
         hostPort,
         mounts,
         secrets,
-        network: network.name,
+        network: addressOffset === undefined ? network.name : egressNetwork.name,
         overrides: entry?.config?.environment ?? {},
         security: securityFor(input.policy, definition.id),
+        egress,
+        addressOffset,
       }),
     );
   }
+  const egressPart =
+    egressEntries.length > 0 || keptRestricted
+      ? {
+          network: egressNetwork,
+          proxy: buildEgressProxyOutcome({
+            installation,
+            userId,
+            image: input.egressProxyImage ?? DEFAULT_EGRESS_PROXY_IMAGE,
+            userNetwork: network.name,
+            egressNetwork: egressNetwork.name,
+            containerUser: input.containerUser,
+            servers: egressEntries,
+            ...(input.egressExtraHosts ? { extraHosts: input.egressExtraHosts } : {}),
+          }),
+        }
+      : undefined;
 
   return {
     userId,
@@ -278,6 +362,7 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
       .filter((o): o is ServerOutcome => o !== undefined),
     limits,
     usage,
+    ...(egressPart ? { egress: egressPart } : {}),
   };
 }
 
@@ -378,6 +463,9 @@ interface RunContext {
   network: string;
   overrides: Readonly<Record<string, string>>;
   security: ServerSecurityOverride | undefined;
+  egress: EffectiveEgress;
+  /** Set for restricted egress: the server's address offset on the egress network (`network`). */
+  addressOffset: number | undefined;
 }
 
 function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, ctx: RunContext): RunOutcome {
@@ -409,6 +497,8 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
       { values: portal },
       { values: secretValues, secret: true },
       { values: userOverrides.values },
+      // Last, so that no user setting points a restricted server elsewhere (it could reach nothing anyway).
+      { values: ctx.egress.mode === "unrestricted" ? {} : restrictedServerEnv(ctx.egress.mode) },
     ],
     secretDigests,
     new Set(["MCP_PORTAL_VERSION"]),
@@ -446,6 +536,10 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
     readOnlyRootfs: security.read_only_rootfs ?? false,
     tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" },
     openStdin: !isHttp,
+    // Only restricted servers carry these keys: an unrestricted server's spec, and so its hash, is as before.
+    ...(ctx.addressOffset !== undefined
+      ? { addressOffset: ctx.addressOffset, dnsFromEgressProxy: true }
+      : {}),
     healthCheck: {
       interval_seconds: definition.health_check?.interval_seconds ?? HEALTH_DEFAULTS.interval_seconds,
       timeout_seconds: definition.health_check?.timeout_seconds ?? HEALTH_DEFAULTS.timeout_seconds,
@@ -480,5 +574,6 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
     cpuShares: spec.cpuShares,
     idleTimeoutSeconds: effectiveIdleTimeoutSeconds(definition, input.policy, input.userId),
     ...(droppedUserEnv.length > 0 ? { droppedUserEnv } : {}),
+    egress: ctx.egress,
   };
 }

@@ -9,6 +9,8 @@ import type {
   ActualVolume,
   ContainerRuntime,
   EventFilter,
+  LogRead,
+  LogReadOptions,
   NetworkSpec,
   ObjectRef,
   RuntimeCapabilities,
@@ -185,6 +187,9 @@ export class AuditedRuntime implements ContainerRuntime {
   }
   listNodes(): Promise<ActualNode[]> {
     return this.inner.listNodes();
+  }
+  readLogs(id: string, options: LogReadOptions): Promise<LogRead> {
+    return this.inner.readLogs(id, options);
   }
   startContainer(id: string): Promise<void> {
     return this.record("CONTAINER_OPERATION", "start_container", id, () => this.inner.startContainer(id));

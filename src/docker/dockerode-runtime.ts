@@ -6,17 +6,22 @@ import type {
   ActualNetwork,
   ActualNode,
   ActualVolume,
+  Addressing,
   ContainerRuntime,
   ContainerState,
   EventFilter,
+  LogRead,
+  LogReadOptions,
   NetworkSpec,
   ObjectRef,
+  Placement,
   RuntimeCapabilities,
   RuntimeEvent,
   VolumeSpec,
 } from "./runtime.js";
 import { CONTAINER_STATES, RuntimeError } from "./runtime.js";
 import { parseEventStream } from "./event-stream.js";
+import { demuxFrames, sinceParam, timestampedLines } from "./log-lines.js";
 
 const KNOWN_STATES = new Set<string>(CONTAINER_STATES);
 
@@ -181,11 +186,28 @@ export class DockerodeRuntime implements ContainerRuntime {
     return { name: parsed.data.Name, labels: parsed.data.Labels ?? {} };
   }
 
-  async createContainer(spec: ContainerSpec, name: string): Promise<string> {
-    const options = containerCreateOptions(spec, name);
+  async createContainer(spec: ContainerSpec, name: string, placement?: Placement): Promise<string> {
+    const addressing = placement?.addressing;
+    const options = containerCreateOptions(spec, name, addressing);
     const container = await this.call("create container", (abortSignal) =>
       this.docker.createContainer({ ...options, abortSignal }),
     );
+    // Engine 20.10 takes one network at create; the others are joined before the first start.
+    for (const extra of spec.extraNetworks ?? []) {
+      const address = addressing?.addresses[extra.name];
+      const connect: Docker.NetworkConnectOptions & { abortSignal?: AbortSignal } = {
+        Container: container.id,
+        EndpointConfig: {
+          ...(extra.aliases ? { Aliases: extra.aliases } : {}),
+          ...(address ? { IPAMConfig: { IPv4Address: address } } : {}),
+        },
+      };
+      await this.call("connect container", (abortSignal) => {
+        // dockerode passes abortSignal through to the request although its types do not list it.
+        const options = { ...connect, abortSignal } as Docker.NetworkConnectOptions;
+        return this.docker.getNetwork(extra.name).connect(options) as Promise<unknown>;
+      });
+    }
     return container.id;
   }
 
@@ -198,6 +220,48 @@ export class DockerodeRuntime implements ContainerRuntime {
 
   listNodes(): Promise<ActualNode[]> {
     return Promise.resolve([]);
+  }
+
+  async readLogs(id: string, options: LogReadOptions): Promise<LogRead> {
+    const stream = await this.call("read container logs", (abortSignal) =>
+      dial<NodeJS.ReadableStream & { destroy(): void }>(this.docker, {
+        path: `/containers/${encodeURIComponent(id)}/logs?`,
+        method: "GET",
+        options: {
+          stdout: true,
+          stderr: false,
+          timestamps: true,
+          follow: false,
+          ...(options.since !== undefined ? { since: sinceParam(options.since) } : {}),
+        },
+        isStream: true,
+        abortSignal,
+        statusCodes: { 200: true, 404: "no such container", 500: "server error" },
+      }),
+    );
+    // Read at most maxBytes (plus one chunk), then drop the connection: the caller continues from the last line.
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let truncated = false;
+    try {
+      await this.call("read container logs", async (abortSignal) => {
+        abortSignal.addEventListener("abort", () => stream.destroy(), { once: true });
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          chunks.push(chunk);
+          bytes += chunk.length;
+          if (bytes >= options.maxBytes) {
+            truncated = true;
+            break;
+          }
+        }
+      });
+    } finally {
+      stream.destroy();
+    }
+    const data = Buffer.concat(chunks).subarray(0, Math.max(options.maxBytes, 0));
+    truncated ||= data.length < bytes;
+    const { payload } = demuxFrames(data);
+    return { lines: timestampedLines(payload.toString("utf8")), truncated };
   }
 
   async startContainer(id: string): Promise<void> {
@@ -246,20 +310,24 @@ export function networkCreateOptions(spec: NetworkSpec): Docker.NetworkCreateOpt
     Name: spec.name,
     Driver: "bridge",
     CheckDuplicate: true,
-    Internal: false,
+    Internal: spec.internal ?? false,
     Attachable: false,
     Labels: spec.labels,
     IPAM: { Driver: "default", Config: [{ Subnet: spec.subnet, Gateway: spec.gateway }] },
     Options: {
       "com.docker.network.bridge.name": spec.bridgeName,
       "com.docker.network.bridge.enable_icc": "true",
-      "com.docker.network.bridge.enable_ip_masquerade": "true",
+      "com.docker.network.bridge.enable_ip_masquerade": spec.internal ? "false" : "true",
     },
   };
 }
 
 /** Maps our spec onto the engine's create body, with the hardened defaults of the README's "Docker objects and labels". */
-export function containerCreateOptions(spec: ContainerSpec, name: string): Docker.ContainerCreateOptions {
+export function containerCreateOptions(
+  spec: ContainerSpec,
+  name: string,
+  addressing?: Addressing,
+): Docker.ContainerCreateOptions {
   const exposed: Record<string, object> = {};
   for (const p of spec.exposedPorts) exposed[`${p.port}/${p.protocol}`] = {};
   const portBindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
@@ -272,7 +340,7 @@ export function containerCreateOptions(spec: ContainerSpec, name: string): Docke
     name,
     Image: spec.image,
     ...(spec.cmd ? { Cmd: spec.cmd } : {}),
-    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Env: Object.entries({ ...spec.env, ...addressing?.env }).map(([k, v]) => `${k}=${v}`),
     Labels: spec.labels,
     User: spec.user,
     ExposedPorts: exposed,
@@ -280,8 +348,20 @@ export function containerCreateOptions(spec: ContainerSpec, name: string): Docke
     StdinOnce: false,
     AttachStdin: false,
     Tty: false,
+    ...(addressing?.addresses[spec.network]
+      ? {
+          NetworkingConfig: {
+            EndpointsConfig: {
+              [spec.network]: { IPAMConfig: { IPv4Address: addressing.addresses[spec.network] } },
+            },
+          },
+        }
+      : {}),
     HostConfig: {
       NetworkMode: spec.network,
+      ...(addressing?.dns ? { Dns: addressing.dns } : {}),
+      ...(spec.sysctls ? { Sysctls: spec.sysctls } : {}),
+      ...(spec.extraHosts ? { ExtraHosts: spec.extraHosts } : {}),
       PortBindings: portBindings,
       Memory: spec.memoryBytes,
       MemorySwap: spec.memoryBytes,

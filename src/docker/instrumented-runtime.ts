@@ -7,6 +7,8 @@ import type {
   ActualVolume,
   ContainerRuntime,
   EventFilter,
+  LogRead,
+  LogReadOptions,
   NetworkSpec,
   ObjectRef,
   RuntimeCapabilities,
@@ -94,6 +96,9 @@ export class InstrumentedRuntime implements ContainerRuntime {
   }
   listNodes(): Promise<ActualNode[]> {
     return this.measure("node_list", () => this.inner.listNodes());
+  }
+  readLogs(id: string, options: LogReadOptions): Promise<LogRead> {
+    return this.measure("container_logs", () => this.inner.readLogs(id, options));
   }
   startContainer(id: string): Promise<void> {
     return this.measure("container_start", () => this.inner.startContainer(id));

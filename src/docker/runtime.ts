@@ -30,6 +30,7 @@ export const RUNTIME_OPERATIONS = [
   "container_stop",
   "container_remove",
   "container_rename",
+  "container_logs",
   "container_update",
   "node_list",
   "network_list",
@@ -83,9 +84,13 @@ export interface ActualNode {
   role: "manager" | "worker";
 }
 
-/** Where a workload must run (Swarm: a node id, as a placement constraint); outside the spec and its hash. */
+/**
+ * Where a workload runs, outside the spec and its hash: on Swarm, the node (a placement constraint); on the
+ * engine, the fixed addresses of a restricted-egress workload (README, "Network egress").
+ */
 export interface Placement {
-  nodeId: string;
+  nodeId?: string;
+  addressing?: Addressing;
 }
 
 export interface ActualNetwork {
@@ -103,9 +108,39 @@ export interface ActualVolume {
 export interface NetworkSpec {
   name: string;
   bridgeName: string;
+  /** No route out of it (Docker's `internal`): a user's egress network. */
+  internal?: boolean;
   subnet: string;
   gateway: string;
   labels: Record<string, string>;
+}
+
+/**
+ * Where a container sits, known only once its networks exist (the executor derives it from their subnets; never
+ * part of the spec hash): fixed addresses by network name, DNS servers, and extra environment.
+ */
+export interface Addressing {
+  addresses: Record<string, string>;
+  dns?: string[];
+  env?: Record<string, string>;
+}
+
+export interface LogReadOptions {
+  /** RFC 3339 timestamp with up to nine fractional digits (a line's `timestamp`); absent: from the start. */
+  since?: string;
+  maxBytes: number;
+}
+
+export interface LogLine {
+  /** The engine's timestamp of the line, RFC 3339 with nanoseconds. */
+  timestamp: string;
+  text: string;
+}
+
+export interface LogRead {
+  lines: LogLine[];
+  /** The read stopped at maxBytes: more lines follow the last one. */
+  truncated: boolean;
 }
 
 export interface VolumeSpec {
@@ -151,6 +186,7 @@ export interface ContainerRuntime {
    * caller must compare the labels it gets back before mounting the volume.
    */
   createVolume(spec: VolumeSpec): Promise<ActualVolume>;
+  /** Creates the container on `spec.network`, then joins `spec.extraNetworks` (one call, several requests). */
   createContainer(spec: ContainerSpec, name: string, placement?: Placement): Promise<string>;
   /**
    * Applies a new spec (and placement) to the existing workload, keeping its id and name; `version` is the one
@@ -160,6 +196,12 @@ export interface ContainerRuntime {
   updateContainer(id: string, version: number, spec: ContainerSpec, placement?: Placement): Promise<void>;
   /** The cluster's nodes (Swarm); the engine backend has none and answers []. */
   listNodes(): Promise<ActualNode[]>;
+  /**
+   * Complete lines a container wrote to stdout, with the engine's timestamps (RFC 3339, nanoseconds), from
+   * `since` (inclusive, the engine's resolution) on, reading at most `maxBytes` of the log (`truncated` then).
+   * The engine backend only (the egress proxies' denial lines); Swarm throws.
+   */
+  readLogs(id: string, options: LogReadOptions): Promise<LogRead>;
   startContainer(id: string): Promise<void>;
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
   removeContainer(id: string): Promise<void>;

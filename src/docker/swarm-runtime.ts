@@ -13,6 +13,7 @@ import type {
   ContainerRuntime,
   ContainerState,
   EventFilter,
+  LogRead,
   NetworkSpec,
   ObjectRef,
   Placement,
@@ -376,11 +377,23 @@ export class SwarmRuntime implements ContainerRuntime {
   }
 
   private body(spec: ContainerSpec, name: string, placement: Placement | undefined): Record<string, unknown> {
+    // Restricted egress is refused on Swarm before planning (README, "Network egress"); never run it unrestricted.
+    if (placement?.addressing !== undefined || spec.addressOffset !== undefined || spec.extraNetworks?.length)
+      throw new RuntimeError(
+        "Failed",
+        `${name}: restricted egress is not supported on the Swarm backend`,
+        501,
+      );
     return serviceSpec(spec, name, {
       restartDelayMs: this.options.restartDelayMs,
       placementNodeId: placement?.nodeId,
       volumeLabels: (volume) => this.volumeLabels.get(volume),
     });
+  }
+
+  /** Swarm runs no egress proxy (restricted egress is refused there): nothing reads logs. */
+  readLogs(): Promise<LogRead> {
+    return Promise.reject(new RuntimeError("Failed", "read logs: not supported by the Swarm backend", 501));
   }
 
   /** Swarm runs the task: nothing to start unless the service was scaled to zero (then: one replica again). */

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { EGRESS_DENIAL_KINDS } from "../contracts/egress-policy.js";
 import { BLOCK_REASONS } from "../desired/types.js";
 import { CONTAINER_STATES, type ContainerState, type RuntimeOperation } from "../docker/runtime.js";
 import { DRIFT_KINDS, type DriftKind } from "../reconcile/plan.js";
@@ -84,6 +85,8 @@ export interface Metrics {
   readonly dockerUp: Gauge;
   readonly dockerEventsReconnectsTotal: Counter;
   readonly auditWriteErrorsTotal: Counter;
+  /** Connections and DNS questions users' egress proxies refused, by kind (README, "Network egress"). */
+  readonly egressDeniedTotal: Counter;
   readonly pruneBlocked: Gauge;
   readonly resyncUnchangedUsers: Gauge;
 }
@@ -224,6 +227,12 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
       help: "Audit events that could not be written to the audit log.",
       registers,
     }),
+    egressDeniedTotal: new Counter({
+      name: "mcp_portal_egress_denied_total",
+      help: "Connections (kind=connect) and DNS questions (kind=dns) users' egress proxies refused, as their denial lines count them.",
+      labelNames: ["kind"],
+      registers,
+    }),
     resyncUnchangedUsers: new Gauge({
       name: "mcp_portal_resync_unchanged_users",
       help: "Users the last resync found unchanged since a reconcile that changed nothing (looked at, not reconciled).",
@@ -242,6 +251,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
   for (const kind of DRIFT_KINDS) metrics.driftCorrectionsTotal.inc({ kind }, 0);
   for (const phase of USER_PHASES) metrics.users.set({ phase }, 0);
   for (const reason of BLOCKED_REASONS) metrics.blockedServers.set({ reason }, 0);
+  for (const kind of EGRESS_DENIAL_KINDS) metrics.egressDeniedTotal.inc({ kind }, 0);
   metrics.buildInfo.set({ version: options.version ?? "unknown" }, 1);
 
   if (options.defaultMetrics !== false) {

@@ -126,6 +126,14 @@ class PortMap {
  * new block or subnet is O(1) amortised; holding a recorded block costs its size; a rebuild is linear in the
  * listing.
  */
+/** `mcp.portal.network_type` of a user's egress network (README, "Network egress"). */
+export const EGRESS_NETWORK_TYPE = "egress";
+
+/** The allocator's key of a user's egress subnet: a user id never contains `#`. */
+function egressSubnetKey(userId: string): string {
+  return `${userId}#egress`;
+}
+
 export class NetworkAllocator {
   private readonly blocks = new Map<string, PortRange>();
   /** The range's whole blocks of today's size: taken while any held block or excluded port shares a port. */
@@ -190,7 +198,10 @@ export class NetworkAllocator {
         continue;
       }
       const subnet = network.subnets[0];
-      if (subnet) listedSubnets.set(userId, subnet);
+      // A user's egress network holds a second subnet of the pool, under its own key; it has no port block.
+      const egress = network.labels[LABELS.networkType] === EGRESS_NETWORK_TYPE;
+      if (subnet) listedSubnets.set(egress ? egressSubnetKey(userId) : userId, subnet);
+      if (egress) continue;
       const label = parsePortBlockLabel(network.labels[LABELS.portBlock]);
       if (label?.legacy) legacy.push({ userId, start: label.start });
       else if (label) this.holdBlock(userId, { start: label.start, end: label.start + label.size - 1 });
@@ -290,6 +301,21 @@ export class NetworkAllocator {
     const block = this.blocks.get(userId);
     if (block !== undefined) this.releaseBlock(userId, block);
     this.releaseSubnet(userId);
+    this.releaseSubnet(egressSubnetKey(userId));
+  }
+
+  /** The subnet of the user's egress network (a second one from the pool), held as subnetFor holds the first. */
+  egressSubnetFor(userId: string): string | undefined {
+    return this.subnetFor(egressSubnetKey(userId));
+  }
+
+  /** Frees the user's egress subnet (its network was removed); the user keeps its own network's. */
+  releaseEgress(userId: string): void {
+    this.releaseSubnet(egressSubnetKey(userId));
+  }
+
+  forgetEgressSubnet(userId: string, subnet: string): void {
+    this.forgetSubnet(egressSubnetKey(userId), subnet);
   }
 
   /** Ports of the range's blocks (of today's size) that a new user cannot get, of all it has without excluded ones. */

@@ -249,7 +249,8 @@ export class Controller {
     this.ownNetworkIds.clear();
     for (const n of fleet.listing.networks) this.ownNetworkIds.add(n.id);
     const dirs = await listUserDirs(config.dataDir);
-    const users = new Set([...dirs.names, ...fleet.slices.keys()]);
+    const users = new Set(dirs.names);
+    for (const userId of fleet.slices.keys()) users.add(userId);
     this.knownUsers = users;
     // A user whose inputs, objects and health are as they were after a reconcile that changed nothing is looked
     // at here, from memory, and not queued: a settled fleet's resync costs a key comparison per user.
@@ -259,7 +260,8 @@ export class Controller {
       else this.queue.add(userId);
     }
     metrics.resyncUnchangedUsers.set(unchanged);
-    for (const [userId, summary] of [...this.summaries]) {
+    // (Deleting the entry just visited is safe while iterating a Map.)
+    for (const [userId, summary] of this.summaries) {
       if (users.has(userId)) continue;
       this.summaries.delete(userId);
       this.totals.replace(summary, undefined);

@@ -1,4 +1,6 @@
 import { gatewayOf, parseIpv4Cidr } from "../desired/subnets.js";
+import { EGRESS_NETWORK_TYPE } from "./allocator.js";
+import { addressingFor } from "./addressing.js";
 import type { AuditedRuntime, MutationScope } from "../docker/audited-runtime.js";
 import { type Placement, isRuntimeError } from "../docker/runtime.js";
 import type { PortRange } from "../desired/port-blocks.js";
@@ -34,6 +36,8 @@ export interface ExecutionResult {
   servers: Map<string, ServerExecution>;
   mutations: number;
   network?: { id: string; name: string; subnet: string };
+  /** The user's egress network, when this run created it. */
+  egressNetwork?: { id: string; name: string; subnet: string };
   /** A user-level failure (network missing or in conflict): nothing else could proceed. */
   userError?: { reason: string; message: string };
   requeueAfterMs?: number;
@@ -115,7 +119,9 @@ export class Executor {
     };
     switch (step.kind) {
       case "createNetwork":
-        result.network = await this.createNetwork(ctx, step.name, step.bridgeName, runtime);
+        if (step.role === "egress")
+          result.egressNetwork = await this.createNetwork(ctx, step.name, step.bridgeName, runtime, true);
+        else result.network = await this.createNetwork(ctx, step.name, step.bridgeName, runtime);
         return;
       case "removeNetwork":
         try {
@@ -124,6 +130,8 @@ export class Executor {
           if (!isRuntimeError(error, "NotFound")) throw error;
         }
         if (step.prune) this.deps.allocator.release(ctx.userId);
+        else if (step.network.labels[LABELS.networkType] === EGRESS_NETWORK_TYPE)
+          this.deps.allocator.releaseEgress(ctx.userId);
         return;
       case "createVolume": {
         const volume = await runtime.createVolume({ name: step.volume.name, labels: step.volume.labels });
@@ -144,7 +152,18 @@ export class Executor {
             `volume ${conflict.volumeName} exists but belongs to another owner; it is not mounted`,
           );
         }
-        const placement = step.placement !== undefined ? { nodeId: step.placement } : undefined;
+        const subnets = { ...step.subnets };
+        for (const made of [result.network, result.egressNetwork])
+          if (made && subnets[made.name] === undefined) subnets[made.name] = made.subnet;
+        const addressing = addressingFor(step.outcome.spec, subnets);
+        if (!addressing.ok) throw new Error(addressing.reason);
+        const placement: Placement | undefined =
+          step.placement !== undefined || addressing.value !== undefined
+            ? {
+                ...(step.placement !== undefined ? { nodeId: step.placement } : {}),
+                ...(addressing.value !== undefined ? { addressing: addressing.value } : {}),
+              }
+            : undefined;
         created.set(step.serverId, await this.create(step.outcome.spec, step.name, runtime, placement));
         return;
       }
@@ -225,15 +244,16 @@ export class Executor {
     name: string,
     bridgeName: string,
     runtime: AuditedRuntime,
+    egress = false,
   ): Promise<{ id: string; name: string; subnet: string }> {
     const { allocator, installation } = this.deps;
     const labels: Record<string, string> = {
       ...ownerLabels(installation, ctx.userId),
-      [LABELS.networkType]: "user_isolation",
+      [LABELS.networkType]: egress ? EGRESS_NETWORK_TYPE : "user_isolation",
     };
-    if (ctx.portBlock !== undefined) labels[LABELS.portBlock] = portBlockLabel(ctx.portBlock);
+    if (ctx.portBlock !== undefined && !egress) labels[LABELS.portBlock] = portBlockLabel(ctx.portBlock);
     for (let attempt = 0; attempt < 3; attempt++) {
-      const subnet = allocator.subnetFor(ctx.userId);
+      const subnet = egress ? allocator.egressSubnetFor(ctx.userId) : allocator.subnetFor(ctx.userId);
       const cidr = subnet ? parseIpv4Cidr(subnet) : undefined;
       if (!subnet || !cidr)
         throw new UserLevelError("SubnetPoolExhausted", allocator.subnetPoolExhaustedMessage());
@@ -244,6 +264,7 @@ export class Executor {
           subnet,
           gateway: gatewayOf(cidr),
           labels,
+          ...(egress ? { internal: true } : {}),
         });
         return { id, name, subnet };
       } catch (error) {
@@ -262,7 +283,8 @@ export class Executor {
         allocator.setForeignSubnets(
           all.filter((n) => !isOwnedBy(n.labels, installation)).flatMap((n) => n.subnets),
         );
-        allocator.forgetSubnet(ctx.userId, subnet);
+        if (egress) allocator.forgetEgressSubnet(ctx.userId, subnet);
+        else allocator.forgetSubnet(ctx.userId, subnet);
         if (attempt === 2) throw error;
       }
     }

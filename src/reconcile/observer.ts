@@ -1,4 +1,4 @@
-import type { ActualNetwork, ContainerRuntime } from "../docker/runtime.js";
+import type { ActualContainer, ActualNetwork, ContainerRuntime } from "../docker/runtime.js";
 import { LABELS, isOwnedBy, ownerFilters } from "../labels.js";
 import { isValidUserId } from "../util/ids.js";
 import type { ActualUser } from "./plan.js";
@@ -33,7 +33,7 @@ const EMPTY: ActualUser = { containers: [], networks: [], volumes: [] };
  * next reconcile lists again. A plan made on a cached slice is re-made on a fresh one before it is acted on.
  */
 export class Observer {
-  private readonly slices = new Map<string, { observed: ActualUser; fingerprint: string }>();
+  private slices = new Map<string, { observed: ActualUser; fingerprint: string }>();
   private readonly stale = new Set<string>();
   /** After the first full listing, a user without a slice is known to own nothing. */
   private listed = false;
@@ -54,11 +54,18 @@ export class Observer {
     const networks = allNetworks.filter((n) => isOwnedBy(n.labels, this.installation));
     const listing = { containers, networks, volumes };
     const slices = sliceByUser(listing);
-    this.slices.clear();
+    // A settled fleet lists the same objects every resync: an unchanged slice keeps its fingerprint (the same
+    // string, so comparing it later is a pointer check) instead of building and sorting a new one.
+    const next = new Map<string, { observed: ActualUser; fingerprint: string }>();
+    for (const [userId, observed] of slices) {
+      const before = this.slices.get(userId);
+      const fingerprint =
+        before && sameObservation(before.observed, observed) ? before.fingerprint : fingerprintOf(observed);
+      next.set(userId, { observed, fingerprint });
+    }
+    this.slices = next;
     this.stale.clear();
     this.listed = true;
-    for (const [userId, observed] of slices)
-      this.slices.set(userId, { observed, fingerprint: fingerprintOf(observed) });
     let managedContainers = 0;
     for (const c of containers) if (c.labels[LABELS.serverId] !== undefined) managedContainers++;
     return { slices, allNetworks, managedContainers, listing };
@@ -117,14 +124,22 @@ export class Observer {
  */
 export function sliceByUser(listing: Readonly<ActualUser>): Map<string, ActualUser> {
   const slices = new Map<string, ActualUser>();
+  // Listings keep a user's objects together (created together): the last slice is looked up first.
+  let lastUserId: string | undefined;
+  let last: ActualUser | undefined;
   const slice = (labels: Readonly<Record<string, string>>): ActualUser | undefined => {
     const userId = labels[LABELS.userId];
-    if (!userId || !isValidUserId(userId)) return undefined;
+    if (!userId) return undefined;
+    if (userId === lastUserId) return last;
     let s = slices.get(userId);
+    // A user's slice exists only once its id passed the check: each id is checked once per listing.
     if (!s) {
+      if (!isValidUserId(userId)) return undefined;
       s = { containers: [], networks: [], volumes: [] };
       slices.set(userId, s);
     }
+    lastUserId = userId;
+    last = s;
     return s;
   };
   for (const c of listing.containers) slice(c.labels)?.containers.push(c);
@@ -133,15 +148,77 @@ export function sliceByUser(listing: Readonly<ActualUser>): Map<string, ActualUs
   return slices;
 }
 
-/** Everything of a slice that a plan reads, as one string: equal strings, equal plans (for the same desire). */
+/**
+ * What a plan or a status reads of a container. Its labels cannot change without a new id, except a workload
+ * updated in place, whose version then changes. `sameContainer` compares exactly these fields.
+ */
+function containerPart(c: ActualContainer): string {
+  return (
+    `c${c.id}|${c.name}|${c.state}|${c.labels[LABELS.serverId] ?? ""}|${c.labels[LABELS.specHash] ?? ""}` +
+    `|${c.labels[LABELS.hostPort] ?? ""}|${c.networkIds.join(",")}|${c.version ?? ""}|${c.placement ?? ""}` +
+    `|${c.node ?? ""}|${c.crashLoop ? `${c.crashLoop.failures}:${c.crashLoop.lastError}` : ""}`
+  );
+}
+
+function sameContainer(a: ActualContainer, b: ActualContainer): boolean {
+  return (
+    a.id === b.id &&
+    a.name === b.name &&
+    a.state === b.state &&
+    a.labels[LABELS.serverId] === b.labels[LABELS.serverId] &&
+    a.labels[LABELS.specHash] === b.labels[LABELS.specHash] &&
+    a.labels[LABELS.hostPort] === b.labels[LABELS.hostPort] &&
+    sameStrings(a.networkIds, b.networkIds) &&
+    a.version === b.version &&
+    a.placement === b.placement &&
+    a.node === b.node &&
+    a.crashLoop?.failures === b.crashLoop?.failures &&
+    a.crashLoop?.lastError === b.crashLoop?.lastError
+  );
+}
+
+function networkPart(n: ActualNetwork): string {
+  return `n${n.id}|${n.name}|${n.subnets.join(",")}|${n.labels[LABELS.portBlock] ?? ""}`;
+}
+
+function sameNetwork(a: ActualNetwork, b: ActualNetwork): boolean {
+  return (
+    a.id === b.id &&
+    a.name === b.name &&
+    sameStrings(a.subnets, b.subnets) &&
+    a.labels[LABELS.portBlock] === b.labels[LABELS.portBlock]
+  );
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Everything of a slice that a plan or a status reads, as one string: equal strings, equal plans (for the same desire). */
 export function fingerprintOf(observed: ActualUser): string {
   const parts: string[] = [];
-  for (const c of observed.containers)
-    parts.push(
-      `c${c.id}|${c.name}|${c.state}|${c.labels[LABELS.serverId] ?? ""}|${c.labels[LABELS.specHash] ?? ""}|${c.labels[LABELS.hostPort] ?? ""}|${c.networkIds.join(",")}`,
-    );
-  for (const n of observed.networks)
-    parts.push(`n${n.id}|${n.name}|${n.subnets.join(",")}|${n.labels[LABELS.portBlock] ?? ""}`);
+  for (const c of observed.containers) parts.push(containerPart(c));
+  for (const n of observed.networks) parts.push(networkPart(n));
   for (const v of observed.volumes) parts.push(`v${v.name}`);
   return parts.sort().join("\n");
+}
+
+/**
+ * The same objects in the same order, field for field as `fingerprintOf` reads them: then their fingerprints are
+ * equal, without building either. (Another order answers false; the fingerprints, sorted, may still be equal.)
+ */
+export function sameObservation(a: ActualUser, b: ActualUser): boolean {
+  if (
+    a.containers.length !== b.containers.length ||
+    a.networks.length !== b.networks.length ||
+    a.volumes.length !== b.volumes.length
+  )
+    return false;
+  for (let i = 0; i < a.containers.length; i++)
+    if (!sameContainer(a.containers[i]!, b.containers[i]!)) return false;
+  for (let i = 0; i < a.networks.length; i++) if (!sameNetwork(a.networks[i]!, b.networks[i]!)) return false;
+  for (let i = 0; i < a.volumes.length; i++) if (a.volumes[i]!.name !== b.volumes[i]!.name) return false;
+  return true;
 }

@@ -1,5 +1,6 @@
 import type { BlockedOutcome, DesiredUser, DesiredVolume, RunOutcome } from "../desired/types.js";
 import { replacementName } from "../desired/names.js";
+import { EGRESS_PROXY_KEY, EGRESS_PROXY_ROLE } from "../desired/egress-desired.js";
 import type { ActualContainer, ActualNetwork, ActualVolume } from "../docker/runtime.js";
 import { LABELS } from "../labels.js";
 import type { PlanIdle } from "./idle.js";
@@ -35,7 +36,15 @@ export type ContainerRef =
  * spelled out as the calls it takes, so `plan` shows exactly what `run` will send.
  */
 export type PlanStep =
-  | { kind: "createNetwork"; name: string; bridgeName: string; cause: string; drift?: DriftKind }
+  | {
+      kind: "createNetwork";
+      name: string;
+      bridgeName: string;
+      cause: string;
+      drift?: DriftKind;
+      /** `egress`: the user's internal egress network (no route out); absent: the user's own network. */
+      role?: "egress";
+    }
   | { kind: "removeNetwork"; network: ActualNetwork; cause: string; prune: boolean; drift?: DriftKind }
   | { kind: "createVolume"; volume: DesiredVolume; cause: string }
   | { kind: "pullImage"; serverId: string; image: string; cause: string }
@@ -49,6 +58,8 @@ export type PlanStep =
       drift?: DriftKind;
       /** Set when the container replaces another: which, and the spec fields that differ. */
       replacing?: { id: string; name: string; changedFields: string[] };
+      /** Subnets of the networks the container joins, as listed (a network made in this plan is not there yet). */
+      subnets?: Record<string, string>;
       /** The node the workload must run on (Swarm placement), when the backend places. */
       placement?: string;
     }
@@ -142,7 +153,7 @@ export function planUser(
   const steps: PlanStep[] = [];
   const byServer = new Map<string, ActualContainer[]>();
   for (const container of actual.containers) {
-    const serverId = container.labels[LABELS.serverId];
+    const serverId = workloadKey(container);
     if (serverId === undefined) continue;
     const list = byServer.get(serverId) ?? [];
     list.push(container);
@@ -151,8 +162,9 @@ export function planUser(
 
   if (!desired) {
     for (const [serverId, containers] of sortedEntries(byServer)) {
+      // The egress proxy is not a server: its removal is outside the mass-prune guard's count.
       for (const container of containers)
-        removeSteps(steps, serverId, container, "user no longer exists", true);
+        removeSteps(steps, serverId, container, "user no longer exists", serverId !== EGRESS_PROXY_KEY);
     }
     for (const network of actual.networks) {
       steps.push({ kind: "removeNetwork", network, cause: "user no longer exists", prune: true });
@@ -179,13 +191,29 @@ export function planUser(
           ...(actual.containers.length > 0 ? { drift: "missing_network" as const } : {}),
         },
       ];
+  const egressNetwork = desired.egress
+    ? actual.networks.find((n) => n.name === desired.egress?.network.name)
+    : undefined;
+  if (desired.egress && !egressNetwork) {
+    networkSteps.push({
+      kind: "createNetwork",
+      name: desired.egress.network.name,
+      bridgeName: desired.egress.network.bridgeName,
+      cause: "egress network missing",
+      role: "egress",
+    });
+  }
+  const subnets: Record<string, string> = {};
+  for (const n of actual.networks) if (n.subnets[0] !== undefined) subnets[n.name] = n.subnets[0];
   const existingVolumes = new Set(actual.volumes.map((v) => v.name));
   const volumeSteps: PlanStep[] = desired.volumes
     .filter((v) => !existingVolumes.has(v.name))
     .map((volume) => ({ kind: "createVolume", volume, cause: "volume missing" }));
 
-  const desiredIds = new Set(desired.servers.map((s) => s.serverId));
-  for (const outcome of desired.servers) {
+  // The egress proxy is planned as one more workload: created, replaced, restarted and drift-healed the same way.
+  const workloads = desired.egress ? [...desired.servers, desired.egress.proxy] : desired.servers;
+  const desiredIds = new Set(workloads.map((s) => s.serverId));
+  for (const outcome of workloads) {
     const containers = byServer.get(outcome.serverId) ?? [];
     if (outcome.kind === "blocked") {
       planBlocked(outcome, containers, removals);
@@ -203,6 +231,7 @@ export function planUser(
         missing ? "missing_container" : undefined,
         !idle,
         undefined,
+        subnets,
         context.placement,
       );
       continue;
@@ -219,7 +248,28 @@ export function planUser(
           "orphan_container",
         );
     }
-    const why = replaceCause(keeper, outcome, userNetwork);
+    const why = replaceCause(keeper, outcome, actual.networks);
+    if (why && needsAddresses(outcome)) {
+      // A fixed address cannot be held by two containers: the old one goes first, then the new one is made.
+      const cause = `replace: ${why}`;
+      removeSteps(replaces, outcome.serverId, keeper, cause, false);
+      createSteps(
+        replaces,
+        outcome,
+        outcome.spec.name,
+        cause,
+        why.startsWith("spec changed") ? "spec_changed" : undefined,
+        true,
+        {
+          id: keeper.id,
+          name: keeper.name,
+          changedFields: changedFields(keeper.labels[LABELS.specFields], outcome.specFields),
+        },
+        subnets,
+        context.placement,
+      );
+      continue;
+    }
     if (context.inPlaceUpdate && keeper.version !== undefined) {
       const misplaced = context.placement !== undefined && keeper.placement !== context.placement;
       if (why || misplaced) {
@@ -261,6 +311,7 @@ export function planUser(
           name: keeper.name,
           changedFields: changedFields(keeper.labels[LABELS.specFields], outcome.specFields),
         },
+        subnets,
       );
       removeSteps(replaces, outcome.serverId, keeper, cause, false);
       const created = {
@@ -326,12 +377,17 @@ export function planUser(
   }
   for (const [serverId, containers] of sortedEntries(byServer)) {
     if (desiredIds.has(serverId)) continue;
-    for (const container of containers)
-      removeSteps(removals, serverId, container, "server no longer enabled", true);
+    for (const container of containers) {
+      // The proxy is our infrastructure, not a server: its removal is outside the mass-prune guard's count.
+      if (serverId === EGRESS_PROXY_KEY)
+        removeSteps(removals, serverId, container, "no server of the user has restricted egress", false);
+      else removeSteps(removals, serverId, container, "server no longer enabled", true);
+    }
   }
-  // Networks of this user other than its own (a leftover of an earlier naming, say), once nothing uses them.
+  // Networks of this user other than its own (a leftover of an earlier naming, or an egress network no server
+  // needs any more), once nothing uses them.
   const orphanNetworks: PlanStep[] = actual.networks
-    .filter((n) => n.name !== desired.network.name)
+    .filter((n) => n.name !== desired.network.name && n.name !== desired.egress?.network.name)
     .map((network) => ({
       kind: "removeNetwork",
       network,
@@ -362,6 +418,7 @@ function createSteps(
   drift: DriftKind | undefined,
   start = true,
   replacing?: { id: string; name: string; changedFields: string[] },
+  subnets?: Record<string, string>,
   placement?: string,
 ): void {
   steps.push({ kind: "pullImage", serverId: outcome.serverId, image: outcome.spec.image, cause });
@@ -373,6 +430,7 @@ function createSteps(
     cause,
     ...(drift ? { drift } : {}),
     ...(replacing ? { replacing } : {}),
+    ...(subnets && needsAddresses(outcome) ? { subnets: subnetsFor(outcome, subnets) } : {}),
     ...(placement !== undefined ? { placement } : {}),
   });
   if (start)
@@ -426,14 +484,39 @@ function pickKeeper(containers: readonly ActualContainer[], specHash: string): A
   )[0]!;
 }
 
+/** The workload a container is: its server id, or the egress proxy's key. */
+export function workloadKey(container: ActualContainer): string | undefined {
+  const serverId = container.labels[LABELS.serverId];
+  if (serverId !== undefined) return serverId;
+  return container.labels[LABELS.role] === EGRESS_PROXY_ROLE ? EGRESS_PROXY_KEY : undefined;
+}
+
+function needsAddresses(outcome: RunOutcome): boolean {
+  return outcome.spec.addressOffset !== undefined || (outcome.spec.extraNetworks?.length ?? 0) > 0;
+}
+
+function subnetsFor(outcome: RunOutcome, subnets: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of [outcome.spec.network, ...(outcome.spec.extraNetworks ?? []).map((n) => n.name)]) {
+    const subnet = subnets[name];
+    if (subnet !== undefined) out[name] = subnet;
+  }
+  return out;
+}
+
 function replaceCause(
   container: ActualContainer,
   outcome: RunOutcome,
-  network: ActualNetwork | undefined,
+  networks: readonly ActualNetwork[],
 ): string | undefined {
   if (container.state === "dead" || container.state === "removing") return `container ${container.state}`;
-  if (network && container.networkIds.length > 0 && !container.networkIds.includes(network.id)) {
-    return "container is not attached to the user's network";
+  for (const name of [outcome.spec.network, ...(outcome.spec.extraNetworks ?? []).map((n) => n.name)]) {
+    const network = networks.find((n) => n.name === name);
+    if (network && container.networkIds.length > 0 && !container.networkIds.includes(network.id)) {
+      return name === outcome.spec.network
+        ? "container is not attached to the user's network"
+        : `container is not attached to ${name}`;
+    }
   }
   if (container.labels[LABELS.specHash] === outcome.specHash) return undefined;
   const changed = changedFields(container.labels[LABELS.specFields], outcome.specFields);

@@ -116,9 +116,54 @@ export interface ReconcileResult {
   unchanged: boolean;
 }
 
-/** Everything a user's reconcile outcome depends on, for the no-op shortcut; see `unchangedKey`. */
+/**
+ * Everything a user's reconcile outcome depends on, for the no-op shortcut, part by part (a settled fleet's
+ * resync compares these for every user: no string is built for it, and the long parts are the same strings).
+ */
+interface UnchangedKey {
+  /** The data dir as resolved (a swapped checkout is a new tree). */
+  root: string;
+  global: string;
+  user: string;
+  /** The user's port block. */
+  block: string;
+  /** The gateway's verdict on each of the user's servers (empty without a gateway). */
+  health: string;
+  /** Scale to zero: the user's idle marks and pending wake requests (empty without it). */
+  idle: string;
+  /** What the user's objects look like (Observer fingerprint). */
+  observed: string;
+}
+
+function sameKey(a: UnchangedKey, b: UnchangedKey): boolean {
+  return (
+    a.observed === b.observed &&
+    a.user === b.user &&
+    a.global === b.global &&
+    a.block === b.block &&
+    a.health === b.health &&
+    a.idle === b.idle &&
+    a.root === b.root
+  );
+}
+
+/** A user snapshot's part of the key, made once per snapshot (snapshots are kept until their files change). */
+const userKeys = new WeakMap<UserSnapshot, string>();
+function userInputsKey(user: UserSnapshot): string {
+  let key = userKeys.get(user);
+  if (key === undefined) {
+    key =
+      user.kind === "absent"
+        ? "absent"
+        : `${user.inputs?.hash ?? "-"}:${user.problems.length}:${user.awaitingUntil ?? ""}:${canonicalJson(user.problems)}`;
+    userKeys.set(user, key);
+  }
+  return key;
+}
+
+/** A user's last outcome, reused while its key stays the same; see `unchangedKey`. */
 interface Settled {
-  key: string;
+  key: UnchangedKey;
   /** Swarm: the node the user was placed on then (a node drained since moves the user). */
   placement: string | undefined;
   result: ReconcileResult;
@@ -185,7 +230,7 @@ export class Reconciler {
     }
     if (this.deps.placer && this.deps.placer.peekNodeFor(userId, observation.observed) !== settled.placement)
       return false;
-    return this.unchangedKey(userId, root, global, user, observation, health) === settled.key;
+    return sameKey(this.unchangedKey(userId, root, global, user, observation, health), settled.key);
   }
 
   async reconcile(userId: string, ctx: ReconcileContext): Promise<ReconcileResult> {
@@ -202,7 +247,7 @@ export class Reconciler {
     const placement = this.deps.placer?.nodeFor(userId, observation.observed);
     const key = this.unchangedKey(userId, root, global, user, observation, health);
     const settled = this.settled.get(userId);
-    if (settled?.key === key && settled.placement === placement)
+    if (settled && sameKey(settled.key, key) && settled.placement === placement)
       return { ...settled.result, unchanged: true };
 
     const result = await this.converge(userId, ctx, {
@@ -239,11 +284,7 @@ export class Reconciler {
     user: UserSnapshot,
     observation: UserObservation,
     health: ReadonlyMap<string, GatewayHealthServer> | undefined,
-  ): string {
-    const userKey =
-      user.kind === "absent"
-        ? "absent"
-        : `${user.inputs?.hash ?? "-"}:${user.problems.length}:${user.awaitingUntil ?? ""}:${canonicalJson(user.problems)}`;
+  ): UnchangedKey {
     let healthKey = "";
     if (health) {
       for (const c of observation.observed.containers) {
@@ -253,12 +294,19 @@ export class Reconciler {
       }
     }
     const block = this.deps.allocator.blockOf(userId);
-    const blockKey = block ? `${block.start}-${block.end}` : "-";
     const idle = this.deps.idle;
     const idleKey = idle
       ? `${idle.store.keyOf(userId)}|${[...idle.wakes.pendingFor(userId)].sort().join(",")}`
       : "";
-    return `${root}\n${global.key}\n${userKey}\n${blockKey}\n${healthKey}\n${idleKey}\n${observation.fingerprint}`;
+    return {
+      root,
+      global: global.key,
+      user: userInputsKey(user),
+      block: block ? `${block.start}-${block.end}` : "-",
+      health: healthKey,
+      idle: idleKey,
+      observed: observation.fingerprint,
+    };
   }
 
   private async converge(

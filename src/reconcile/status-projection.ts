@@ -1,6 +1,8 @@
 import { serverUrl } from "../auth/oidc-settings.js";
 import type { GatewayAccessFile } from "../contracts/gateway-access.js";
 import { type GatewayHealthServer, gatewayHealthKey } from "../contracts/gateway-health.js";
+import { EGRESS_PROXY_KEY } from "../desired/egress-desired.js";
+import { describeEffectiveEgress } from "../desired/egress-rules.js";
 import type {
   Condition,
   ReconcileRecord,
@@ -302,11 +304,19 @@ function serverStatus(input: ProjectionInput, outcome: DesiredUser["servers"][nu
     host_port: outcome.spec.hostPort,
     spec_hash: outcome.specHash,
     image: outcome.spec.image,
+    ...(outcome.egress ? { egress: describeEffectiveEgress(outcome.egress) } : {}),
   };
   // An admin-loosened server runs without the user's environment except what policy allows: say which.
-  const note = outcome.droppedUserEnv?.length
+  const envNote = outcome.droppedUserEnv?.length
     ? `user environment not passed to this admin-loosened server: ${outcome.droppedUserEnv.join(", ")} (policy.json server_security.${outcome.serverId}.user_env_allow)`
     : undefined;
+  // A restricted server whose user's egress proxy could not be made has no way out: say why.
+  const proxy = executed?.servers.get(EGRESS_PROXY_KEY);
+  const proxyNote =
+    outcome.egress?.mode === "allow" && proxy?.reason
+      ? `egress proxy ${proxy.phase} (${proxy.reason})${proxy.message ? `: ${proxy.message}` : ""}`
+      : undefined;
+  const note = [envNote, proxyNote].filter((n) => n !== undefined).join("; ") || undefined;
   const idle = input.idle;
   if (
     idle &&

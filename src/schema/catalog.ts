@@ -10,6 +10,7 @@ import {
   SchemaRef,
   VolumeMount,
 } from "./common.js";
+import { Egress } from "./egress.js";
 
 /** Longest idle timeout a catalog or policy may give: 30 days. */
 export const MAX_IDLE_TIMEOUT_SECONDS = 30 * 24 * 3600;
@@ -45,6 +46,8 @@ const serverFields = {
   idle_timeout_seconds: IdleTimeoutSeconds.optional(),
   /** Keeps the server always on unless policy.json's idle maximum says otherwise (Docker's `longLived`). */
   long_lived: z.boolean().optional(),
+  /** Network egress (README, "Network egress"); absent: unrestricted. policy.json may only narrow it. */
+  egress: Egress.optional(),
 };
 
 export const ServerDefinition = z.strictObject(serverFields).superRefine((server, ctx) => {
@@ -86,6 +89,7 @@ export const OverlayServer = z.strictObject({
   required_secrets: z.array(SecretName).max(64).optional(),
   idle_timeout_seconds: IdleTimeoutSeconds.optional(),
   long_lived: z.boolean().optional(),
+  egress: Egress.optional(),
 });
 export type OverlayServer = z.infer<typeof OverlayServer>;
 

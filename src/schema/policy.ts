@@ -2,6 +2,7 @@ import { z } from "zod";
 import { EnvName, ServerId, UserId } from "../util/ids.js";
 import { IdleTimeoutSeconds } from "./catalog.js";
 import { SchemaRef, jsonMap } from "./common.js";
+import { Egress } from "./egress.js";
 import { RateLimit, ToolGlobList } from "./tools.js";
 
 export const UserLimits = z.strictObject({
@@ -57,6 +58,16 @@ export const ImageGlob = z.string().min(1).max(255);
 /** Most globs an allow-list (policy.json or MCP_PORTAL_ALLOWED_IMAGES) may hold. */
 export const MAX_IMAGE_GLOBS = 1_000;
 
+/**
+ * Egress limits (README, "Network egress"): a server's entry, else `default`, narrows what its catalog declares;
+ * it never widens it. Unlike server_security, an entry here loosens nothing, so it does not make a server loosened.
+ */
+export const EgressPolicy = z.strictObject({
+  default: Egress.optional(),
+  servers: jsonMap(ServerId, Egress).prefault({}),
+});
+export type EgressPolicy = z.infer<typeof EgressPolicy>;
+
 /** Tools of one server hidden from everyone (the admin's word: it wins over any user's allow). */
 export const ServerTools = z.strictObject({ deny: ToolGlobList.default([]) });
 export type ServerTools = z.infer<typeof ServerTools>;
@@ -89,6 +100,7 @@ export const PolicyFile = z.strictObject({
     z.strictObject({ limits: UserLimits.default({}), idle: IdlePolicy.optional() }),
   ).prefault({}),
   server_security: jsonMap(ServerId, ServerSecurityOverride).prefault({}),
+  egress: EgressPolicy.prefault({}),
   /** Per server id: tools denied to every user (enforced by the gateway; changes replace no container). */
   server_tools: jsonMap(ServerId, ServerTools).prefault({}),
   rate_limits: RateLimits.prefault({}),

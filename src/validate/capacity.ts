@@ -26,6 +26,8 @@ export function emptyPoolCapacity(settings: PoolSettings): { blocks: number; sub
 export interface PoolDemand {
   needed: number;
   free: number;
+  /** Subnets: how many of `needed` are egress networks (a user with a restricted server holds two subnets). */
+  egress?: number;
 }
 
 /**
@@ -57,9 +59,17 @@ export function poolShortfalls(
 }
 
 function shortfall(demand: PoolDemand, scope: "tree" | "engine", what: string): string {
+  const egress = demand.egress ?? 0;
+  if (egress === 0) {
+    return scope === "tree"
+      ? `the tree has ${demand.needed} users, but the ${what} pool holds ${demand.free}`
+      : `${demand.needed} users need a new ${what}, but only ${demand.free} are free`;
+  }
+  const users = demand.needed - egress;
   return scope === "tree"
-    ? `the tree has ${demand.needed} users, but the ${what} pool holds ${demand.free}`
-    : `${demand.needed} users need a new ${what}, but only ${demand.free} are free`;
+    ? `the tree needs ${demand.needed} ${what}s (${users} users, ${egress} of them with restricted egress ` +
+        `and a second ${what} for it), but the ${what} pool holds ${demand.free}`
+    : `${demand.needed} new ${what}s are needed (${egress} of them egress networks), but only ${demand.free} are free`;
 }
 
 function describePortPool(settings: PoolSettings): string {

@@ -15,6 +15,8 @@ import {
   userVolumesAllowed,
   userVolumesRefusedMessage,
 } from "../desired/server-security.js";
+import { describeEffectiveEgress } from "../desired/egress-rules.js";
+import { egressUnsupportedMessage, serverEgress } from "../desired/user-desired.js";
 import { resolveUserVolumePath } from "../desired/volume-paths.js";
 import type { VolumeMount } from "../schema/common.js";
 import type { EnabledServer, EnabledServersFile } from "../schema/enabled-servers.js";
@@ -241,4 +243,40 @@ function volumeProblem(
     path: jsonPath([...at, "host_path"]),
     message: `${JSON.stringify(volume.host_path.slice(0, 128))} is not inside the user's area: ${resolved.reason}`,
   };
+}
+
+/** An enabled server whose effective egress (catalog narrowed by policy.json) is restricted: `none` or `allow`. */
+export interface RestrictedEntry {
+  index: number;
+  id: string;
+  egress: string;
+}
+
+/**
+ * The user's enabled servers with restricted egress: each makes the user hold a second subnet (the egress
+ * network), and none can run where egress is not enforced (MCP_PORTAL_BACKEND=swarm).
+ */
+export function restrictedEgressEntries(
+  enabled: EnabledServersFile,
+  catalog: MergedCatalog,
+  policy: PolicyFile,
+): RestrictedEntry[] {
+  const restricted: RestrictedEntry[] = [];
+  enabled.servers.forEach((entry, index) => {
+    const server = catalog.servers.get(entry.id);
+    if (server === undefined) return;
+    const egress = serverEgress(policy, server.definition);
+    if (egress.mode !== "unrestricted")
+      restricted.push({ index, id: entry.id, egress: describeEffectiveEgress(egress) });
+  });
+  return restricted;
+}
+
+/** On a backend that cannot enforce egress, each restricted server is Blocked (EgressUnsupported): say so. */
+export function egressUnsupportedWarnings(file: string, restricted: readonly RestrictedEntry[]): Problem[] {
+  return restricted.map((entry) => ({
+    file,
+    path: jsonPath(["servers", entry.index, "id"]),
+    message: `${egressUnsupportedMessage(entry.id, entry.egress)}; status says Blocked (EgressUnsupported)`,
+  }));
 }

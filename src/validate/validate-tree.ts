@@ -14,6 +14,7 @@ import {
   readCappedFile,
   readJsonFile,
 } from "../catalog/read-json-file.js";
+import type { Backend } from "../config.js";
 import type { AllowedImages } from "../desired/image-policy.js";
 import { BaseCatalogFile, OverlayCatalogFile, type UserCatalogFile } from "../schema/catalog.js";
 import { DEFAULT_POLICY, PolicyFile } from "../schema/policy.js";
@@ -26,6 +27,8 @@ import {
   checkEnabledEntries,
   checkLoosenedServerEnvironment,
   checkShadowingServers,
+  egressUnsupportedWarnings,
+  restrictedEgressEntries,
 } from "./cross-checks.js";
 import { type PoolSettings, emptyPoolCapacity, maxPortsWarnings, poolShortfalls } from "./capacity.js";
 import { catalogIdleWarnings, policyIdleWarnings } from "./idle-backend.js";
@@ -40,8 +43,9 @@ export interface ValidateTreeOptions {
   defaultAllowedImages?: readonly string[] | undefined;
   /** The port and subnet pools: warns when the tree has more users than they hold. */
   pools?: PoolSettings;
-  /** MCP_PORTAL_BACKEND: on `swarm`, every idle timeout the tree sets is a warning (not applied). */
-  backend?: "engine" | "swarm";
+  /** MCP_PORTAL_BACKEND: on `swarm`, restricted-egress servers are refused (a warning per entry), and every idle
+   * timeout the tree sets is a warning (not applied). */
+  backend?: Backend;
 }
 
 export interface ValidateReport {
@@ -98,12 +102,18 @@ export async function validateTreeReport(
   if (unrestricted) warnings.push(unrestricted);
   const users = await listUserDirs(dataDir);
   problems.push(...users.problems);
-  const perUser = await Promise.all(users.names.map((userId) => checkUser(dataDir, userId, global, read)));
+  const perUser = await Promise.all(
+    users.names.map((userId) => checkUser(dataDir, userId, global, read, options.backend)),
+  );
+  let restrictedUsers = 0;
   for (const user of perUser) {
     problems.push(...user.problems);
     warnings.push(...user.warnings);
+    if (user.restricted) restrictedUsers++;
   }
-  if (options.pools) warnings.push(...capacityWarnings(options.pools, users.names.length, global.policy));
+  if (options.pools) {
+    warnings.push(...capacityWarnings(options.pools, users.names.length, restrictedUsers, global.policy));
+  }
   return {
     problems: dedupe(sortProblems(problems)),
     warnings: dedupe(sortProblems(warnings)),
@@ -111,12 +121,20 @@ export async function validateTreeReport(
   };
 }
 
-/** More users than the pools hold, and policy.json limits that ask for more ports than a block has. */
-function capacityWarnings(pools: PoolSettings, users: number, policy: PolicyFile | undefined): Problem[] {
+/**
+ * More users than the pools hold, and policy.json limits that ask for more ports than a block has. A user with a
+ * restricted-egress server holds two subnets (its network and its egress network).
+ */
+function capacityWarnings(
+  pools: PoolSettings,
+  users: number,
+  restrictedUsers: number,
+  policy: PolicyFile | undefined,
+): Problem[] {
   const capacity = emptyPoolCapacity(pools);
   const demand = {
     blocks: { needed: users, free: capacity.blocks },
-    subnets: { needed: users, free: capacity.subnets },
+    subnets: { needed: users + restrictedUsers, free: capacity.subnets, egress: restrictedUsers },
   };
   const shortfalls = poolShortfalls(pools, demand, "tree").map((message): Problem => ({
     file: DATA_PATHS.usersDir,
@@ -220,7 +238,8 @@ async function checkUser(
   userId: string,
   global: GlobalState,
   read: ReadOptions,
-): Promise<{ problems: Problem[]; warnings: Problem[] }> {
+  backend: Backend | undefined,
+): Promise<{ problems: Problem[]; warnings: Problem[]; restricted: boolean }> {
   const { enabled, custom } = await loadUserFiles(dataDir, userId, read);
   const problems = [...fileProblems(enabled), ...fileProblems(custom)];
   const warnings: Problem[] = [];
@@ -232,7 +251,7 @@ async function checkUser(
   }
   const secrets = await readSecretNames(dataDir, userId, read);
   problems.push(...secrets.problems);
-  if (enabled.status !== "ok") return { problems, warnings };
+  if (enabled.status !== "ok") return { problems, warnings, restricted: false };
 
   const catalog = mergeUserCatalog(global.catalog, custom.status === "ok" ? sourced(custom) : undefined);
   const catalogComplete = global.complete && custom.status !== "invalid";
@@ -250,7 +269,10 @@ async function checkUser(
     problems.push(...environment.problems);
     warnings.push(...environment.warnings);
   }
-  return { problems, warnings };
+  const restricted = global.policy ? restrictedEgressEntries(enabled.value, catalog, global.policy) : [];
+  if (backend === "swarm") warnings.push(...egressUnsupportedWarnings(enabled.file, restricted));
+  // On Swarm a restricted server is refused: it makes no egress network.
+  return { problems, warnings, restricted: backend !== "swarm" && restricted.length > 0 };
 }
 
 function checkCustomFile(

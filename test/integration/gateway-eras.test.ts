@@ -1,6 +1,6 @@
 // MCP protocol eras through the real gateway on a real engine: clients on 2026-07-28 (the SDK v2 client pinned,
 // and in auto mode) and on 2025 revisions (the SDK v1 client) against a legacy stdio server, a legacy
-// streamable-HTTP server and a modern (SDK v2) server, built from scripts/build-mcp-era-images.sh. The controller
+// streamable-HTTP server and a modern (SDK v2) server, built by scripts/build-mcp-test-images.sh (eras). The controller
 // runs in-process as in test/integration/gateway.test.ts (published ports on 127.0.0.2, the gateway on 127.0.0.1).
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
@@ -106,7 +106,9 @@ describeDocker("gateway: MCP 2026-07-28 and 2025 clients", () => {
     (result as { content: { type: string; text: string }[] }).content[0]?.text ?? "";
 
   beforeAll(async () => {
-    await promisify(execFile)("bash", [path.join(REPO, "scripts/build-mcp-era-images.sh")], { cwd: REPO });
+    await promisify(execFile)("bash", [path.join(REPO, "scripts/build-mcp-test-images.sh"), "eras"], {
+      cwd: REPO,
+    });
     data = await TestDataDir.create();
     await data.baseCatalog("eras", SERVERS);
     await data.enable("alice", ALL_SERVERS);

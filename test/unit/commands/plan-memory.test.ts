@@ -94,6 +94,24 @@ describe("plan on the in-memory engine", () => {
     expect(roomy.warnings.join("\n")).not.toMatch(/need a new (port block|subnet)/);
   });
 
+  it("counts a restricted server's egress network as a second subnet the user needs", async () => {
+    const data = await TestDataDir.create();
+    await data.baseCatalog("base", [memServer("a"), memServer("sealed", { egress: { mode: "none" } })]);
+    await data.enable("alice", ["a"]);
+    const d = await memoryDaemon({ data });
+    open.push(d);
+    // alice holds the first /27 of a /26: one is free. carol needs her network and her egress network.
+    await d.data.enable("carol", ["a", "sealed"]);
+    const pools = { MCP_PORTAL_USER_NETWORK_SUBNET_BASE: "10.199.0.0/26" };
+    const view = await plan(d, undefined, pools);
+    expect(view.warnings).toContain(
+      '2 new subnets are needed (1 of them egress networks), but only 1 are free (/27 subnets of 10.199.0.0/26): 1 would stay Stalled (SubnetPoolExhausted); widen MCP_PORTAL_USER_NETWORK_SUBNET_BASE or raise MCP_PORTAL_USER_NETWORK_SUBNET_SIZE (README, "Capacity")',
+    );
+    // Without the restricted server one subnet does: no word.
+    await d.data.enable("carol", ["a"]);
+    expect((await plan(d, undefined, pools)).warnings.join("\n")).not.toMatch(/subnet/);
+  });
+
   it("is in sync after tool policies and rate limits change: they are no part of any container's spec", async () => {
     const d = await converged();
     await d.data.enable("alice", [

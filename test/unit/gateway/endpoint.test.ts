@@ -167,13 +167,17 @@ describe("Endpoint", () => {
     endpoint.update({ ...target, state: "exited" });
     expect(endpoint.currentHealth).toMatchObject({ state: "Unhealthy", message: "container is exited" });
     const headers = { authorization: "Bearer alice-token" };
+    // The request's bounded wait is a timer on the fake clock: advance it only once the request is waiting (on a
+    // loaded machine the request can take longer than any fixed sleep to arrive).
+    const timers = clock.pendingDelays().length;
     const waiting = fetch(url, { method: "POST", headers, body: "{}" });
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => clock.pendingDelays().length > timers);
     clock.advance(1000);
     expect((await waiting).status).toBe(503);
     // A request waiting while the controller restarts the container goes through once it runs.
+    const before = clock.pendingDelays().length;
     const second = fetch(url, { method: "POST", headers, body: "{}" });
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => clock.pendingDelays().length > before);
     endpoint.update({ ...target, state: "running" });
     expect((await second).status).toBe(200);
     expect(upstream.calls).toHaveLength(1);
@@ -198,6 +202,15 @@ describe("Endpoint", () => {
     }
   });
 });
+
+/** Polls (real time, bounded) until `ready` holds. */
+async function until(ready: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 describe("HttpProxyHandler", () => {
   // The proxy forwards JSON-RPC only (it reads every body for the tool policy).

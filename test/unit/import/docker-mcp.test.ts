@@ -96,10 +96,16 @@ describe("docker-mcp import: mapping", () => {
       "volume /var/run/docker.sock:/var/run/docker.sock",
       "volume /etc/ssl/certs:/etc/ssl/certs:ro,z",
       "user",
-      "network egress",
     ]);
     expect(s.notes.some((n) => n.includes("{USER_DATA}/sqlite-data"))).toBe(true);
-    expect(s.dropped[3]!.reason).toContain("not supported yet: only api.example.com:443 (allowHosts)");
+    // run.allowHosts becomes the catalog's allow-list, run.disableNetwork egress none.
+    expect(byId.get("sqlite")).toMatchObject({
+      egress: { mode: "allow", allow_hosts: ["api.example.com:443"] },
+    });
+    expect(s.notes).toContain(
+      "network egress: only api.example.com:443 (allowHosts) -> egress allow api.example.com:443",
+    );
+    expect(byId.get("filesystem")).toMatchObject({ egress: { mode: "none" } });
 
     // A command and volumes built from user configuration cannot be carried over.
     expect(byId.get("filesystem")).not.toHaveProperty("command");
@@ -107,10 +113,9 @@ describe("docker-mcp import: mapping", () => {
     expect(report(reports, "filesystem").dropped.map((d) => d.field)).toEqual([
       "command",
       "volume {{filesystem.paths|volume|into}}",
-      "network egress",
     ]);
-    expect(report(reports, "filesystem").dropped[2]!.reason).toContain(
-      "not supported yet: no network access (disableNetwork)",
+    expect(report(reports, "filesystem").notes).toContain(
+      "network egress: none (disableNetwork) -> egress mode none",
     );
   });
 
@@ -155,10 +160,10 @@ describe("docker-mcp import: mapping", () => {
       category: "devops",
       required_secrets: ["GITHUB_PERSONAL_ACCESS_TOKEN"],
     });
-    expect(report(reports, "github-official").dropped.map((d) => d.field)).toEqual([
-      "network egress",
-      "oauth",
-    ]);
+    expect(report(reports, "github-official").dropped.map((d) => d.field)).toEqual(["oauth"]);
+    expect(byId.get("github-official")).toMatchObject({
+      egress: { mode: "allow", allow_hosts: ["api.github.com:443"] },
+    });
     // config.env (list) and run.env (map) both apply; a number becomes a string; example-only values are reported.
     expect(byId.get("neo4j-cypher")).toMatchObject({
       environment: { NEO4J_TRANSPORT: "stdio", NEO4J_READ_TIMEOUT: "30" },

@@ -65,6 +65,10 @@ describe("mcp-registry import: one server.json", () => {
       environment: { WEATHER_CACHE: "/cache/weather", WEATHER_UNITS: "celsius", WEATHER_MODE: "forecast" },
       required_secrets: ["WEATHER_API_KEY"],
       user_configurable: true,
+      egress: {
+        mode: "allow",
+        allow_hosts: ["*.weather.example:443", "api.acme.example:443", "weather.example:443"],
+      },
     });
     const weather = report(reports, "io.github.acme/weather");
     expect(fields(weather)).toEqual([
@@ -75,15 +79,15 @@ describe("mcp-registry import: one server.json", () => {
       "packageArguments[2] --station",
       "env WEATHER_TIMEOUT",
       "ToolHive permissions.read/write",
-      "network egress",
     ]);
     for (const refused of ["--network", "--mount", "--cap-add"]) {
       expect(weather.dropped.find((d) => d.field.endsWith(refused))!.reason).toMatch(/^refused: /);
     }
     expect(reason(weather, "runtimeArguments[5] --memory")).toContain("not supported");
     expect(reason(weather, "env WEATHER_TIMEOUT")).toContain('"soon" is not a number');
-    expect(reason(weather, "network egress")).toBe(
-      "not supported yet: only .weather.example:443, api.acme.example:443 (ToolHive permissions.network.outbound) is not enforced; the container gets unrestricted egress like every server today",
+    // ToolHive's `.weather.example` is the domain and every name below it: both patterns.
+    expect(weather.notes).toContain(
+      "network egress: only .weather.example:443, api.acme.example:443 (ToolHive permissions.network.outbound) -> egress allow *.weather.example:443, api.acme.example:443, weather.example:443",
     );
     const notes = weather.notes.join("\n");
     expect(notes).toContain("runtimeArguments[0] -i: not needed");
@@ -239,7 +243,7 @@ describe("mcp-registry import: arrays, API pages, directories", () => {
 
     const legacy = report(reports, "io.github.acme/legacy");
     expect(legacy.notes).toContain("deprecated in the registry");
-    expect(reason(legacy, "network egress")).toContain("not supported yet: no network access");
+    expect(legacy.notes.join("\n")).toContain("network egress: none (ToolHive");
 
     expect(skippedBecause(reports, "io.github.acme/gone")).toBe("deleted from the registry");
     expect(skippedBecause(reports, "io.github.acme/old-schema")).toContain("2025-07-09 server schema");
@@ -346,10 +350,12 @@ describe("mcp-registry import: arrays, API pages, directories", () => {
     const portsOnly = withToolHive({
       "example/th:1": { permissions: { network: { outbound: { allow_port: [443, 8443] } } } },
     });
-    expect(reason(portsOnly, "network egress")).toContain("only *:443, *:8443");
+    expect(reason(portsOnly, "network egress")).toContain(
+      "only *:443, *:8443 (ToolHive permissions.network.outbound) cannot be expressed as host:port patterns: *:443 (any host), *:8443 (any host)",
+    );
     const otherKey = withToolHive({ "example/th:0.9": { permissions: { network: { outbound: {} } } } });
     expect(otherKey.notes.join("\n")).toContain('ToolHive metadata is keyed "example/th:0.9"');
-    expect(reason(otherKey, "network egress")).toContain("no network access");
+    expect(otherKey.notes.join("\n")).toContain("network egress: none (ToolHive");
     const ambiguous = withToolHive({ a: {}, b: {} });
     expect(ambiguous.notes.join("\n")).toContain('no entry for "example/th:1"');
     expect(fields(ambiguous)).toEqual([]);

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { validateCommand } from "../../../src/commands/validate.js";
@@ -196,6 +197,50 @@ describe("mcp-portal validate", () => {
     // Pools that hold every user: no word.
     const roomy = await run(["--data-dir", EXAMPLE_DIR], { ...pools, MCP_PORTAL_PORT_RANGE_END: "20063" });
     expect(roomy.stdout).not.toContain("port block pool");
+  });
+
+  it("counts a user with a restricted-egress server as two subnets of the pool", async () => {
+    const dir = await copyExample(path.join(await tempDir(), "data"));
+    // Three users, four /27 subnets: enough until two users enable a server with restricted egress.
+    const pools = { MCP_PORTAL_USER_NETWORK_SUBNET_BASE: "10.9.0.0/25" };
+    const subnets = (r: { stdout: string }) => r.stdout.split("\n").filter((l) => l.includes("subnet"));
+    expect(subnets(await run(["--data-dir", dir], pools))).toEqual([]);
+    await editJson(dir, "policy.json", (c) => void (c.egress = { servers: { time: { mode: "none" } } }));
+    for (const user of ["alice", "bob"]) {
+      await editJson(dir, `users/${user}/enabled-servers.json`, (c) => {
+        if (!serversOf(c).some((s) => s.id === "time")) serversOf(c).push({ id: "time" });
+      });
+    }
+    const result = await run(["--data-dir", dir], pools);
+    expect(result.code).toBe(0);
+    expect(subnets(result)).toEqual([
+      'warning: users: $: the tree needs 5 subnets (3 users, 2 of them with restricted egress and a second subnet for it), but the subnet pool holds 4 (/27 subnets of 10.9.0.0/25): 1 would stay Stalled (SubnetPoolExhausted); widen MCP_PORTAL_USER_NETWORK_SUBNET_BASE or raise MCP_PORTAL_USER_NETWORK_SUBNET_SIZE (README, "Capacity")',
+    ]);
+  });
+
+  it("on MCP_PORTAL_BACKEND=swarm, warns that each restricted-egress server is refused, at its entry", async () => {
+    const dir = await copyExample(path.join(await tempDir(), "data"));
+    await editJson(dir, "policy.json", (c) => void (c.egress = { servers: { time: { mode: "none" } } }));
+    await editJson(dir, "users/alice/enabled-servers.json", (c) => {
+      if (!serversOf(c).some((s) => s.id === "time")) serversOf(c).push({ id: "time" });
+    });
+    const engine = await run(["--data-dir", dir, "--output", "json"]);
+    expect(JSON.stringify(JSON.parse(engine.stdout))).not.toContain("EgressUnsupported");
+    const swarm = await run(["--data-dir", dir, "--output", "json"], { MCP_PORTAL_BACKEND: "swarm" });
+    const warnings = (
+      JSON.parse(swarm.stdout) as { warnings: { file: string; path: string; message: string }[] }
+    ).warnings;
+    const index = (
+      JSON.parse(await readFile(path.join(dir, "users/alice/enabled-servers.json"), "utf8")) as {
+        servers: { id: string }[];
+      }
+    ).servers.findIndex((s) => s.id === "time");
+    expect(warnings).toContainEqual({
+      file: "users/alice/enabled-servers.json",
+      path: `$.servers[${index}].id`,
+      message:
+        'server "time" has restricted egress (none), which MCP_PORTAL_BACKEND=swarm cannot enforce: it is refused rather than run unrestricted (README, "Network egress"); status says Blocked (EgressUnsupported)',
+    });
   });
 
   it("warns when policy.json gives a max_ports larger than a port block", async () => {
