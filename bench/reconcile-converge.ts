@@ -16,7 +16,8 @@
  *
  * Rounds alternate their order (C B, B C, C B, ...) to cancel order effects; the figures are medians.
  * Every object carries a unique `mcp.portal.installation` and is removed at the end, also on failure or Ctrl-C.
- * Run: npm run bench:converge   (BENCH_USERS, BENCH_SERVERS_PER_USER, BENCH_ROUNDS override the defaults)
+ * Run: npm run bench:converge   (BENCH_USERS, BENCH_SERVERS_PER_USER, BENCH_ROUNDS override the defaults;
+ * BENCH_ROUNDS=0 runs step 3's `node dist/cli.js run` alone: its memory at a size where rounds would take hours)
  */
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
@@ -320,7 +321,15 @@ async function main(): Promise<void> {
   const foreignAtEnd = await foreignContainers(docker, installation);
   const loadAtEnd = load();
 
-  const r = first as ControllerRun;
+  if (first === undefined) {
+    out("");
+    out(
+      `load average ${loadAtStart} at start, ${loadAtEnd} at end, ${cpus().length} CPUs; no rounds (BENCH_ROUNDS=0)`,
+    );
+    printProcessMemory(proc, total);
+    return;
+  }
+  const r = first;
   const ctl = median(controllerMs);
   const base = median(baselineMs);
   const ratio = ctl / base;
@@ -384,6 +393,10 @@ async function main(): Promise<void> {
   out(`  before createDaemon:                    ${fmtMem(r.memBefore)}`);
   out(`  after converge (${total} managed):       ${fmtMem(r.memConverged)}`);
   out(`  after ${RESYNCS} no-op resyncs:               ${fmtMem(r.memResynced)}`);
+  printProcessMemory(proc, total);
+}
+
+function printProcessMemory(proc: ProcessRun, total: number): void {
   out(
     "memory of the controller as users run it (node dist/cli.js run --no-gateway, its own process, no tsx)",
   );
@@ -392,6 +405,13 @@ async function main(): Promise<void> {
     `  RSS after converge ${proc.rssConvergedMb.toFixed(1)} MB, after ${proc.resyncs} resyncs ${proc.rssIdleMb.toFixed(1)} MB` +
       `  (target < ${TARGET_RSS_MB} MB: ${Math.max(proc.rssConvergedMb, proc.rssIdleMb) < TARGET_RSS_MB ? "met" : "NOT met"})`,
   );
+}
+
+interface ProcessRun {
+  convergedMs: number;
+  rssConvergedMb: number;
+  rssIdleMb: number;
+  resyncs: number;
 }
 
 /** VmRSS of a process, from /proc (MB). */
@@ -411,7 +431,7 @@ async function processRun(
   env: Record<string, string>,
   installation: string,
   total: number,
-): Promise<{ convergedMs: number; rssConvergedMb: number; rssIdleMb: number; resyncs: number }> {
+): Promise<ProcessRun> {
   const cli = path.join(REPO, "dist/cli.js");
   await readFile(cli).catch(() => {
     throw new Error("dist/cli.js missing: run npm run build first");
