@@ -11,6 +11,7 @@ const DECISION_MODULES = [
   "src/catalog/merge.ts",
   "src/reconcile/plan.ts",
   "src/reconcile/decide.ts",
+  "src/reconcile/idle.ts",
   "src/reconcile/status-projection.ts",
   "src/reconcile/allocator.ts",
   "src/swarm/placement.ts",

@@ -24,6 +24,9 @@ import { type Clock, systemClock } from "./util/clock.js";
 import { GlobalInputsStore, UserInputsStore } from "./reconcile/desired-inputs.js";
 import { GatewayAccessWriter } from "./reconcile/gateway-access-writer.js";
 import { GatewayHealthReader } from "./reconcile/gateway-health.js";
+import { IdleStore } from "./reconcile/idle-store.js";
+import { TrafficReader } from "./reconcile/traffic-reader.js";
+import { WakeInbox } from "./reconcile/wake-inbox.js";
 import { ImagePuller } from "./reconcile/image-puller.js";
 import { PruneGuard } from "./reconcile/prune-guard.js";
 import { Reconciler } from "./reconcile/reconciler.js";
@@ -36,6 +39,7 @@ import { PORTAL_VERSION } from "./version.js";
 import { EventBus } from "./events/event-bus.js";
 import { Placer } from "./swarm/placer.js";
 import { swarmSpecWarnings } from "./swarm/service-spec.js";
+import { IDLE_NOT_APPLIED_ON_SWARM } from "./validate/idle-backend.js";
 import { SwarmWatcher } from "./swarm/swarm-watcher.js";
 import { publishStatusChange } from "./events/status-events.js";
 
@@ -124,6 +128,24 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   // verdicts are not joined into status yet (README, "Several hosts").
   const health =
     config.gateway && config.backend === "engine" ? new GatewayHealthReader(config.stateDir) : undefined;
+  // Scale to zero needs the gateway (it sees the traffic and asks for wakes) and the Docker Engine backend: on
+  // Swarm no idle timeout is applied (status and validate say so; README, "Idle servers").
+  let enqueue: (userId: string) => void = () => undefined;
+  const idle =
+    config.gateway && config.backend === "engine"
+      ? {
+          store: new IdleStore(config.stateDir, clock, (error) =>
+            logger.error({ err: String(error) }, "cannot write idle.json"),
+          ),
+          inbox: new WakeInbox({
+            stateDir: config.stateDir,
+            clock,
+            logger,
+            onRequest: (userId) => enqueue(userId),
+          }),
+          traffic: new TrafficReader(config.stateDir),
+        }
+      : undefined;
   const events = new EventBus();
   const starts = new StartBackoff(options.startBackoff ?? DEFAULT_START_BACKOFF, clock);
   const observer = new Observer(runtime, config.installation);
@@ -173,6 +195,14 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     audit,
     clock,
     ...(health ? { health, access: new GatewayAccessWriter(config.stateDir) } : {}),
+    ...(idle
+      ? { idle: { store: idle.store, wakes: idle.inbox, traffic: idle.traffic } }
+      : {
+          idleNotApplied:
+            config.backend === "swarm"
+              ? IDLE_NOT_APPLIED_ON_SWARM
+              : "idle servers (scale to zero) need the gateway (MCP_PORTAL_GATEWAY=on); without it every server stays on",
+        }),
     cacheRoot: cacheInputs,
     inPlaceUpdate: runtime.capabilities.inPlaceUpdate,
     ...(placer ? { placer, specWarnings: swarmSpecWarnings } : {}),
@@ -194,6 +224,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     watch,
     inputsCached: cacheInputs,
     ...(health ? { health } : {}),
+    ...(idle ? { idle: { store: idle.store, inbox: idle.inbox } } : {}),
     ...(placer ? { placer } : {}),
   });
   const swarmWatcher = placer
@@ -212,6 +243,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
         },
       })
     : undefined;
+  enqueue = (userId) => ctl.enqueue(userId);
   // Restricted egress runs on the engine backend only (Swarm refuses it): only there are proxies to read.
   const egressDenials =
     config.backend === "engine"

@@ -30,7 +30,8 @@ health goes to <state-dir>/gateway/health.json.
   --pretty               human-readable logs (stdout only)
 
 Also: MCP_PORTAL_ADMIN_TOKEN(_FILE), MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS (comma-separated origins, or *),
-MCP_PORTAL_GATEWAY_RESYNC_SECONDS (30), the limits MCP_PORTAL_GATEWAY_* (README, "Gateway limits"), DOCKER_HOST.
+MCP_PORTAL_GATEWAY_RESYNC_SECONDS (30), MCP_PORTAL_GATEWAY_WAKE_TIMEOUT_SECONDS (30),
+the limits MCP_PORTAL_GATEWAY_* (README, "Gateway limits"), DOCKER_HOST.
 Several hosts (README, "Several hosts"): MCP_PORTAL_GATEWAY_ROLE single|node|entry (default single),
 MCP_PORTAL_GATEWAY_RELAY_PORT (7070), MCP_PORTAL_GATEWAY_CONTAINER (node role: its own container; default hostname).
 `;

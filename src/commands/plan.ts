@@ -10,6 +10,9 @@ import type { ContainerRuntime } from "../docker/runtime.js";
 import { LABELS, isOwnedBy } from "../labels.js";
 import { NetworkAllocator, allocatorOptions } from "../reconcile/allocator.js";
 import { type Decision, decideUser } from "../reconcile/decide.js";
+import { IdleStateFile, MAX_IDLE_STATE_BYTES, idleStatePath } from "../contracts/idle-state.js";
+import type { IdleMark } from "../reconcile/idle.js";
+import { readStateFile } from "../util/read-state-file.js";
 import { type GlobalSnapshot, GlobalInputsStore, UserInputsStore } from "../reconcile/desired-inputs.js";
 import { prepareDesiredSource } from "../reconcile/desired-source.js";
 import { Observer } from "../reconcile/observer.js";
@@ -172,6 +175,9 @@ export async function computePlan(
       : [...new Set([...dirs.names, ...fleet.slices.keys()])].sort();
   // Users already holding a port block on the engine first, so a new user is offered a block nobody holds.
   const order = [...userIds].sort((a, b) => Number(!fleet.slices.has(a)) - Number(!fleet.slices.has(b)));
+  // Idle servers (idle.json, read only) stay stopped: no drift to plan for them. Idle stops are the loop's,
+  // by time, and are not planned here.
+  const idleMarks = config.gateway ? await readIdleMarks(config.stateDir) : undefined;
   const views = new Map<string, UserPlanView>();
   const free = freeInPools(allocator, config.portsPerUser);
   const needed = { blocks: 0, subnets: 0, egress: 0 };
@@ -196,7 +202,16 @@ export async function computePlan(
         : { ...source, portBlock: undefined, portPoolExhausted: allocator.portPoolExhaustedMessage() };
     }
     const problems = user.kind === "present" ? [...global.problems, ...user.problems] : [];
-    const decision = decideUser({ userId, source, observed });
+    const idle = idleMarks
+      ? {
+          now: Date.now(),
+          marks: idleMarks.get(userId) ?? new Map<string, IdleMark>(),
+          wakes: new Set<string>(),
+          lastRequest: new Map<string, number>(),
+          runningSince: new Map<string, number>(),
+        }
+      : undefined;
+    const decision = decideUser({ userId, source, observed, ...(idle ? { idle } : {}) });
     // Each new network takes a subnet: the user's, and the egress network of a user with a restricted server.
     if (decision.kind !== "hold") {
       for (const step of decision.plan.steps) {
@@ -413,4 +428,17 @@ export function formatPlan(view: PlanView): string {
   if (blocked.length > 0) summary += `; ${blocked.length} user(s) could not be planned`;
   lines.push(summary);
   return `${lines.join("\n")}\n`;
+}
+
+/** The idle marks of idle.json by user (none when it is missing or unusable: plan then shows their starts). */
+async function readIdleMarks(stateDir: string): Promise<Map<string, Map<string, IdleMark>>> {
+  const read = await readStateFile(idleStatePath(stateDir), IdleStateFile, MAX_IDLE_STATE_BYTES);
+  const marks = new Map<string, Map<string, IdleMark>>();
+  if (read.status !== "ok") return marks;
+  for (const s of read.value.servers) {
+    const user = marks.get(s.user_id) ?? new Map<string, IdleMark>();
+    user.set(s.server_id, { containerId: s.container_id, since: Date.parse(s.since) });
+    marks.set(s.user_id, user);
+  }
+  return marks;
 }

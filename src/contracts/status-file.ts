@@ -10,7 +10,8 @@ import { HEALTH_STATES } from "./gateway-health.js";
  * definition everyone imports; README, "Status", describes the fields.
  */
 
-export const SERVER_PHASES = ["Running", "Unhealthy", "Pending", "Blocked", "Failed"] as const;
+/** `Idle`: stopped after its idle timeout (container kept); the first request through the gateway wakes it. */
+export const SERVER_PHASES = ["Running", "Idle", "Unhealthy", "Pending", "Blocked", "Failed"] as const;
 export type ServerPhase = (typeof SERVER_PHASES)[number];
 
 export const USER_PHASES = ["Ready", "Progressing", "Degraded", "Stalled", "Suspended"] as const;

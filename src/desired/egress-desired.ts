@@ -138,6 +138,8 @@ export function buildEgressProxyOutcome(input: EgressProxyInput): RunOutcome {
     specFields,
     memoryMb: EGRESS_PROXY_RESOURCES.memoryMb,
     cpuShares: EGRESS_PROXY_RESOURCES.cpuShares,
+    // The proxy is the way out of the user's restricted servers: it never idles (no client traffic reaches it).
+    idleTimeoutSeconds: 0,
   };
 }
 

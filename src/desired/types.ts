@@ -94,6 +94,11 @@ export interface RunOutcome {
   memoryMb: number;
   cpuShares: number;
   /**
+   * Seconds without client requests after which the container is stopped (0: always on); see
+   * desired/idle-timeout.ts. Not part of the spec, its hash or its labels: changing it replaces nothing.
+   */
+  idleTimeoutSeconds: number;
+  /**
    * Names of the user's environment (top-level or per-server) this server does not receive because
    * policy.json server_security loosens it and its `user_env_allow` does not list them; sorted, absent when none.
    */

@@ -7,6 +7,7 @@ import type { PolicyFile, ServerSecurityOverride } from "../schema/policy.js";
 import { canonicalHashPrefix, canonicalJson } from "../util/canonical-json.js";
 import { ownValue } from "../util/own-property.js";
 import { buildEnvironment, selectEnvironment } from "./environment.js";
+import { effectiveIdleTimeoutSeconds } from "./idle-timeout.js";
 import {
   DEFAULT_EGRESS_PROXY_IMAGE,
   buildEgressProxyOutcome,
@@ -89,6 +90,11 @@ export interface DesiredUserInput {
   publishPorts: boolean;
   containerUser: string;
   portalVersion: string;
+  /**
+   * Servers stopped for idleness (README, "Idle servers"): each holds its host port, so it counts against
+   * `max_ports`, but not against the limits of running servers (containers, memory, CPU shares).
+   */
+  idleServers?: ReadonlySet<string>;
   /** MCP_PORTAL_EGRESS_PROXY_IMAGE: the image of users' egress proxies (default DEFAULT_EGRESS_PROXY_IMAGE). */
   egressProxyImage?: string;
   /** MCP_PORTAL_EGRESS_EXTRA_HOSTS as `name:address` entries for the proxies' /etc/hosts. */
@@ -256,7 +262,10 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
     }
     const memoryMb = definition.resources.memory_mb ?? SERVER_DEFAULTS.memoryMb;
     const cpuShares = definition.resources.cpu_shares ?? SERVER_DEFAULTS.cpuShares;
-    const exceeded = firstExceededLimit(usage, limits, memoryMb, cpuShares);
+    const idle = input.idleServers?.has(entry.id) === true;
+    const exceeded = idle
+      ? portLimitExceeded(usage, limits)
+      : firstExceededLimit(usage, limits, memoryMb, cpuShares);
     if (exceeded) {
       // max_ports at the block's size (policy gives none, or more): the block is full, not an admin's limit.
       if (exceeded.limit === "max_ports" && limits.max_ports === blockSize) {
@@ -265,9 +274,11 @@ export function computeDesiredUser(input: DesiredUserInput): DesiredUser {
       } else block("LimitExceeded", exceeded.message, false);
       continue;
     }
-    usage.containers += 1;
-    usage.memory_mb += memoryMb;
-    usage.cpu_shares += cpuShares;
+    if (!idle) {
+      usage.containers += 1;
+      usage.memory_mb += memoryMb;
+      usage.cpu_shares += cpuShares;
+    }
     usage.ports += 1;
     for (const mount of mountsResult.mounts) {
       const volume = mountsResult.volumes.get(mount.volumeName);
@@ -373,7 +384,28 @@ function firstExceededLimit(
   limits: Limits,
   memoryMb: number,
   cpuShares: number,
-): { limit: keyof Limits; message: string } | undefined {
+): LimitExceeded | undefined {
+  return runningLimitExceeded(usage, limits, memoryMb, cpuShares) ?? portLimitExceeded(usage, limits);
+}
+
+type LimitExceeded = { limit: keyof Limits; message: string };
+
+function portLimitExceeded(usage: { ports: number }, limits: Limits): LimitExceeded | undefined {
+  return usage.ports + 1 > limits.max_ports
+    ? { limit: "max_ports", message: `max_ports ${limits.max_ports} reached` }
+    : undefined;
+}
+
+/**
+ * The first limit of running servers (containers, memory, CPU shares) one more running server would exceed; what
+ * refuses waking an idle server whose port is already counted.
+ */
+export function runningLimitExceeded(
+  usage: { containers: number; memory_mb: number; cpu_shares: number },
+  limits: Limits,
+  memoryMb: number,
+  cpuShares: number,
+): LimitExceeded | undefined {
   if (usage.containers + 1 > limits.max_containers)
     return {
       limit: "max_containers",
@@ -389,8 +421,6 @@ function firstExceededLimit(
       limit: "max_cpu_shares",
       message: `max_cpu_shares ${limits.max_cpu_shares} would be exceeded: ${usage.cpu_shares} admitted + ${cpuShares} requested`,
     };
-  if (usage.ports + 1 > limits.max_ports)
-    return { limit: "max_ports", message: `max_ports ${limits.max_ports} reached` };
   return undefined;
 }
 
@@ -542,6 +572,7 @@ function buildRunOutcome(input: DesiredUserInput, definition: ServerDefinition, 
     specFields,
     memoryMb: definition.resources.memory_mb ?? SERVER_DEFAULTS.memoryMb,
     cpuShares: spec.cpuShares,
+    idleTimeoutSeconds: effectiveIdleTimeoutSeconds(definition, input.policy, input.userId),
     ...(droppedUserEnv.length > 0 ? { droppedUserEnv } : {}),
     egress: ctx.egress,
   };

@@ -37,6 +37,8 @@ export interface GatewayConfig {
   listen: ListenAddress;
   allowedOrigins: ReadonlySet<string> | "*";
   resyncMs: number;
+  /** How long a request to an idle server waits for its wake (MCP_PORTAL_GATEWAY_WAKE_TIMEOUT_SECONDS). */
+  wakeTimeoutMs: number;
   limits: GatewayLimits;
   dockerTimeoutMs: number;
   logLevel: string;
@@ -82,6 +84,7 @@ const GatewayOnly = z.object({
   MCP_PORTAL_GATEWAY_LISTEN: z.string().default("127.0.0.1:8081"),
   MCP_PORTAL_GATEWAY_ALLOWED_ORIGINS: z.string().default(""),
   MCP_PORTAL_GATEWAY_RESYNC_SECONDS: Int(1, 86_400).default(30),
+  MCP_PORTAL_GATEWAY_WAKE_TIMEOUT_SECONDS: Int(1, 3600).default(30),
   MCP_PORTAL_GATEWAY_MAX_INFLIGHT_PER_SESSION: Int(1, 100_000).default(64),
   MCP_PORTAL_GATEWAY_MAX_INFLIGHT_PER_SERVER: Int(1, 1_000_000).default(256),
   MCP_PORTAL_GATEWAY_MAX_BATCH: Int(1, 100_000).default(100),
@@ -135,6 +138,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv, overrides: GatewayOver
     listen,
     allowedOrigins,
     resyncMs: parsed.data.MCP_PORTAL_GATEWAY_RESYNC_SECONDS * 1000,
+    wakeTimeoutMs: parsed.data.MCP_PORTAL_GATEWAY_WAKE_TIMEOUT_SECONDS * 1000,
     limits: {
       maxInflightPerSession: parsed.data.MCP_PORTAL_GATEWAY_MAX_INFLIGHT_PER_SESSION,
       maxInflightPerServer: parsed.data.MCP_PORTAL_GATEWAY_MAX_INFLIGHT_PER_SERVER,

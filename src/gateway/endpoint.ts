@@ -4,6 +4,7 @@ import type { AuthResult, Caller } from "../auth/authenticate.js";
 import type { Logger } from "../observability/logger.js";
 import type { Clock } from "../util/clock.js";
 import { authorize } from "./authorize.js";
+import type { IdleGate } from "./idle-gate.js";
 import type { RequestHandler } from "./handler.js";
 import {
   type HealthPolicy,
@@ -51,6 +52,8 @@ export interface Upstream {
   update(target: ServerTarget): void;
   /** The MCP probe through the path clients use; throws a ProbeError (the gateway's own words) on failure. */
   probe(timeoutMs: number): Promise<void>;
+  /** After a wake: resolves true once the server accepts connections (false after `timeoutMs`). */
+  ready?(timeoutMs: number): Promise<boolean>;
   /** The tool policy changed: tell connected clients to list the tools again (notifications/tools/list_changed). */
   toolsChanged?(): void;
   close(): Promise<void>;
@@ -74,6 +77,8 @@ export interface EndpointDeps {
   readyWaitMs?: number;
   /** Delay between attempts to listen when the port is taken (default 2 s). */
   bindRetryMs?: number;
+  /** Scale to zero: traffic, idle servers, wakes (README, "Idle servers"). */
+  idle?: IdleGate;
 }
 
 const running = (target: ServerTarget): boolean => target.state === "running";
@@ -94,6 +99,8 @@ export class Endpoint {
   private generation = 0;
   private closed = false;
   private readonly waiters = new Set<() => void>();
+  /** Called when the container leaves `running` (or the endpoint closes). */
+  private readonly stopWatchers = new Set<() => void>();
 
   constructor(
     private target: ServerTarget,
@@ -138,6 +145,7 @@ export class Endpoint {
       this.enterState(next);
     }
     if (running(next)) for (const wake of this.waiters) wake();
+    else for (const stopped of this.stopWatchers) stopped();
   }
 
   /** The tool policy changed: connected clients are told to list the tools again. */
@@ -150,6 +158,7 @@ export class Endpoint {
     this.generation += 1;
     this.deps.clock.clearTimeout(this.probeTimer);
     for (const wake of this.waiters) wake();
+    for (const stopped of this.stopWatchers) stopped();
     this.unbind();
     await this.deps.upstream.close();
   }
@@ -332,7 +341,27 @@ export class Endpoint {
       );
     }
     this.endAtExpiry(req, res, decision.caller);
-    if (!running(this.target) && !(await this.waitRunning(res))) {
+    // After the rate limit (a refused request wakes nothing), before the container is needed: every request,
+    // of whatever protocol revision, passes the idle gate (traffic, answers for idle servers, wakes).
+    let request = req;
+    let withoutContainer = false;
+    const gate = this.deps.idle;
+    if (gate) {
+      const { userId, serverId, transport } = this.target;
+      const upstream = this.deps.upstream;
+      const admitted = await gate.admit(
+        req,
+        res,
+        { userId, serverId, transport, running: running(this.target) },
+        {
+          running: (ms) => this.whenRunning(ms),
+          ready: (ms) => this.readyUnlessStopped(upstream, ms),
+        },
+      );
+      if (!admitted) return;
+      ({ req: request, withoutContainer } = admitted);
+    }
+    if (!withoutContainer && !running(this.target) && !(await this.waitRunning(res))) {
       return sendRpcError(
         res,
         503,
@@ -343,9 +372,38 @@ export class Endpoint {
         },
       );
     }
-    await this.deps.upstream.handler.handle(req, res, {
+    await this.deps.upstream.handler.handle(request, res, {
       owner: decision.owner,
       ...(admission?.ok ? { tools: admission.tools } : {}),
+    });
+  }
+
+  /**
+   * After a wake: true once the server is ready (the upstream's own check), false after `timeoutMs`, or at once
+   * when the container stops again meanwhile (it crashed on start: the client need not wait for the bound).
+   */
+  private readyUnlessStopped(upstream: Upstream, timeoutMs: number): Promise<boolean> {
+    if (!running(this.target) || this.closed) return Promise.resolve(false);
+    if (!upstream.ready) return Promise.resolve(true);
+    let done: () => void = () => undefined;
+    const stopped = new Promise<false>((resolve) => {
+      done = () => resolve(false);
+      this.stopWatchers.add(done);
+    });
+    return Promise.race([upstream.ready(timeoutMs), stopped]).finally(() => this.stopWatchers.delete(done));
+  }
+
+  /** Resolves true once the container runs (at once when it does), false after `timeoutMs` or on close. */
+  private whenRunning(timeoutMs: number): Promise<boolean> {
+    if (running(this.target)) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const finish = () => {
+        this.deps.clock.clearTimeout(timer);
+        this.waiters.delete(finish);
+        resolve(running(this.target) && !this.closed);
+      };
+      const timer = this.deps.clock.setTimeout(finish, timeoutMs);
+      this.waiters.add(finish);
     });
   }
 

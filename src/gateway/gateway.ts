@@ -14,6 +14,7 @@ import { Endpoint, type ServerTarget, type Upstream } from "./endpoint.js";
 import { type HealthState, markUnavailable } from "./health.js";
 import { HealthFile, healthFilePath } from "./health-file.js";
 import { HttpServerUpstream } from "./http-server.js";
+import { IdleGate } from "./idle-gate.js";
 import { type GatewayMetrics, HEALTH_STATES } from "./metrics.js";
 import { StdioServerUpstream } from "./stdio-server.js";
 import type { StdioMuxOptions } from "./stdio-mux.js";
@@ -30,10 +31,11 @@ export interface GatewayDeps {
   metrics: GatewayMetrics;
   /** What serves a target (default: a stdio multiplexer or an HTTP proxy, by transport); tests pass their own. */
   createUpstream?: (target: ServerTarget, logger: Logger) => Upstream;
-  /** Tuning for tests: request waits, bind retries, multiplexer timeouts. */
+  /** Tuning for tests: request waits, bind retries, multiplexer timeouts, idle polling. */
   tuning?: {
     readyWaitMs?: number;
     bindRetryMs?: number;
+    idle?: { viewPollMs?: number; wakeRetryMs?: number; trafficWriteMs?: number };
     mux?: Partial<Omit<StdioMuxOptions, "clock" | "clientInfo" | "onEvent" | "serverUserId">>;
   };
 }
@@ -48,6 +50,8 @@ export const GATEWAY_CLIENT_INFO = { name: "mcp-portal-gateway", version: PORTAL
 export class Gateway {
   readonly endpoints = new Map<string, Endpoint>();
   readonly health: HealthFile;
+  /** Scale to zero: traffic, idle servers and wakes (README, "Idle servers"). */
+  readonly idle: IdleGate;
   private readonly discovery: Discovery;
   readonly access: AccessStore;
   private readonly control: AccessControl;
@@ -67,6 +71,14 @@ export class Gateway {
           "cannot write health file",
         ),
     );
+    this.idle = new IdleGate({
+      stateDir: config.stateDir,
+      clock,
+      logger,
+      registry: metrics.registry,
+      wakeTimeoutMs: config.wakeTimeoutMs,
+      ...(deps.tuning?.idle ? { tuning: deps.tuning.idle } : {}),
+    });
     this.access = new AccessStore(config.stateDir, {
       onInvalid: (userId, message) =>
         logger.error(
@@ -100,6 +112,7 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
+    await this.idle.start();
     await this.discovery.start();
     this.health.sync();
     this.scheduleRecheck();
@@ -127,6 +140,7 @@ export class Gateway {
     );
     this.endpoints.clear();
     this.updateStateGauge();
+    await this.idle.stop();
     await this.health.flush();
   }
 
@@ -226,6 +240,7 @@ export class Gateway {
       logger,
       metrics,
       onHealth: (t, health, previous) => this.onHealth(t, health, previous, logger),
+      idle: this.idle,
       ...(this.deps.tuning?.readyWaitMs !== undefined ? { readyWaitMs: this.deps.tuning.readyWaitMs } : {}),
       ...(this.deps.tuning?.bindRetryMs !== undefined ? { bindRetryMs: this.deps.tuning.bindRetryMs } : {}),
     });
@@ -262,6 +277,7 @@ export class Gateway {
           probeMaxBytes: limits.probeMaxBytes,
           responseTimeoutMs: limits.requestTimeoutMs,
           maxConcurrent: limits.maxInflightPerServer,
+          maxSessions: limits.maxSessionsPerServer,
           clock,
           bridge: {
             mux: {

@@ -1,4 +1,5 @@
 import http from "node:http";
+import net from "node:net";
 import type { ContainerEndpoint } from "../docker/attach.js";
 import type { Logger } from "../observability/logger.js";
 import { type Clock, systemClock } from "../util/clock.js";
@@ -6,6 +7,7 @@ import type { ServerTarget, Upstream } from "./endpoint.js";
 import type { RequestHandler } from "./handler.js";
 import { type McpProbe, SseTransportProbe, StreamableHttpProbe } from "./http-probe.js";
 import { DEFAULT_PROXY_LIMITS, HttpProxyHandler, type HttpTarget } from "./http-proxy.js";
+import { HttpSessions } from "./http-sessions.js";
 import { headerValue, sendJson } from "./http-util.js";
 import { errorResponse } from "./jsonrpc.js";
 import type { GatewayMetrics } from "./metrics.js";
@@ -28,6 +30,8 @@ export interface HttpServerDeps {
   /** The proxy's response timeout and concurrency cap (defaults: DEFAULT_PROXY_LIMITS). */
   responseTimeoutMs?: number;
   maxConcurrent?: number;
+  /** Client sessions the gateway keeps across restarts of a streamable-HTTP server (default 1000). */
+  maxSessions?: number;
   clock?: Clock;
   /** The gateway's session toward a legacy server for modern clients: multiplexer and input-round bounds. */
   bridge?: Pick<LegacyHttpBridgeOptions, "mux" | "modern">;
@@ -46,6 +50,8 @@ const ERA_PROBE_TIMEOUT_MS = 5_000;
 export class HttpServerUpstream implements Upstream {
   readonly handler: EraRouter;
   readonly proxy: HttpProxyHandler;
+  /** Counts the server's processes: another container, or the same one started again. */
+  private incarnation = 0;
   private readonly prober: McpProbe;
   private readonly eraProbe: EraProbe | undefined;
   private bridge: LegacyHttpBridge | undefined;
@@ -77,6 +83,18 @@ export class HttpServerUpstream implements Upstream {
       onStream: (delta) => deps.metrics.openStreams.inc({ transport }, delta),
       onInspectOverflow: () => deps.metrics.inspectOverflowsTotal.inc(),
     });
+    // Streamable-HTTP clients keep their sessions when the server restarts (woken from idle, or replaced).
+    const legacy: RequestHandler =
+      transport === "streamable-http"
+        ? new HttpSessions({
+            inner: this.proxy,
+            target: () => this.resolve(),
+            agent: this.agent,
+            incarnation: () => this.incarnation,
+            logger: deps.logger,
+            maxSessions: deps.maxSessions ?? 1000,
+          })
+        : this.proxy;
     const probeOptions = {
       target: () => this.resolve(),
       clientInfo: deps.clientInfo,
@@ -92,7 +110,7 @@ export class HttpServerUpstream implements Upstream {
       });
       this.prober = this.eraProbe;
     }
-    this.handler = new EraRouter(this.proxy, () => this.modernHandler());
+    this.handler = new EraRouter(legacy, () => this.modernHandler());
   }
 
   /** What the probes found the server speaks (an `sse`-transport server is legacy). */
@@ -135,6 +153,11 @@ export class HttpServerUpstream implements Upstream {
   }
 
   update(target: ServerTarget): void {
+    if (
+      target.containerId !== this.target.containerId ||
+      (target.state === "running" && this.target.state !== "running")
+    )
+      this.incarnation += 1;
     if (target.containerId !== this.target.containerId || target.state !== this.target.state) {
       this.resolved = undefined;
       this.prober.reset();
@@ -145,6 +168,22 @@ export class HttpServerUpstream implements Upstream {
 
   probe(timeoutMs: number): Promise<void> {
     return this.prober.probe(timeoutMs);
+  }
+
+  /** After a start: polls (every 100 ms) until the server accepts a TCP connection, within `timeoutMs`. */
+  async ready(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        const target = await this.resolve();
+        if (await canConnect(target, Math.min(1000, deadline - Date.now()))) return true;
+      } catch {
+        // Not resolvable yet (no address): look again.
+      }
+      this.resolved = undefined;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return false;
   }
 
   toolsChanged(): void {
@@ -190,6 +229,20 @@ export class HttpServerUpstream implements Upstream {
     if (port === undefined) throw unavailable("container declares no port (label mcp.portal.container_port)");
     return { host: endpoint.ipAddress, port };
   }
+}
+
+function canConnect(target: HttpTarget, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: target.host, port: target.port });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), Math.max(1, timeoutMs));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
 }
 
 /**

@@ -128,6 +128,14 @@ export class StdioServerUpstream implements Upstream {
     return this.mux.ping(timeoutMs);
   }
 
+  /** After a wake: resolves true once the server is attached and initialized (false after `timeoutMs`). */
+  ready(timeoutMs: number): Promise<boolean> {
+    return this.mux.whenReady(timeoutMs).then(
+      () => true,
+      () => false,
+    );
+  }
+
   toolsChanged(): void {
     this.mux.announceToolsChanged();
   }

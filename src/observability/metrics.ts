@@ -71,6 +71,7 @@ export interface Metrics {
   readonly dockerOperationDurationSeconds: Histogram<"operation">;
   readonly managedContainers: Gauge<"state">;
   readonly desiredServers: Gauge;
+  readonly idleServers: Gauge;
   readonly driftCorrectionsTotal: Counter<"kind">;
   readonly invalidFiles: Gauge;
   readonly portPoolAllocated: Gauge;
@@ -150,6 +151,11 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     desiredServers: new Gauge({
       name: "mcp_portal_desired_servers",
       help: "Servers enabled across all users' valid desired state (containers that should be running).",
+      registers,
+    }),
+    idleServers: new Gauge({
+      name: "mcp_portal_idle_servers",
+      help: "Servers stopped for idleness (container kept; the first request through the gateway wakes them).",
       registers,
     }),
     driftCorrectionsTotal: new Counter({

@@ -28,6 +28,8 @@ import type { Observer } from "./observer.js";
 import type { PruneGuard, PruneGuardState } from "./prune-guard.js";
 import type { ReconcileContext, Reconciler } from "./reconciler.js";
 import type { UserSummary } from "./status-projection.js";
+import type { IdleStore } from "./idle-store.js";
+import type { WakeInbox } from "./wake-inbox.js";
 import { WorkQueue } from "./work-queue.js";
 import type { Placer } from "../swarm/placer.js";
 
@@ -65,6 +67,8 @@ export interface ControllerDeps {
   inputsCached?: boolean;
   /** The gateway's health file; a change there re-evaluates the users whose servers' health changed. */
   health?: GatewayHealthReader;
+  /** Scale to zero: idle.json and the gateway's wake requests (README, "Idle servers"). */
+  idle?: { store: IdleStore; inbox: WakeInbox };
   /** Swarm: where users are placed; rebuilt from every full listing. */
   placer?: Placer;
 }
@@ -153,6 +157,15 @@ export class Controller {
   async start(): Promise<void> {
     const { config, logger } = this.deps;
     await this.deps.pruneGuard.load();
+    const idle = this.deps.idle;
+    if (idle) {
+      await idle.store.load();
+      if (idle.store.loadProblem)
+        logger.error(
+          { problem: idle.store.loadProblem },
+          "idle.json is unusable: stopped servers with an idle timeout are taken as idle until the first sync is done",
+        );
+    }
     if (this.deps.watch !== false) {
       this.watcher = await watchDataDir({
         dataDir: config.dataDir,
@@ -170,8 +183,16 @@ export class Controller {
     }
     if (this.deps.health && this.deps.watch !== false) await this.watchHealth();
     this.eventsLoop = this.watchEngine(this.eventsAbort.signal);
+    // Wake requests left while the controller was away are acted on by the first sync.
+    await idle?.inbox.start();
     await this.resync();
     await this.idle();
+    if (idle?.store.loadProblem) {
+      idle.store.settleLoadProblem();
+      await idle.store
+        .flush()
+        .catch((error: unknown) => logger.error({ err: String(error) }, "cannot write idle.json"));
+    }
     this.updateGauges();
     this.firstSync = true;
     logger.info({ users: this.knownUsers.size, managed_containers: this.managedTotal }, "initial sync done");
@@ -183,6 +204,7 @@ export class Controller {
     this.debouncer.cancel();
     if (this.resyncTimer !== undefined) this.deps.clock.clearTimeout(this.resyncTimer);
     this.eventsAbort.abort();
+    await this.deps.idle?.inbox.stop();
     await this.watcher?.close();
     await this.healthWatcher?.close();
     await this.queue.shutdown();
@@ -541,6 +563,7 @@ export class Controller {
       Object.fromEntries(totals.phases),
     );
     metrics.desiredServers.set(totals.desired);
+    metrics.idleServers.set(totals.idle);
     metrics.invalidFiles.set(totals.invalidFileCount);
     const ports = allocator.portStats();
     metrics.portPoolAllocated.set(ports.allocated);

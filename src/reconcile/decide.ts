@@ -3,6 +3,7 @@ import type { DesiredUser } from "../desired/types.js";
 import { type DesiredUserInput, computeDesiredUser } from "../desired/user-desired.js";
 import { volumeKey } from "../desired/names.js";
 import { LABELS } from "../labels.js";
+import { type IdleDecision, type IdleInputs, decideIdle, idleBeforeDecision } from "./idle.js";
 import { type ActualUser, type PlanContext, type PlanStep, type UserPlan, planUser } from "./plan.js";
 import type { Stalled } from "./status-projection.js";
 
@@ -37,6 +38,8 @@ export interface DecisionInput {
   context?: PlanContext;
   /** computeDesiredUser, or a memoised version of it (same input, same output). */
   computeDesired?: (input: DesiredUserInput) => DesiredUser;
+  /** Scale to zero (README, "Idle servers"); absent: no server idles, marks or not. */
+  idle?: IdleInputs;
 }
 
 export type Decision =
@@ -52,6 +55,8 @@ export type Decision =
       plan: UserPlan;
       /** What a run would do but holds back (a suspended user's steps). */
       held: PlanStep[];
+      /** Idle servers, idle stops, wakes and refusals (when idle inputs were given). */
+      idle?: IdleDecision;
     };
 
 export function decideUser(input: DecisionInput): Decision {
@@ -74,13 +79,20 @@ export function decideUser(input: DecisionInput): Decision {
         };
       }
       const compute = input.computeDesired ?? computeDesiredUser;
+      const idleBefore = input.idle ? idleBeforeDecision(observed, input.idle.marks) : undefined;
       const desired = compute({
         ...source.input,
         portBlock: source.portBlock,
         currentPorts: currentPorts(observed),
         existingVolumes: existingVolumes(observed),
+        ...(idleBefore && idleBefore.size > 0 ? { idleServers: idleBefore } : {}),
       });
-      const plan = planUser(userId, desired, observed, context);
+      // A suspended user's servers are left exactly as they are: nothing idles or wakes either.
+      const idle =
+        input.idle && idleBefore && !source.suspended
+          ? decideIdle(desired, observed, input.idle, idleBefore)
+          : undefined;
+      const plan = planUser(userId, desired, observed, idle ? { ...context, idle } : context);
       if (source.suspended) {
         return {
           kind: "converge",
@@ -100,6 +112,7 @@ export function decideUser(input: DecisionInput): Decision {
         portBlock: source.portBlock,
         plan,
         held: [],
+        ...(idle ? { idle } : {}),
       };
     }
   }

@@ -210,6 +210,8 @@ export class Executor {
         } catch (error) {
           if (!isRuntimeError(error, "NotModified") && !isRuntimeError(error, "NotFound")) throw error;
         }
+        // We stopped it for idleness, it did not die: its wake is no quick death for the crash-loop backoff.
+        if (step.idle) this.deps.starts.forget(id);
         return;
       }
       case "removeContainer": {

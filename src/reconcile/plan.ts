@@ -3,6 +3,7 @@ import { replacementName } from "../desired/names.js";
 import { EGRESS_PROXY_KEY, EGRESS_PROXY_ROLE } from "../desired/egress-desired.js";
 import type { ActualContainer, ActualNetwork, ActualVolume } from "../docker/runtime.js";
 import { LABELS } from "../labels.js";
+import type { PlanIdle } from "./idle.js";
 
 /** What a drift correction repaired: values of mcp_portal_drift_corrections_total{kind}. */
 export const DRIFT_KINDS = [
@@ -70,6 +71,8 @@ export type PlanStep =
       cause: string;
       /** Part of removing a container that is no longer desired (see removeContainer). */
       prune: boolean;
+      /** A stop for idleness (README, "Idle servers"): the container is kept, the first request wakes it. */
+      idle?: true;
     }
   | {
       kind: "removeContainer";
@@ -108,6 +111,8 @@ export interface PlanContext {
   startWaitMs?: (containerId: string) => number;
   /** Servers that had a container at the last reconcile (a missing one was removed behind our back). */
   hadContainer?: ReadonlySet<string>;
+  /** Scale to zero: idle servers stay stopped, idle timeouts stop servers, requests wake them (reconcile/idle.ts). */
+  idle?: PlanIdle;
   /**
    * The backend updates a workload in place (capabilities.inPlaceUpdate): a changed spec or placement is one
    * updateContainer step instead of the create/stop/remove/rename/start replace.
@@ -171,6 +176,8 @@ export function planUser(
   const replaces: PlanStep[] = [];
   const creates: PlanStep[] = [];
   const fixes: PlanStep[] = [];
+  /** Stops for idleness go last: a wake in the same plan (a client waits for it) must not wait behind them. */
+  const idleStops: PlanStep[] = [];
   const waits: StartWait[] = [];
   const userNetwork = actual.networks.find((n) => n.name === desired.network.name);
   const networkSteps: PlanStep[] = userNetwork
@@ -212,15 +219,17 @@ export function planUser(
       planBlocked(outcome, containers, removals);
       continue;
     }
+    const idle = context.idle?.idle.has(outcome.serverId) === true;
     if (containers.length === 0) {
       const missing = context.hadContainer?.has(outcome.serverId) === true;
+      // An idle server's container is re-created stopped: the first request wakes it, as before.
       createSteps(
         creates,
         outcome,
         outcome.spec.name,
-        "container missing",
+        idle ? "container missing (idle: created stopped)" : "container missing",
         missing ? "missing_container" : undefined,
-        true,
+        !idle,
         undefined,
         subnets,
         context.placement,
@@ -316,13 +325,15 @@ export function planUser(
         to: outcome.spec.name,
         cause: "take over the final name",
       });
-      replaces.push({
-        kind: "startContainer",
-        serverId: outcome.serverId,
-        container: { createdFor: outcome.serverId, name: outcome.spec.name },
-        cause,
-        ...(why.startsWith("spec changed") ? { drift: "spec_changed" as const } : {}),
-      });
+      // An idle server's new container stays stopped, as the old one was.
+      if (!idle)
+        replaces.push({
+          kind: "startContainer",
+          serverId: outcome.serverId,
+          container: { createdFor: outcome.serverId, name: outcome.spec.name },
+          cause,
+          ...(why.startsWith("spec changed") ? { drift: "spec_changed" as const } : {}),
+        });
       continue;
     }
     if (keeper.name !== outcome.spec.name) {
@@ -334,7 +345,21 @@ export function planUser(
         cause: "finish an interrupted replace",
       });
     }
+    const idleStop = context.idle?.stop.get(outcome.serverId);
+    if (idleStop && keeper.state === "running") {
+      idleStops.push({
+        kind: "stopContainer",
+        serverId: outcome.serverId,
+        container: { id: keeper.id, name: keeper.name },
+        cause: `idle: no request for ${Math.round(idleStop.idleForMs / 1000)} s (timeout ${idleStop.timeoutSeconds} s)`,
+        prune: false,
+        idle: true,
+      });
+      continue;
+    }
     if (!RUNNING_ENOUGH.has(keeper.state)) {
+      if (idle) continue;
+      const woken = context.idle?.wake.has(outcome.serverId) === true;
       const waitMs = context.startWaitMs?.(keeper.id) ?? 0;
       if (waitMs > 0) {
         waits.push({ serverId: outcome.serverId, container: keeper, waitMs });
@@ -344,8 +369,9 @@ export function planUser(
         kind: "startContainer",
         serverId: outcome.serverId,
         container: { id: keeper.id, name: outcome.spec.name },
-        cause: `container ${keeper.state}`,
-        drift: "stopped_container",
+        ...(woken
+          ? { cause: "woken by a request" }
+          : { cause: `container ${keeper.state}`, drift: "stopped_container" as const }),
       });
     }
   }
@@ -379,6 +405,7 @@ export function planUser(
     ...creates,
     ...fixes,
     ...orphanNetworks,
+    ...idleStops,
   );
   return { userId, steps, waits };
 }

@@ -21,6 +21,9 @@ import { type PreparedSource, prepareDesiredSource } from "./desired-source.js";
 import type { GlobalInputsStore, GlobalSnapshot, UserInputsStore, UserSnapshot } from "./desired-inputs.js";
 import type { ExecutionResult, Executor } from "./executor.js";
 import type { GatewayHealthReader } from "./gateway-health.js";
+import { IDLE_STOP_GRACE_MS } from "../contracts/gateway-traffic.js";
+import type { IdleDecision, IdleInputs } from "./idle.js";
+import type { IdleStore } from "./idle-store.js";
 import type { Observer, UserObservation } from "./observer.js";
 import { type ActualUser, type PlanStep, describeStep, isPruneStep, prunedContainerIds } from "./plan.js";
 import type { PruneGuard } from "./prune-guard.js";
@@ -66,12 +69,29 @@ export interface ReconcilerDeps {
   access?: GatewayAccessWriter;
   /** Resolve the data dir's symlinks once until `invalidateRoot` (a watcher reports swaps); off: every reconcile. */
   cacheRoot?: boolean;
+  /** Scale to zero (README, "Idle servers"); absent: no server idles. */
+  idle?: IdleDeps;
+  /** Without `idle`: why not (status warns each server that sets an idle timeout). */
+  idleNotApplied?: string;
   /** The backend updates workloads in place (its capabilities.inPlaceUpdate). */
   inPlaceUpdate?: boolean;
   /** Swarm: where each user's workloads run. */
   placer?: Placer;
   /** Swarm: what a spec asks for that the backend cannot express (status warnings). */
   specWarnings?: (spec: ContainerSpec) => string[];
+}
+
+/** What the reconciler needs for idle servers: their marks, the gateway's wake requests and last requests. */
+export interface IdleDeps {
+  store: IdleStore;
+  wakes: {
+    pendingFor(userId: string): ReadonlySet<string>;
+    consume(userId: string, serverIds: Iterable<string>): Promise<void>;
+  };
+  /** `<user>/<server>` -> the last client request (ms). */
+  traffic: { read(): Promise<ReadonlyMap<string, number>> };
+  /** Between idle.json and an idle stop (default IDLE_STOP_GRACE_MS; tests shorten it). */
+  stopGraceMs?: number;
 }
 
 export interface ReconcileContext {
@@ -109,6 +129,8 @@ interface UnchangedKey {
   block: string;
   /** The gateway's verdict on each of the user's servers (empty without a gateway). */
   health: string;
+  /** Scale to zero: the user's idle marks and pending wake requests (empty without it). */
+  idle: string;
   /** What the user's objects look like (Observer fingerprint). */
   observed: string;
 }
@@ -120,6 +142,7 @@ function sameKey(a: UnchangedKey, b: UnchangedKey): boolean {
     a.global === b.global &&
     a.block === b.block &&
     a.health === b.health &&
+    a.idle === b.idle &&
     a.root === b.root
   );
 }
@@ -155,6 +178,8 @@ interface Settled {
 export class Reconciler {
   private readonly desiredCache = new Map<string, { key: string; desired: DesiredUser }>();
   private readonly settled = new Map<string, Settled>();
+  /** Per user: container id -> when this controller first saw it running (the idle clock starts there). */
+  private readonly runningSince = new Map<string, Map<string, number>>();
   private root: Promise<string> | undefined;
   /** The resolved root while `root` holds it, for the synchronous check of `isUnchanged`. */
   private rootValue: string | undefined;
@@ -269,12 +294,17 @@ export class Reconciler {
       }
     }
     const block = this.deps.allocator.blockOf(userId);
+    const idle = this.deps.idle;
+    const idleKey = idle
+      ? `${idle.store.keyOf(userId)}|${[...idle.wakes.pendingFor(userId)].sort().join(",")}`
+      : "";
     return {
       root,
       global: global.key,
       user: userInputsKey(user),
       block: block ? `${block.start}-${block.end}` : "-",
       health: healthKey,
+      idle: idleKey,
       observed: observation.fingerprint,
     };
   }
@@ -306,11 +336,14 @@ export class Reconciler {
     if (access && deps.access) await deps.access.write(access);
 
     let observation = input.observation;
-    let decision = this.decide(userId, prepared, observation.observed, previous, placement);
+    const traffic = deps.idle ? await deps.idle.traffic.read() : undefined;
+    let idleInputs = this.idleInputs(userId, observation.observed, traffic);
+    let decision = this.decide(userId, prepared, observation.observed, previous, placement, idleInputs);
     if (observation.fromCache && hasWork(decision)) {
       // The kept listing may be older than this user's last change: look again before acting.
       observation = await deps.observer.user(userId, { fresh: true });
-      decision = this.decide(userId, prepared, observation.observed, previous, placement);
+      idleInputs = this.idleInputs(userId, observation.observed, traffic);
+      decision = this.decide(userId, prepared, observation.observed, previous, placement, idleInputs);
     }
     const observed = observation.observed;
 
@@ -338,8 +371,18 @@ export class Reconciler {
     const pruneIds = prunedContainerIds(plan.steps);
     deps.pruneGuard.propose(userId, pruneIds);
     const pruneApproved = deps.pruneGuard.isApproved(pruneIds);
-    const steps: PlanStep[] = pruneApproved ? plan.steps : plan.steps.filter((s) => !isPruneStep(s));
+    let steps: PlanStep[] = pruneApproved ? plan.steps : plan.steps.filter((s) => !isPruneStep(s));
     const pruneHeld = plan.steps.length - steps.length;
+    const idleDecision = decision.kind === "converge" ? decision.idle : undefined;
+    if (idleDecision && !(await this.recordIdle(userId, idleDecision, ctx))) {
+      // idle.json must say "idle" before a server is stopped for it, or a restart would take it for a crash.
+      steps = steps.filter((s) => !(s.kind === "stopContainer" && s.idle));
+    }
+    if (idleDecision && traffic && steps.some((s) => s.kind === "stopContainer" && s.idle)) {
+      const calledOff = await this.idleStopsCalledOff(userId, idleDecision, traffic, ctx);
+      if (calledOff.size > 0)
+        steps = steps.filter((s) => !(s.kind === "stopContainer" && s.idle && calledOff.has(s.serverId)));
+    }
 
     let executed: ExecutionResult | undefined;
     if (steps.length > 0) {
@@ -351,7 +394,19 @@ export class Reconciler {
         portBlock: decision.kind === "converge" ? decision.portBlock : undefined,
       });
       deps.observer.markStale(userId);
+      // A container started now starts its idle clock now (not when a later listing first shows it running).
+      const since = this.runningSince.get(userId);
+      if (since)
+        for (const server of executed.servers.values())
+          if (server.phase === "Running" && server.containerId)
+            since.set(server.containerId, deps.clock.now());
     }
+    if (
+      deps.idle &&
+      idleInputs &&
+      (decision.kind === "deleted" || (decision.kind === "converge" && !decision.suspended))
+    )
+      await deps.idle.wakes.consume(userId, [...idleInputs.wakes]);
     if (pruneIds.length > 0 && pruneApproved && executed && executed.retryable.length === 0) {
       deps.pruneGuard.done(pruneIds);
       deps.pruneGuard.propose(userId, []);
@@ -407,6 +462,8 @@ export class Reconciler {
       executed?.requeueAfterMs,
       waitMs,
       stalled?.reason === "MassPruneBlocked" ? 60_000 : undefined,
+      // The next idle timeout due (a request meanwhile only moves it later: looked at again then).
+      idleDecision?.nextCheckMs,
     ];
     const requeueAfterMs = requeues.reduce<number | undefined>(
       (min, ms) => (ms === undefined || ms === Infinity ? min : min === undefined ? ms : Math.min(min, ms)),
@@ -429,7 +486,151 @@ export class Reconciler {
       requeueAfterMs,
       heldPrunes: pruneHeld,
       stepCount: steps.length,
+      ...(idleDecision ? { idle: idleDecision } : {}),
     });
+  }
+
+  /**
+   * Between writing idle.json and stopping: waits IDLE_STOP_GRACE_MS and reads the gateway's traffic again. A
+   * server with a request since the decision was used (it reached the server before the gateway saw idle.json)
+   * is taken out of idle.json and not stopped; requests the gateway held meanwhile then go on to it. Returns
+   * those servers.
+   */
+  private async idleStopsCalledOff(
+    userId: string,
+    decision: IdleDecision,
+    before: ReadonlyMap<string, number>,
+    ctx: ReconcileContext,
+  ): Promise<Set<string>> {
+    const idle = this.deps.idle!;
+    const calledOff = new Set<string>();
+    await new Promise<void>((resolve) => {
+      const handle = this.deps.clock.setTimeout(() => {
+        ctx.signal.removeEventListener("abort", onAbort);
+        resolve();
+      }, idle.stopGraceMs ?? IDLE_STOP_GRACE_MS);
+      const onAbort = () => {
+        this.deps.clock.clearTimeout(handle);
+        resolve();
+      };
+      ctx.signal.addEventListener("abort", onAbort, { once: true });
+    });
+    const after = await idle.traffic.read();
+    for (const serverId of decision.stop.keys()) {
+      const key = `${userId}/${serverId}`;
+      if ((after.get(key) ?? 0) <= (before.get(key) ?? 0)) continue;
+      calledOff.add(serverId);
+      decision.stop.delete(serverId);
+      idle.store.clear(userId, serverId);
+    }
+    if (calledOff.size === 0) return calledOff;
+    ctx.log.info({ servers: [...calledOff] }, "idle stop called off: a request arrived");
+    try {
+      await idle.store.flush();
+    } catch (error) {
+      ctx.log.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        "cannot write idle.json",
+      );
+    }
+    return calledOff;
+  }
+
+  /** The idle clock's inputs for one user's decision; undefined when scale to zero is off. */
+  private idleInputs(
+    userId: string,
+    observed: ActualUser,
+    traffic: ReadonlyMap<string, number> | undefined,
+  ): IdleInputs | undefined {
+    const idle = this.deps.idle;
+    if (!idle || !traffic) return undefined;
+    const now = this.deps.clock.now();
+    const before = this.runningSince.get(userId);
+    const since = new Map<string, number>();
+    for (const c of observed.containers) if (c.state === "running") since.set(c.id, before?.get(c.id) ?? now);
+    this.runningSince.set(userId, since);
+    const lastRequest = new Map<string, number>();
+    const prefix = `${userId}/`;
+    for (const [key, at] of traffic)
+      if (key.startsWith(prefix)) lastRequest.set(key.slice(prefix.length), at);
+    return {
+      now,
+      marks: idle.store.marksOf(userId),
+      wakes: new Set(idle.wakes.pendingFor(userId)),
+      lastRequest,
+      runningSince: since,
+      ...(idle.store.loadProblem !== undefined ? { adoptStopped: true } : {}),
+    };
+  }
+
+  /**
+   * Writes what the idle decision changes to idle.json (before any engine call) and audits it. False when
+   * idle.json could not be written: the idle stops then wait for the next reconcile.
+   */
+  private async recordIdle(userId: string, decision: IdleDecision, ctx: ReconcileContext): Promise<boolean> {
+    const { store } = this.deps.idle!;
+    const audit = (
+      action: string,
+      serverId: string,
+      result: "success" | "blocked",
+      details: Record<string, unknown>,
+    ) =>
+      void this.deps.audit.write({
+        event_type: result === "blocked" ? "ACTION_BLOCKED" : "CONTAINER_OPERATION",
+        user_id: userId,
+        action,
+        resource: serverId,
+        result,
+        details,
+      });
+    for (const [serverId, stop] of decision.stop) {
+      store.mark(userId, serverId, stop.containerId);
+      audit("idle_stop_server", serverId, "success", {
+        container_id: stop.containerId,
+        idle_seconds: Math.round(stop.idleForMs / 1000),
+        idle_timeout_seconds: stop.timeoutSeconds,
+      });
+    }
+    for (const [serverId, containerId] of decision.adopted) {
+      store.mark(userId, serverId, containerId);
+      ctx.log.warn(
+        { server_id: serverId },
+        "idle.json unreadable: a stopped server with an idle timeout is taken as idle",
+      );
+    }
+    for (const serverId of decision.wake) {
+      store.clear(userId, serverId);
+      audit("wake_server", serverId, "success", { requested_by: "gateway" });
+    }
+    for (const [serverId, refusal] of decision.refused) {
+      store.refuse(userId, serverId, refusal);
+      audit("wake_server", serverId, "blocked", { reason: refusal.reason, message: refusal.message });
+    }
+    for (const [serverId, why] of decision.cleared) {
+      store.clear(userId, serverId);
+      if (why === "started outside the gateway")
+        audit("wake_server", serverId, "success", { requested_by: "engine (started outside the gateway)" });
+    }
+    if (decision.stop.size + decision.wake.size + decision.refused.size + decision.cleared.size > 0)
+      ctx.log.info(
+        {
+          idle_stops: [...decision.stop.keys()],
+          wakes: [...decision.wake],
+          refused: [...decision.refused.keys()],
+          cleared: Object.fromEntries(decision.cleared),
+        },
+        "idle servers changed",
+      );
+    try {
+      await store.flush();
+      return true;
+    } catch (error) {
+      ctx.log.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        "cannot write idle.json",
+      );
+      return false;
+    }
   }
 
   private prepare(
@@ -455,6 +656,7 @@ export class Reconciler {
     observed: ActualUser,
     previous: UserStatus | undefined,
     placement: string | undefined,
+    idle: IdleInputs | undefined,
   ): Decision {
     let source = prepared.source;
     if (source.kind === "desired") {
@@ -476,6 +678,7 @@ export class Reconciler {
         ...(placement !== undefined ? { placement } : {}),
       },
       computeDesired: (input) => this.computeDesired(userId, input, prepared.secretsKey),
+      ...(idle ? { idle } : {}),
     });
   }
 
@@ -490,6 +693,7 @@ export class Reconciler {
       block: input.portBlock,
       ports: [...input.currentPorts].sort(),
       volumes: [...(input.existingVolumes ?? [])].sort(),
+      idle: [...(input.idleServers ?? [])].sort(),
       secrets: secretsKey ?? null,
     });
     const cached = this.desiredCache.get(userId);
@@ -519,6 +723,7 @@ export class Reconciler {
       requeueAfterMs?: number | undefined;
       heldPrunes?: number;
       stepCount?: number;
+      idle?: IdleDecision;
     },
   ): Promise<ReconcileResult> {
     const { deps } = this;
@@ -537,12 +742,14 @@ export class Reconciler {
       access: input.access,
       publicUrl: deps.config.gateway ? deps.config.publicUrl : undefined,
       specWarnings: deps.specWarnings,
+      idleNotApplied: deps.idle ? undefined : deps.idleNotApplied,
       portBlock: deps.allocator.blockOf(userId),
       errors: input.errors,
       stalled: input.stalled,
       mutations,
       durationMs: now - input.started,
       now: new Date(now),
+      ...(input.idle ? { idle: input.idle } : {}),
     });
     await deps.statuses.write(status);
     if (
@@ -589,6 +796,11 @@ export class Reconciler {
     deps.observer.forget(userId);
     deps.placer?.forget(userId);
     deps.pruneGuard.forgetUser(userId);
+    this.runningSince.delete(userId);
+    if (deps.idle) {
+      deps.idle.store.forgetUser(userId);
+      await deps.idle.store.flush().catch(() => undefined);
+    }
   }
 
   /** An audit line when a server becomes blocked (or blocked for another reason), not at every resync. */

@@ -16,6 +16,7 @@ import { LABELS } from "../labels.js";
 import { ownValue } from "../util/own-property.js";
 import type { Problem } from "../validate/problem.js";
 import type { ExecutionResult } from "./executor.js";
+import type { IdleDecision } from "./idle.js";
 import type { ActualUser, StartWait } from "./plan.js";
 
 /*
@@ -48,12 +49,16 @@ export interface ProjectionInput {
   publicUrl?: string | undefined;
   /** What the backend cannot express of a spec (Swarm), reported as warnings rather than blocks. */
   specWarnings?: ((spec: ContainerSpec) => string[]) | undefined;
+  /** Why no idle timeout is applied here (Swarm, or no gateway): servers that set one get a warning saying so. */
+  idleNotApplied?: string | undefined;
   portBlock: PortRange | undefined;
   errors: Problem[];
   stalled: Stalled | undefined;
   mutations: number;
   durationMs: number;
   now: Date;
+  /** Scale to zero: the servers idle after this reconcile, and refused wakes. */
+  idle?: IdleDecision;
 }
 
 const HISTORY = 5;
@@ -106,9 +111,15 @@ export interface Observation {
   record: ReconcileRecord;
 }
 
-/** A server counts against readiness while it is not Running, or Running but not (yet) MCP-Ready. */
+/**
+ * A server counts against readiness while it is not Running, or Running but not (yet) MCP-Ready. An Idle server
+ * serves: the first request wakes it.
+ */
 export function isServing(server: ServerStatus): boolean {
-  return server.phase === "Running" && (server.health === undefined || server.health === "Ready");
+  return (
+    server.phase === "Idle" ||
+    (server.phase === "Running" && (server.health === undefined || server.health === "Ready"))
+  );
 }
 
 /** A server that needs someone's attention: it will not run (or serve) until something changes. */
@@ -256,6 +267,10 @@ function serverStatuses(input: ProjectionInput): ServerStatus[] {
       ? observed.containers.find((c) => c.id === status.container_id)
       : undefined;
     const warnings = outcome.kind === "run" && specWarnings ? specWarnings(outcome.spec) : [];
+    if (outcome.kind === "run" && input.idleNotApplied !== undefined && outcome.idleTimeoutSeconds > 0)
+      warnings.push(
+        `idle_timeout_seconds (${outcome.idleTimeoutSeconds} s) is not applied: ${input.idleNotApplied}`,
+      );
     return {
       ...status,
       ...(publicUrl !== undefined && status.host_port !== undefined
@@ -302,6 +317,26 @@ function serverStatus(input: ProjectionInput, outcome: DesiredUser["servers"][nu
       ? `egress proxy ${proxy.phase} (${proxy.reason})${proxy.message ? `: ${proxy.message}` : ""}`
       : undefined;
   const note = [envNote, proxyNote].filter((n) => n !== undefined).join("; ") || undefined;
+  const idle = input.idle;
+  if (
+    idle &&
+    (idle.idle.has(outcome.serverId) || idle.stop.has(outcome.serverId)) &&
+    result?.phase !== "Failed"
+  ) {
+    const container = result?.containerId
+      ? { id: result.containerId, name: result.containerName ?? "" }
+      : containers[0];
+    const refused = idle.refused.get(outcome.serverId);
+    return {
+      ...base,
+      phase: "Idle",
+      reason: refused ? refused.reason : "IdleTimeout",
+      message: refused
+        ? `wake refused: ${refused.message}`
+        : `stopped after ${outcome.idleTimeoutSeconds} s without requests; the first request wakes it`,
+      ...(container ? { container_id: container.id, container_name: container.name } : {}),
+    };
+  }
   if (result) {
     const message = result.message ?? (result.phase === "Running" ? note : undefined);
     return {
@@ -365,6 +400,8 @@ export interface UserSummary {
   desired: number;
   blocked: Record<string, number>;
   invalidFiles: string[];
+  /** Servers stopped for idleness. */
+  idle: number;
 }
 
 export const DELETED_SUMMARY: UserSummary = {
@@ -373,6 +410,7 @@ export const DELETED_SUMMARY: UserSummary = {
   desired: 0,
   blocked: {},
   invalidFiles: [],
+  idle: 0,
 };
 
 export function summarize(
@@ -407,5 +445,6 @@ export function summarize(
     desired: status?.servers.length ?? 0,
     blocked,
     invalidFiles: [...new Set(errors.map((e) => e.file))],
+    idle: (status?.servers ?? []).filter((s) => s.phase === "Idle").length,
   };
 }

@@ -28,6 +28,7 @@ export class SummaryTotals {
   /** How many users report each invalid file (a global file is reported by every user). */
   private readonly invalidFiles = new Map<string, number>();
   private desiredTotal = 0;
+  private idleTotal = 0;
   private containerTotal = 0;
 
   /** A user's summary changed from `before` to `after` (undefined: the user was unknown, or is gone). */
@@ -38,6 +39,11 @@ export class SummaryTotals {
 
   get desired(): number {
     return this.desiredTotal;
+  }
+
+  /** Servers stopped for idleness, over all users. */
+  get idle(): number {
+    return this.idleTotal;
   }
 
   /** Containers over all users' last summaries, whatever their state. */
@@ -54,6 +60,7 @@ export class SummaryTotals {
     for (const key in summary.containers) this.containerTotal += sign * (summary.containers[key] ?? 0);
     addCounts(this.blocked, summary.blocked, sign);
     this.desiredTotal += sign * summary.desired;
+    this.idleTotal += sign * summary.idle;
     const bucket = phaseBucket(summary);
     const users = (this.phases.get(bucket) ?? 0) + sign;
     if (users === 0) this.phases.delete(bucket);

@@ -12,6 +12,10 @@ import {
 } from "./common.js";
 import { Egress } from "./egress.js";
 
+/** Longest idle timeout a catalog or policy may give: 30 days. */
+export const MAX_IDLE_TIMEOUT_SECONDS = 30 * 24 * 3600;
+export const IdleTimeoutSeconds = z.number().int().min(0).max(MAX_IDLE_TIMEOUT_SECONDS);
+
 export const Transport = z.enum(["stdio", "sse", "streamable-http"]);
 export type Transport = z.infer<typeof Transport>;
 
@@ -35,6 +39,13 @@ const serverFields = {
   health_check: HealthCheck.optional(),
   user_configurable: z.boolean().default(false),
   required_secrets: z.array(SecretName).max(64).default([]),
+  /**
+   * Stop the container after this many seconds without client requests through the gateway; the first request
+   * wakes it. 0 or absent: always on. Outside the spec hash (changing it replaces nothing).
+   */
+  idle_timeout_seconds: IdleTimeoutSeconds.optional(),
+  /** Keeps the server always on unless policy.json's idle maximum says otherwise (Docker's `longLived`). */
+  long_lived: z.boolean().optional(),
   /** Network egress (README, "Network egress"); absent: unrestricted. policy.json may only narrow it. */
   egress: Egress.optional(),
 };
@@ -76,6 +87,8 @@ export const OverlayServer = z.strictObject({
   health_check: HealthCheck.optional(),
   user_configurable: z.boolean().optional(),
   required_secrets: z.array(SecretName).max(64).optional(),
+  idle_timeout_seconds: IdleTimeoutSeconds.optional(),
+  long_lived: z.boolean().optional(),
   egress: Egress.optional(),
 });
 export type OverlayServer = z.infer<typeof OverlayServer>;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { EnvName, ServerId, UserId } from "../util/ids.js";
+import { IdleTimeoutSeconds } from "./catalog.js";
 import { SchemaRef, jsonMap } from "./common.js";
 import { Egress } from "./egress.js";
 import { RateLimit, ToolGlobList } from "./tools.js";
@@ -41,6 +42,17 @@ export const ServerSecurityOverride = z.strictObject({
 });
 export type ServerSecurityOverride = z.infer<typeof ServerSecurityOverride>;
 
+/**
+ * Scale to zero (README, "Idle servers"): `default_timeout_seconds` applies to servers whose catalog entry sets
+ * neither `idle_timeout_seconds` nor `long_lived`; `max_timeout_seconds` caps every server's timeout, and gives
+ * one to always-on servers (long-lived ones included): the admin's word wins over the catalog.
+ */
+export const IdlePolicy = z.strictObject({
+  default_timeout_seconds: IdleTimeoutSeconds.optional(),
+  max_timeout_seconds: IdleTimeoutSeconds.min(1).optional(),
+});
+export type IdlePolicy = z.infer<typeof IdlePolicy>;
+
 /** Image globs: `*` any run of characters, `?` one character (see desired/image-policy.ts). */
 export const ImageGlob = z.string().min(1).max(255);
 /** Most globs an allow-list (policy.json or MCP_PORTAL_ALLOWED_IMAGES) may hold. */
@@ -81,7 +93,12 @@ export const PolicyFile = z.strictObject({
    */
   allowed_images: z.array(ImageGlob).max(MAX_IMAGE_GLOBS).optional(),
   default_limits: UserLimits.default({}),
-  users: jsonMap(UserId, z.strictObject({ limits: UserLimits.default({}) })).prefault({}),
+  /** Idle timeouts for everyone; a user's own `idle` wins field by field. */
+  idle: IdlePolicy.optional(),
+  users: jsonMap(
+    UserId,
+    z.strictObject({ limits: UserLimits.default({}), idle: IdlePolicy.optional() }),
+  ).prefault({}),
   server_security: jsonMap(ServerId, ServerSecurityOverride).prefault({}),
   egress: EgressPolicy.prefault({}),
   /** Per server id: tools denied to every user (enforced by the gateway; changes replace no container). */

@@ -31,6 +31,7 @@ import {
   restrictedEgressEntries,
 } from "./cross-checks.js";
 import { type PoolSettings, emptyPoolCapacity, maxPortsWarnings, poolShortfalls } from "./capacity.js";
+import { catalogIdleWarnings, policyIdleWarnings } from "./idle-backend.js";
 import { type Problem, sortProblems } from "./problem.js";
 
 export interface ValidateTreeOptions {
@@ -42,7 +43,8 @@ export interface ValidateTreeOptions {
   defaultAllowedImages?: readonly string[] | undefined;
   /** The port and subnet pools: warns when the tree has more users than they hold. */
   pools?: PoolSettings;
-  /** MCP_PORTAL_BACKEND: on `swarm`, restricted-egress servers are refused (a warning per entry). */
+  /** MCP_PORTAL_BACKEND: on `swarm`, restricted-egress servers are refused (a warning per entry), and every idle
+   * timeout the tree sets is a warning (not applied). */
   backend?: Backend;
 }
 
@@ -64,6 +66,8 @@ interface GlobalState {
   /** policy.json, or the defaults without it; undefined when it is invalid (checks against it are skipped). */
   policy: PolicyFile | undefined;
   overlayNames: readonly string[];
+  /** The backend applies no idle timeout (Swarm): each one set is a warning. */
+  idleNotApplied: boolean;
 }
 
 /**
@@ -93,7 +97,7 @@ export async function validateTreeReport(
   const read: ReadOptions = options.maxFileBytes === undefined ? {} : { maxBytes: options.maxFileBytes };
   const problems: Problem[] = [];
   const warnings: Problem[] = [];
-  const global = await checkGlobalFiles(dataDir, options, read, problems);
+  const global = await checkGlobalFiles(dataDir, options, read, problems, warnings);
   const unrestricted = global.allowedImages && allowedImagesWarning(global.allowedImages);
   if (unrestricted) warnings.push(unrestricted);
   const users = await listUserDirs(dataDir);
@@ -145,7 +149,9 @@ async function checkGlobalFiles(
   options: ValidateTreeOptions,
   read: ReadOptions,
   problems: Problem[],
+  warnings: Problem[],
 ): Promise<GlobalState> {
+  const idleNotApplied = options.backend === "swarm";
   const overlaySelection = options.overlays ?? [];
   const baseListing = await listJsonFiles(dataDir, DATA_PATHS.baseDir);
   const overlayListing = await listJsonFiles(dataDir, DATA_PATHS.overlayDir);
@@ -206,19 +212,24 @@ async function checkGlobalFiles(
     problems.push(
       ...checkCatalogServers(file.file, file.catalog.servers, PLACEHOLDER_USER_ID, allowedImages),
     );
+    if (idleNotApplied) warnings.push(...catalogIdleWarnings(file.file, file.catalog.servers));
   }
   for (const loaded of overlays.values()) {
     if (loaded.status !== "ok") continue;
     problems.push(
       ...checkCatalogServers(loaded.file, loaded.value.servers, PLACEHOLDER_USER_ID, allowedImages),
     );
+    if (idleNotApplied) warnings.push(...catalogIdleWarnings(loaded.file, loaded.value.servers));
   }
+  if (idleNotApplied && policy.status === "ok")
+    warnings.push(...policyIdleWarnings(policy.file, policy.value));
   return {
     catalog: merged.catalog,
     complete,
     allowedImages,
     policy: policy.status === "ok" ? policy.value : policy.status === "missing" ? DEFAULT_POLICY : undefined,
     overlayNames: selectedNames,
+    idleNotApplied,
   };
 }
 
@@ -236,6 +247,7 @@ async function checkUser(
     problems.push(...checkCustomFile(custom.file, custom.value, userId, global.allowedImages));
     if (global.policy)
       problems.push(...checkShadowingServers(custom.file, custom.value.servers, global.policy));
+    if (global.idleNotApplied) warnings.push(...catalogIdleWarnings(custom.file, custom.value.servers));
   }
   const secrets = await readSecretNames(dataDir, userId, read);
   problems.push(...secrets.problems);

@@ -3,7 +3,7 @@ import type { UserSummary } from "../../../src/reconcile/status-projection.js";
 import { SummaryTotals } from "../../../src/reconcile/summary-totals.js";
 
 function summary(overrides: Partial<UserSummary>): UserSummary {
-  return { phase: "Ready", containers: {}, desired: 0, blocked: {}, invalidFiles: [], ...overrides };
+  return { phase: "Ready", containers: {}, desired: 0, blocked: {}, invalidFiles: [], idle: 0, ...overrides };
 }
 
 /** What the gauges showed before the totals were kept per change: a sum over every user's summary. */
@@ -63,5 +63,15 @@ describe("SummaryTotals", () => {
     expect(totals.invalidFileCount).toBe(0);
     expect(totals.phases.size).toBe(0);
     expect(totals.containers.size).toBe(0);
+  });
+
+  it("keeps the idle servers' total as users' summaries change (mcp_portal_idle_servers)", () => {
+    const totals = new SummaryTotals();
+    totals.replace(undefined, summary({ idle: 3 }));
+    totals.replace(undefined, summary({ idle: 2 }));
+    totals.replace(summary({ idle: 3 }), summary({ idle: 1 }));
+    expect(totals.idle).toBe(3);
+    totals.replace(summary({ idle: 2 }), undefined);
+    expect(totals.idle).toBe(1);
   });
 });

@@ -99,6 +99,35 @@ describe("mcp-portal validate", () => {
     });
   });
 
+  it("on MCP_PORTAL_BACKEND=swarm warns that idle timeouts are not applied, at each field that sets one", async () => {
+    const dir = await copyExample(path.join(await tempDir(), "data"));
+    await editJson(dir, "catalogs/base/official.json", (c) => {
+      (serversOf(c)[0] as Record<string, unknown>).idle_timeout_seconds = 600;
+      (serversOf(c)[1] as Record<string, unknown>).idle_timeout_seconds = 0;
+    });
+    await editJson(dir, "users/alice/custom-servers.json", (c) => {
+      (serversOf(c)[0] as Record<string, unknown>).idle_timeout_seconds = 60;
+    });
+    await editJson(dir, "policy.json", (c) => {
+      c.idle = { default_timeout_seconds: 900 };
+      c.users = { bob: { idle: { max_timeout_seconds: 3600 } } };
+    });
+    const reason =
+      "not applied: idle servers (scale to zero) need the Docker Engine backend; on MCP_PORTAL_BACKEND=swarm every server stays on";
+    const swarm = await run(["--data-dir", dir], { MCP_PORTAL_BACKEND: "swarm" });
+    expect(swarm.code).toBe(0);
+    expect(swarm.stdout.split("\n").filter((l) => l.includes("scale to zero"))).toEqual([
+      `warning: catalogs/base/official.json: $.servers[0].idle_timeout_seconds: ${reason}`,
+      `warning: policy.json: $.idle.default_timeout_seconds: ${reason}`,
+      `warning: policy.json: $.users.bob.idle.max_timeout_seconds: ${reason}`,
+      `warning: users/alice/custom-servers.json: $.servers[0].idle_timeout_seconds: ${reason}`,
+    ]);
+    // The Docker Engine backend applies them: nothing to warn about.
+    const engine = await run(["--data-dir", dir]);
+    expect(engine.code).toBe(0);
+    expect(engine.stdout).not.toMatch(/scale to zero/);
+  });
+
   it("merges the overlays named by --overlays or MCP_PORTAL_OVERLAYS", async () => {
     const dir = await copyExample(path.join(await tempDir(), "data"));
     await editJson(

@@ -222,7 +222,7 @@ function EnabledServer(props: {
       {status?.message ? <p class="small">{status.message}</p> : null}
       {server === undefined ? <p class="error">This server is no longer in your catalog.</p> : null}
       <p class="small">{toolPolicyText(status?.tools)}</p>
-      {url !== undefined && status?.phase === "Running" ? (
+      {url !== undefined && (status?.phase === "Running" || status?.phase === "Idle") ? (
         <div class="url">
           <span class="small">MCP URL</span> <code>{url}</code>{" "}
           <CopyButton text={url} label={`Copy URL of ${id}`} />
