@@ -343,9 +343,12 @@ describeDocker("identity at the gateway", () => {
     expect(await initializeStatus(bobUrl, aliceForBob)).toBe(403);
     expect(await initializeStatus(bobUrl, await provider.token("bob", bobUrl))).toBe(200);
 
-    const shortLived = await provider.token("alice", aliceUrl, { ttlSeconds: 1 });
+    // `exp` is in whole seconds from an `iat` rounded down: a 1 s token can be expired a few ms after it is made.
+    // Four seconds leave at least three for the first call; then wait until just past `exp`.
+    const shortLived = await provider.token("alice", aliceUrl, { ttlSeconds: 4 });
     expect(await initializeStatus(aliceUrl, shortLived)).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    const expiresAt = (decodeJwt(shortLived).exp ?? 0) * 1000;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now()) + 1_100));
     const expired = await rpc(aliceUrl, shortLived, INITIALIZE);
     expect(expired.status).toBe(401);
     expect(expired.headers.get("www-authenticate")).toContain("expired");
