@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type JsonRpcId, errorResponse } from "./jsonrpc.js";
+import { ERROR_CODES, type JsonRpcId, errorResponse } from "./jsonrpc.js";
 
 export class BodyTooLargeError extends Error {
   readonly code = "BODY_TOO_LARGE";
@@ -74,4 +74,38 @@ export function pathnameOf(req: IncomingMessage): string {
   const url = req.url ?? "/";
   const end = url.search(/[?#]/);
   return end === -1 ? url : url.slice(0, end);
+}
+
+/**
+ * A JSON-RPC POST's body, parsed: checks the Content-Type, reads at most `maxBytes` and parses JSON. Answers 415, 413
+ * (closing the connection) or 400 itself and returns `undefined` then; counts the bytes read.
+ */
+export async function readJsonRpcPost(
+  req: IncomingMessage,
+  res: ServerResponse,
+  maxBytes: number,
+  onBytes?: (direction: "in", bytes: number) => void,
+): Promise<{ value: unknown; bytes: number } | undefined> {
+  const contentType = headerValue(req, "content-type") ?? "";
+  if (!contentType.toLowerCase().includes("application/json")) {
+    sendRpcError(res, 415, ERROR_CODES.invalidRequest, "Content-Type must be application/json");
+    return undefined;
+  }
+  let body: Buffer;
+  try {
+    body = await readBody(req, maxBytes);
+  } catch (error) {
+    if (error instanceof BodyTooLargeError) {
+      sendRpcError(res, 413, ERROR_CODES.invalidRequest, error.message, { connection: "close" });
+      return undefined;
+    }
+    throw error;
+  }
+  onBytes?.("in", body.length);
+  try {
+    return { value: JSON.parse(body.toString("utf8")) as unknown, bytes: body.length };
+  } catch {
+    sendRpcError(res, 400, ERROR_CODES.parseError, "parse error: the body is not JSON");
+    return undefined;
+  }
 }

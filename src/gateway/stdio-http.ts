@@ -1,13 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import {
-  BodyTooLargeError,
-  accepts,
-  headerValue,
-  pathnameOf,
-  readBody,
-  sendJson,
-  sendRpcError,
-} from "./http-util.js";
+import { accepts, headerValue, pathnameOf, sendJson, sendRpcError, readJsonRpcPost } from "./http-util.js";
 import {
   type Classified,
   ERROR_CODES,
@@ -84,26 +76,9 @@ export class StdioHttpHandler implements RequestHandler {
   }
 
   private async post(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
-    const contentType = headerValue(req, "content-type") ?? "";
-    if (!contentType.toLowerCase().includes("application/json")) {
-      return sendRpcError(res, 415, ERROR_CODES.invalidRequest, "Content-Type must be application/json");
-    }
-    let body: Buffer;
-    try {
-      body = await readBody(req, this.maxBodyBytes);
-    } catch (error) {
-      if (error instanceof BodyTooLargeError) {
-        return sendRpcError(res, 413, ERROR_CODES.invalidRequest, error.message, { connection: "close" });
-      }
-      throw error;
-    }
-    this.options.onBytes?.("in", body.length);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body.toString("utf8"));
-    } catch {
-      return sendRpcError(res, 400, ERROR_CODES.parseError, "parse error: the body is not JSON");
-    }
+    const post = await readJsonRpcPost(req, res, this.maxBodyBytes, this.options.onBytes);
+    if (!post) return;
+    const parsed = post.value;
     const batch = Array.isArray(parsed);
     const values: unknown[] = batch ? (parsed as unknown[]) : [parsed];
     if (values.length > this.maxBatchMessages) return this.refuseBatch(res, values);

@@ -1,14 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { RequestContext, RequestHandler } from "../handler.js";
-import {
-  BodyTooLargeError,
-  accepts,
-  headerValue,
-  pathnameOf,
-  readBody,
-  sendJson,
-  sendRpcError,
-} from "../http-util.js";
+import { accepts, headerValue, pathnameOf, sendJson, sendRpcError, readJsonRpcPost } from "../http-util.js";
 import { ERROR_CODES, type JsonRpcResponse, errorResponse } from "../jsonrpc.js";
 import { PROTOCOL_VERSION_HEADER } from "../protocol.js";
 import { SseWriter } from "../sse.js";
@@ -79,26 +71,9 @@ export class ModernFront implements RequestHandler {
         allow: "POST",
       });
     }
-    const contentType = headerValue(req, "content-type") ?? "";
-    if (!contentType.toLowerCase().includes("application/json")) {
-      return sendRpcError(res, 415, ERROR_CODES.invalidRequest, "Content-Type must be application/json");
-    }
-    let body: Buffer;
-    try {
-      body = await readBody(req, this.maxBodyBytes);
-    } catch (error) {
-      if (error instanceof BodyTooLargeError) {
-        return sendRpcError(res, 413, ERROR_CODES.invalidRequest, error.message, { connection: "close" });
-      }
-      throw error;
-    }
-    this.options.onBytes?.("in", body.length);
-    let value: unknown;
-    try {
-      value = JSON.parse(body.toString("utf8"));
-    } catch {
-      return sendRpcError(res, 400, ERROR_CODES.parseError, "parse error: the body is not JSON");
-    }
+    const post = await readJsonRpcPost(req, res, this.maxBodyBytes, this.options.onBytes);
+    if (!post) return;
+    const value = post.value;
     const parsed = parseModernPost(
       {
         protocolVersion: headerValue(req, PROTOCOL_VERSION_HEADER),
@@ -142,14 +117,14 @@ export class ModernFront implements RequestHandler {
           stream.send(message);
         },
       };
-      const response = await this.callHeld(request, ctx, related, cancelled.signal, body.length);
+      const response = await this.callHeld(request, ctx, related, cancelled.signal, post.bytes);
       if (!stream) return this.reply(res, 200, response);
       stream.send(response);
       stream.end();
       return;
     }
     const none: MessageSink = { open: false, send: () => undefined };
-    this.reply(res, 200, await this.callHeld(request, ctx, none, cancelled.signal, body.length));
+    this.reply(res, 200, await this.callHeld(request, ctx, none, cancelled.signal, post.bytes));
   }
 
   /**
