@@ -1,4 +1,5 @@
 import type { HttpTarget } from "./http-proxy.js";
+import { BodyTooLargeError, readResponseBody } from "./http-util.js";
 import { type JsonRpcId, type JsonRpcMessage, type JsonRpcResponse, classify } from "./jsonrpc.js";
 import { ProbeError, type ProbeStep, errnoCode } from "./probe-failure.js";
 import { SESSION_HEADER, PROTOCOL_VERSION_HEADER, UPSTREAM_PROTOCOL_VERSION } from "./protocol.js";
@@ -73,30 +74,13 @@ export async function request(
 
 /** The whole body as text, refusing more than `ctx.maxBytes` (declared or read). */
 export async function readLimited(ctx: ProbeContext, step: ProbeStep, res: Response): Promise<string> {
-  const tooLarge = () => new ProbeError(step, { kind: "too_large", limit: ctx.maxBytes });
-  const declared = Number(res.headers.get("content-length") ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > ctx.maxBytes) {
-    await discard(res);
-    throw tooLarge();
-  }
-  if (!res.body) return "";
-  const reader = res.body.getReader() as ReadableStreamDefaultReader<Uint8Array>;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > ctx.maxBytes) throw tooLarge();
-      chunks.push(value);
-    }
+    return await readResponseBody(res, ctx.maxBytes);
   } catch (error) {
+    if (error instanceof BodyTooLargeError)
+      throw new ProbeError(step, { kind: "too_large", limit: ctx.maxBytes });
     throw asProbeError(ctx, step, error);
-  } finally {
-    await reader.cancel().catch(() => undefined);
   }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** The events of one event-stream answer, read up to `ctx.maxBytes` in total. */

@@ -21,6 +21,34 @@ export async function readBody(req: IncomingMessage, maxBytes: number): Promise<
   return Buffer.concat(chunks);
 }
 
+/**
+ * A fetch answer's whole body as text, refusing more than `maxBytes` (declared or read): the rest is not read and
+ * the body is cancelled. Read errors propagate as they are.
+ */
+export async function readResponseBody(res: Response, maxBytes: number): Promise<string> {
+  const declared = Number(res.headers.get("content-length") ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new BodyTooLargeError(`body over ${maxBytes} bytes`);
+  }
+  if (!res.body) return "";
+  const reader = res.body.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) throw new BodyTooLargeError(`body over ${maxBytes} bytes`);
+      chunks.push(value);
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 export function sendJson(
   res: ServerResponse,
   status: number,

@@ -1,5 +1,6 @@
 import { type HttpTarget } from "../http-proxy.js";
 import { baseUrl } from "../http-probe.js";
+import { BodyTooLargeError, readResponseBody } from "../http-util.js";
 import { ERROR_CODES, type JsonRpcId, type JsonRpcMessage, classify, errorResponse } from "../jsonrpc.js";
 import { PROTOCOL_VERSION_HEADER, SESSION_HEADER } from "../protocol.js";
 import { SseParser } from "../sse.js";
@@ -193,28 +194,14 @@ export class LegacyHttpLink implements UpstreamLink {
     return isAnswer;
   }
 
+  /** The body, or undefined when it is over the message bound. */
   private async readBounded(res: Response): Promise<string | undefined> {
-    const declared = Number(res.headers.get("content-length") ?? Number.NaN);
-    if (Number.isFinite(declared) && declared > this.maxMessageBytes) {
-      await res.body?.cancel();
-      return undefined;
-    }
-    if (!res.body) return "";
-    const reader = res.body.getReader() as ReadableStreamDefaultReader<Uint8Array>;
-    const chunks: Uint8Array[] = [];
-    let size = 0;
     try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        size += value.byteLength;
-        if (size > this.maxMessageBytes) return undefined;
-        chunks.push(value);
-      }
-    } finally {
-      await reader.cancel().catch(() => undefined);
+      return await readResponseBody(res, this.maxMessageBytes);
+    } catch (error) {
+      if (error instanceof BodyTooLargeError) return undefined;
+      throw error;
     }
-    return Buffer.concat(chunks).toString("utf8");
   }
 
   /** The session's GET stream carries what the server sends on its own (list changes, resource updates). */
