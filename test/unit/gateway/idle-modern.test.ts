@@ -11,9 +11,7 @@ import {
   Client as ModernClient,
   StreamableHTTPClientTransport as ModernTransport,
 } from "@modelcontextprotocol/client";
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AuthResult } from "../../../src/auth/authenticate.js";
@@ -34,35 +32,12 @@ import { writeJsonAtomic } from "../../../src/util/atomic-write.js";
 import { systemClock } from "../../../src/util/clock.js";
 import { waitFor } from "../../helpers/daemon.js";
 import { freePort } from "../../helpers/net.js";
-import { registerEraTools } from "../../fixtures/mcp-servers/era-tools.js";
+import { connectPipedServer } from "../../fixtures/mcp-servers/mux-pipe.js";
 
 const quiet = createLogger({
   level: "silent",
   destination: new Writable({ write: (_c, _e, done) => done() }),
 });
-
-/** The server's side of a stdio pipe: lines from the multiplexer in, lines to it out. */
-class PipeTransport implements Transport {
-  onmessage?: (message: JSONRPCMessage) => void;
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
-  constructor(private readonly mux: StdioMultiplexer) {}
-  async start(): Promise<void> {}
-  send(message: JSONRPCMessage): Promise<void> {
-    const line = JSON.stringify(message);
-    setImmediate(() => this.mux.receive(line));
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    this.onclose?.();
-    return Promise.resolve();
-  }
-  deliver(message: unknown): boolean {
-    const copy = JSON.parse(JSON.stringify(message)) as JSONRPCMessage;
-    setImmediate(() => this.onmessage?.(copy));
-    return true;
-  }
-}
 
 /**
  * A stdio server's upstream as the gateway builds it (era router, legacy handler and modern front on one
@@ -83,22 +58,18 @@ class PipedStdioUpstream implements Upstream {
   starts = 0;
   /** The process exits before it answers anything (a crash on start). */
   crashes = false;
-  private server: McpServer | undefined;
+  private server: Promise<McpServer> | undefined;
 
   update(target: ServerTarget): void {
     if (target.state === "running" && !this.server) {
       this.starts += 1;
       if (this.crashes) return;
-      const server = new McpServer({ name: "legacy-under-test", version: "1.2.3" });
-      registerEraTools(server);
-      const pipe = new PipeTransport(this.mux);
-      this.server = server;
-      void server.connect(pipe).then(() => this.mux.connect({ send: (m) => pipe.deliver(m) }));
+      this.server = connectPipedServer(this.mux);
     } else if (target.state !== "running" && this.server) {
       const server = this.server;
       this.server = undefined;
       this.mux.disconnect("container stopped");
-      void server.close();
+      void server.then((s) => s.close());
     }
   }
   probe(): Promise<void> {
@@ -112,7 +83,7 @@ class PipedStdioUpstream implements Upstream {
   }
   async close(): Promise<void> {
     this.mux.closeAll("test over");
-    await this.server?.close();
+    await (await this.server)?.close();
   }
 }
 

@@ -9,9 +9,6 @@ import {
 } from "@modelcontextprotocol/client";
 import { Client as LegacyClient } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as LegacyTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EraRouter } from "../../../src/gateway/modern/era-router.js";
 import { ModernFront } from "../../../src/gateway/modern/front.js";
@@ -20,30 +17,7 @@ import type { ToolAccess } from "../../../src/gateway/handler.js";
 import { StdioHttpHandler } from "../../../src/gateway/stdio-http.js";
 import { StdioMultiplexer } from "../../../src/gateway/stdio-mux.js";
 import { systemClock } from "../../../src/util/clock.js";
-import { registerEraTools } from "../../fixtures/mcp-servers/era-tools.js";
-
-/** The server's side of a stdio pipe: lines from the multiplexer in, lines to it out. */
-class PipeTransport implements Transport {
-  onmessage?: (message: JSONRPCMessage) => void;
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
-  constructor(private readonly mux: StdioMultiplexer) {}
-  async start(): Promise<void> {}
-  send(message: JSONRPCMessage): Promise<void> {
-    const line = JSON.stringify(message);
-    setImmediate(() => this.mux.receive(line));
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    this.onclose?.();
-    return Promise.resolve();
-  }
-  deliver(message: unknown): boolean {
-    const copy = JSON.parse(JSON.stringify(message)) as JSONRPCMessage;
-    setImmediate(() => this.onmessage?.(copy));
-    return true;
-  }
-}
+import { connectPipedServer } from "../../fixtures/mcp-servers/mux-pipe.js";
 
 const PINNED = { mode: { pin: "2026-07-28" } } as const;
 
@@ -62,11 +36,7 @@ describe("MCP 2026-07-28 in front of a legacy server", () => {
       clientInfo: { name: "gw", version: "0" },
       readyWaitMs: 2000,
     });
-    const pipe = new PipeTransport(mux);
-    const server = new McpServer({ name: "legacy-under-test", version: "1.2.3" });
-    registerEraTools(server);
-    await server.connect(pipe);
-    mux.connect({ send: (message) => pipe.deliver(message) });
+    await connectPipedServer(mux);
     backend = new MuxBackend(mux, { clock: systemClock, readyWaitMs: 2000 });
     const router = new EraRouter(
       new StdioHttpHandler(mux, { keepAliveMs: 0 }),
