@@ -1,6 +1,5 @@
 // Shared by the reconcile-loop benchmarks: unique installations, cleanup that runs even on Ctrl-C, a runtime
 // that times every engine call and remembers what was created, statistics and formatting.
-import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { Writable } from "node:stream";
 import type Docker from "dockerode";
@@ -9,10 +8,7 @@ import type { ContainerRuntime, NetworkSpec, Placement, VolumeSpec } from "../..
 import { createLogger, type Logger } from "../../src/observability/logger.js";
 import { LABEL_INSTALLATION, cleanupInstallation } from "../../test/helpers/docker-objects.js";
 
-/** `bench-<kind>-<6 hex>`: every Docker object of one run carries it as `mcp.portal.installation`. */
-export function benchInstallation(kind: string): string {
-  return `bench-${kind}-${randomBytes(3).toString("hex")}`;
-}
+export { benchInstallation } from "./installation.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Cleanup that runs once, on the normal path (finally) and on SIGINT/SIGTERM/SIGHUP.
