@@ -5,7 +5,6 @@
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import {
   Client as ModernClient,
@@ -16,13 +15,12 @@ import { StreamableHTTPClientTransport as LegacyTransport } from "@modelcontextp
 import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createToken } from "../../src/auth/token-store.js";
-import { loadGatewayConfig } from "../../src/gateway/config.js";
 import type { HealthFileContent } from "../../src/gateway/health-file.js";
-import { type GatewayProcess, createGatewayProcess } from "../../src/gateway/process.js";
-import { createLogger } from "../../src/observability/logger.js";
+import type { GatewayProcess } from "../../src/gateway/process.js";
 import { type StartedDaemon, startDaemon, testEnv, waitFor } from "../helpers/daemon.js";
 import { TestDataDir } from "../helpers/data-dir.js";
 import { cleanupInstallation, describeDocker, newTestInstallation } from "../helpers/docker.js";
+import { startTestGateway } from "../helpers/gateway.js";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const HEALTH = { interval_seconds: 1, timeout_seconds: 3, retries: 2 };
@@ -116,22 +114,7 @@ describeDocker("gateway: MCP 2026-07-28 and 2025 clients", () => {
     const env = testEnv(data.root, installation, { MCP_PORTAL_PUBLISH_HOST: "127.0.0.2" });
     controller = await startDaemon(env);
     const gatewayEnv = { ...env, MCP_PORTAL_PUBLISH_HOST: "127.0.0.1" };
-    gateway = await createGatewayProcess({
-      config: loadGatewayConfig(gatewayEnv),
-      env: gatewayEnv,
-      listen: false,
-      logger: createLogger({
-        level: "info",
-        destination: new Writable({
-          write(chunk: Buffer, _enc, done) {
-            gatewayLogs.push(chunk.toString("utf8"));
-            done();
-          },
-        }),
-      }),
-      tuning: { readyWaitMs: 15_000, bindRetryMs: 500 },
-    });
-    await gateway.start();
+    gateway = await startTestGateway(gatewayEnv, { logs: gatewayLogs });
   }, 240_000);
 
   afterAll(async () => {

@@ -8,21 +8,19 @@
 import { execFile, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createToken } from "../../src/auth/token-store.js";
-import { loadGatewayConfig } from "../../src/gateway/config.js";
 import type { HealthFileContent, HealthFileServer } from "../../src/gateway/health-file.js";
-import { type GatewayProcess, createGatewayProcess } from "../../src/gateway/process.js";
+import type { GatewayProcess } from "../../src/gateway/process.js";
 import { LABELS } from "../../src/labels.js";
-import { createLogger } from "../../src/observability/logger.js";
 import { type StartedDaemon, startDaemon, testEnv, waitFor } from "../helpers/daemon.js";
 import { TestDataDir } from "../helpers/data-dir.js";
 import { cleanupInstallation, describeDocker, newTestInstallation } from "../helpers/docker.js";
+import { startTestGateway } from "../helpers/gateway.js";
 import { freePort } from "../helpers/net.js";
 
 const docker = new Docker();
@@ -130,22 +128,7 @@ describeDocker("gateway", () => {
     controller = await startDaemon(env);
     gatewayLogs = [];
     const gatewayEnv = { ...env, MCP_PORTAL_PUBLISH_HOST: "127.0.0.1" };
-    gateway = await createGatewayProcess({
-      config: loadGatewayConfig(gatewayEnv),
-      env: gatewayEnv,
-      listen: false,
-      logger: createLogger({
-        level: "info",
-        destination: new Writable({
-          write(chunk: Buffer, _enc, done) {
-            gatewayLogs.push(chunk.toString("utf8"));
-            done();
-          },
-        }),
-      }),
-      tuning: { readyWaitMs: 15_000, bindRetryMs: 500 },
-    });
-    await gateway.start();
+    gateway = await startTestGateway(gatewayEnv, { logs: gatewayLogs });
   });
 
   afterAll(async () => {

@@ -7,7 +7,6 @@ import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { UnauthorizedError, type OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
@@ -21,14 +20,13 @@ import Docker from "dockerode";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createToken } from "../../src/auth/token-store.js";
-import { loadGatewayConfig } from "../../src/gateway/config.js";
 import type { HealthFileContent } from "../../src/gateway/health-file.js";
-import { type GatewayProcess, createGatewayProcess } from "../../src/gateway/process.js";
+import type { GatewayProcess } from "../../src/gateway/process.js";
 import { LABELS } from "../../src/labels.js";
-import { createLogger } from "../../src/observability/logger.js";
 import { type StartedDaemon, readStatus, startDaemon, testEnv, waitFor } from "../helpers/daemon.js";
 import { TestDataDir } from "../helpers/data-dir.js";
 import { cleanupInstallation, describeDocker, newTestInstallation } from "../helpers/docker.js";
+import { startTestGateway } from "../helpers/gateway.js";
 import {
   TEST_REDIRECT_URI,
   TEST_SCOPE,
@@ -243,22 +241,7 @@ describeDocker("identity at the gateway", () => {
     });
     starting = startDaemon(env);
     controller = await starting;
-    gateway = await createGatewayProcess({
-      config: loadGatewayConfig(env),
-      env,
-      listen: false,
-      logger: createLogger({
-        level: "debug",
-        destination: new Writable({
-          write(chunk: Buffer, _enc, done) {
-            gatewayLogs.push(chunk.toString("utf8"));
-            done();
-          },
-        }),
-      }),
-      tuning: { readyWaitMs: 15_000, bindRetryMs: 500 },
-    });
-    await gateway.start();
+    gateway = await startTestGateway(env, { logs: gatewayLogs, level: "debug" });
   }, 240_000);
 
   afterAll(async () => {

@@ -4,7 +4,6 @@
 import { execFile } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -12,10 +11,8 @@ import Docker from "dockerode";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createToken } from "../../src/auth/token-store.js";
 import { UserStatus, statusFilePath } from "../../src/contracts/status-file.js";
-import { loadGatewayConfig } from "../../src/gateway/config.js";
-import { type GatewayProcess, createGatewayProcess } from "../../src/gateway/process.js";
+import type { GatewayProcess } from "../../src/gateway/process.js";
 import { LABELS } from "../../src/labels.js";
-import { createLogger } from "../../src/observability/logger.js";
 import { type StartedDaemon, startDaemon, testEnv, waitFor } from "../helpers/daemon.js";
 import { TestDataDir } from "../helpers/data-dir.js";
 import {
@@ -24,6 +21,7 @@ import {
   describeDocker,
   newTestInstallation,
 } from "../helpers/docker.js";
+import { startTestGateway } from "../helpers/gateway.js";
 
 const docker = new Docker();
 const REPO = path.resolve(import.meta.dirname, "../..");
@@ -139,22 +137,11 @@ describeDocker("idle servers (scale to zero)", () => {
       MCP_PORTAL_GATEWAY_WAKE_TIMEOUT_SECONDS: "120",
     });
     await startController();
-    gateway = await createGatewayProcess({
-      config: loadGatewayConfig(env),
-      env,
-      listen: false,
-      logger: createLogger({
-        level: "debug",
-        destination: new Writable({
-          write: (chunk: Buffer, _e, done) => {
-            gatewayLogs.push(chunk.toString("utf8"));
-            done();
-          },
-        }),
-      }),
+    gateway = await startTestGateway(env, {
+      logs: gatewayLogs,
+      level: "debug",
       tuning: { readyWaitMs: 60_000, bindRetryMs: 500, idle: { viewPollMs: 100, trafficWriteMs: 200 } },
     });
-    await gateway.start();
   }, 300_000);
 
   afterAll(async () => {
