@@ -19,7 +19,7 @@ import Docker from "dockerode";
 import { z } from "zod";
 import { LABELS } from "../src/labels.js";
 import { TestDataDir } from "../test/helpers/data-dir.js";
-import { TEST_NODE_IMAGE, cleanupInstallation } from "../test/helpers/docker-objects.js";
+import { TEST_NODE_IMAGE, cleanupInstallation, idleNodeServerEntry } from "../test/helpers/docker-objects.js";
 import { benchEnv, startBenchDaemon } from "./lib/fleet.js";
 import {
   benchInstallation,
@@ -109,17 +109,7 @@ async function batch(
 }
 
 function server(id: string, egress?: Record<string, unknown>): Record<string, unknown> {
-  const [image, tag] = TEST_NODE_IMAGE.split(":") as [string, string];
-  return {
-    id,
-    name: id,
-    image,
-    tag,
-    command: ["node", "-e", "process.stdin.resume()"],
-    transport: "stdio",
-    resources: { memory_mb: 192, cpu_shares: 256, pids_limit: 128 },
-    ...(egress ? { egress } : {}),
-  };
+  return idleNodeServerEntry(id, { cpuShares: 256, egress });
 }
 
 async function main(): Promise<void> {

@@ -7,6 +7,27 @@ export const TEST_NODE_IMAGE = "mcp-portal-test/node:24";
 /** uid:gid of the unprivileged user in both test images (`mcp` in busybox, `node` in node). */
 export const TEST_IMAGE_USER = "1000:1000";
 
+/**
+ * A catalog entry for a stdio server on the test Node image that only waits on its stdin: a place inside a user's
+ * network to run probes from (`docker exec … node`). Memory and pids leave room for two Node processes at once.
+ */
+export function idleNodeServerEntry(
+  id: string,
+  options: { cpuShares: number; egress?: Record<string, unknown> },
+): Record<string, unknown> {
+  const [image, tag] = TEST_NODE_IMAGE.split(":") as [string, string];
+  return {
+    id,
+    name: id,
+    image,
+    tag,
+    command: ["node", "-e", "process.stdin.resume()"],
+    transport: "stdio",
+    resources: { memory_mb: 192, cpu_shares: options.cpuShares, pids_limit: 128 },
+    ...(options.egress ? { egress: options.egress } : {}),
+  };
+}
+
 export const LABEL_MANAGED_BY = "mcp.portal.managed_by";
 export const LABEL_INSTALLATION = "mcp.portal.installation";
 export const MANAGED_BY_VALUE = "mcp-portal";

@@ -17,9 +17,9 @@ import { LABELS } from "../../src/labels.js";
 import { type StartedDaemon, readStatus, startDaemon, testEnv, waitFor } from "../helpers/daemon.js";
 import { TestDataDir } from "../helpers/data-dir.js";
 import {
-  TEST_NODE_IMAGE,
   cleanupInstallation,
   describeDocker,
+  idleNodeServerEntry,
   newTestInstallation,
 } from "../helpers/docker.js";
 
@@ -104,18 +104,7 @@ async function probe(containerId: string, ...args: string[]): Promise<ProbeResul
 }
 
 function server(id: string, egress?: Record<string, unknown>): Record<string, unknown> {
-  const [image, tag] = TEST_NODE_IMAGE.split(":") as [string, string];
-  return {
-    id,
-    name: id,
-    image,
-    tag,
-    command: ["node", "-e", "process.stdin.resume()"],
-    transport: "stdio",
-    // Two Node processes at once (the server and a probe): room for their threads and heaps.
-    resources: { memory_mb: 192, cpu_shares: 32, pids_limit: 128 },
-    ...(egress ? { egress } : {}),
-  };
+  return idleNodeServerEntry(id, { cpuShares: 32, egress });
 }
 
 describeDocker("per-server network egress, enforced on a real engine", () => {
