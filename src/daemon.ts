@@ -149,6 +149,20 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   const events = new EventBus();
   const starts = new StartBackoff(options.startBackoff ?? DEFAULT_START_BACKOFF, clock);
   const observer = new Observer(runtime, config.installation);
+  // Restricted egress runs on the engine backend only (Swarm refuses it): only there are proxies to read.
+  const egressDenials =
+    config.backend === "engine"
+      ? new EgressDenialCollector({
+          runtime,
+          audit,
+          metrics,
+          logger,
+          stateDir: config.stateDir,
+          installation: config.installation,
+          pollMs: config.egressDenialPollSeconds * 1000,
+          maxBytes: config.egressDenialMaxBytes,
+        })
+      : undefined;
   const executor = new Executor({
     runtime: new AuditedRuntime(runtime, audit, clock, logger),
     allocator,
@@ -157,6 +171,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     metrics,
     installation: config.installation,
     stopTimeoutSeconds: config.stopTimeoutSeconds,
+    ...(egressDenials ? { egressDenials } : {}),
   });
   const pruneGuard = new PruneGuard(
     {
@@ -244,20 +259,6 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
       })
     : undefined;
   enqueue = (userId) => ctl.enqueue(userId);
-  // Restricted egress runs on the engine backend only (Swarm refuses it): only there are proxies to read.
-  const egressDenials =
-    config.backend === "engine"
-      ? new EgressDenialCollector({
-          runtime,
-          audit,
-          metrics,
-          logger,
-          stateDir: config.stateDir,
-          installation: config.installation,
-          pollMs: config.egressDenialPollSeconds * 1000,
-          maxBytes: config.egressDenialMaxBytes,
-        })
-      : undefined;
   const http =
     options.listen === false
       ? undefined

@@ -49,6 +49,8 @@ export class EgressDenialCollector {
   private stopped = false;
   /** Undefined until read; the file's proxies by container id. */
   private cursors: Map<string, ProxyCursor> | undefined;
+  /** The last poll or drain queued (see exclusive). */
+  private tail: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: EgressDenialCollectorOptions) {}
 
@@ -78,7 +80,32 @@ export class EgressDenialCollector {
   }
 
   /** Reads every proxy's new lines once: audits and counts them, then records how far it read. */
-  async pollOnce(): Promise<PollResult> {
+  pollOnce(): Promise<PollResult> {
+    return this.exclusive(() => this.pollAll());
+  }
+
+  /**
+   * Reads what one proxy wrote since the last poll, called between its stop (the proxy writes its open window when
+   * SIGTERM arrives) and its removal (its log goes with it): the last window of a replaced or removed proxy is
+   * audited instead of lost. Runs after a poll in progress, never beside it (both would read from one cursor).
+   */
+  drain(containerId: string, containerName: string, userId: string): Promise<PollResult> {
+    return this.exclusive(async () => {
+      const cursors = await this.loadCursors();
+      const result: PollResult = { proxies: 1, denials: 0, invalid: 0 };
+      await this.collect({ id: containerId, name: containerName, user: userId }, cursors, result);
+      return result;
+    });
+  }
+
+  /** One poll or drain at a time, in call order; a failure does not stop the next. */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(work, work);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async pollAll(): Promise<PollResult> {
     const { runtime, installation } = this.options;
     const cursors = await this.loadCursors();
     const proxies = await runtime.listContainers([
@@ -95,55 +122,66 @@ export class EgressDenialCollector {
     for (const proxy of proxies) {
       const user = proxy.labels[LABELS.userId];
       if (user === undefined) continue;
-      const cursor = cursors.get(proxy.id);
-      const read = await runtime.readLogs(proxy.id, {
-        ...(cursor ? { since: cursor.last } : {}),
-        maxBytes: this.options.maxBytes,
-      });
-      const { fresh } = linesAfter(read.lines, cursor);
-      let position = cursor;
-      for (const line of fresh) {
-        const parsed = parseDenialLine(line.text, user);
-        if (parsed.kind === "invalid") {
-          result.invalid++;
-          this.options.logger.warn(
-            { user, proxy: proxy.name, reason: parsed.reason },
-            "egress denials: a line of the proxy is not a valid denial line; skipped",
-          );
-        } else if (parsed.kind === "denial") {
-          const d = parsed.line;
-          const written = await this.options.audit.write({
-            event_type: "ACTION_BLOCKED",
-            user_id: d.user,
-            action: "egress_denied",
-            resource: d.server,
-            result: "blocked",
-            details: {
-              server: d.server,
-              kind: d.kind,
-              destination: d.destination,
-              reason: d.reason,
-              count: d.count,
-              window_seconds: d.window_seconds,
-              window_end: d.time,
-              proxy: proxy.name,
-            },
-          });
-          // Not written: stop here; the next poll starts again from this line.
-          if (!written) break;
-          this.options.metrics.egressDeniedTotal.inc({ kind: d.kind }, d.count);
-          result.denials++;
-        }
-        position = advance(position, [line]);
-      }
-      if (position && (position.last !== cursor?.last || position.taken_at_last !== cursor.taken_at_last)) {
-        cursors.set(proxy.id, position);
-        await this.saveCursors(cursors);
-        changed = false;
-      }
+      if (await this.collect({ id: proxy.id, name: proxy.name, user }, cursors, result)) changed = false;
     }
     if (changed) await this.saveCursors(cursors);
     return result;
+  }
+
+  /** Audits one proxy's lines after its cursor and moves the cursor; true when the cursor file was written. */
+  private async collect(
+    proxy: { id: string; name: string; user: string },
+    cursors: Map<string, ProxyCursor>,
+    result: PollResult,
+  ): Promise<boolean> {
+    const { user } = proxy;
+    const cursor = cursors.get(proxy.id);
+    const read = await this.options.runtime.readLogs(proxy.id, {
+      ...(cursor ? { since: cursor.last } : {}),
+      maxBytes: this.options.maxBytes,
+    });
+    const { fresh } = linesAfter(read.lines, cursor);
+    let position = cursor;
+    for (const line of fresh) {
+      const parsed = parseDenialLine(line.text, user);
+      if (parsed.kind === "invalid") {
+        result.invalid++;
+        this.options.logger.warn(
+          { user, proxy: proxy.name, reason: parsed.reason },
+          "egress denials: a line of the proxy is not a valid denial line; skipped",
+        );
+      } else if (parsed.kind === "denial") {
+        const d = parsed.line;
+        const written = await this.options.audit.write({
+          event_type: "ACTION_BLOCKED",
+          user_id: d.user,
+          action: "egress_denied",
+          resource: d.server,
+          result: "blocked",
+          details: {
+            server: d.server,
+            kind: d.kind,
+            destination: d.destination,
+            reason: d.reason,
+            count: d.count,
+            window_seconds: d.window_seconds,
+            window_end: d.time,
+            proxy: proxy.name,
+          },
+        });
+        // Not written: stop here; the next poll starts again from this line.
+        if (!written) break;
+        this.options.metrics.egressDeniedTotal.inc({ kind: d.kind }, d.count);
+        result.denials++;
+      }
+      position = advance(position, [line]);
+    }
+    if (position && (position.last !== cursor?.last || position.taken_at_last !== cursor.taken_at_last)) {
+      cursors.set(proxy.id, position);
+      await this.saveCursors(cursors);
+      return true;
+    }
+    return false;
   }
 
   private async loadCursors(): Promise<Map<string, ProxyCursor>> {

@@ -1,3 +1,4 @@
+import { EGRESS_PROXY_KEY } from "../desired/egress-desired.js";
 import { gatewayOf, parseIpv4Cidr } from "../desired/subnets.js";
 import { EGRESS_NETWORK_TYPE } from "./allocator.js";
 import { addressingFor } from "./addressing.js";
@@ -21,6 +22,11 @@ export interface ExecutorDeps {
   metrics: Metrics;
   installation: string;
   stopTimeoutSeconds: number;
+  /**
+   * Reads a stopped egress proxy's last denial lines before its removal takes its log (absent where no proxies
+   * run, e.g. on Swarm). Its failure does not hold the removal: the lines are lost and a warning says so.
+   */
+  egressDenials?: { drain(containerId: string, containerName: string, userId: string): Promise<unknown> };
 }
 
 /** What happened to one server; absent servers were not touched. */
@@ -217,6 +223,16 @@ export class Executor {
       case "removeContainer": {
         const id = resolve(step.container);
         this.deps.starts.forget(id);
+        if (step.serverId === EGRESS_PROXY_KEY && this.deps.egressDenials) {
+          try {
+            await this.deps.egressDenials.drain(id, step.container.name, ctx.userId);
+          } catch (error) {
+            ctx.log.warn(
+              { err: error, container: step.container.name },
+              "egress denials: the proxy's last lines could not be read before its removal; they are lost",
+            );
+          }
+        }
         try {
           await runtime.removeContainer(id);
         } catch (error) {

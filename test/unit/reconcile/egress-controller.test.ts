@@ -13,6 +13,7 @@ import {
   egressProxyName,
 } from "../../../src/desired/egress-desired.js";
 import { MemoryRuntime } from "../../../src/docker/memory-runtime.js";
+import { RuntimeError } from "../../../src/docker/runtime.js";
 import { LABELS } from "../../../src/labels.js";
 import type { AuditEventInput, AuditWriter } from "../../../src/observability/audit.js";
 import { createLogger } from "../../../src/observability/logger.js";
@@ -368,5 +369,113 @@ describe("denial lines into audit.log and mcp_portal_egress_denied_total", () =>
     await d.data.write(path.relative(d.data.root, path.join(d.data.stateDir, DENIAL_CURSOR_FILE)), "{");
     await expect(collector().pollOnce()).rejects.toThrow(/not a valid egress denial cursor/);
     expect(audit.events).toEqual([]);
+  });
+});
+
+describe("a proxy's last window when the proxy goes", () => {
+  async function auditLines(d: MemoryDaemon): Promise<Record<string, unknown>[]> {
+    const text = await readFile(path.join(d.data.stateDir, "audit.log"), "utf8");
+    return text
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+
+  /** The proxy writes its open window when SIGTERM arrives, as src/egress-proxy/main.ts does on stop. */
+  function flushOnStop(d: MemoryDaemon, proxyId: string, line: string): void {
+    const stop = d.runtime.stopContainer.bind(d.runtime);
+    d.runtime.stopContainer = async (id, timeoutSeconds) => {
+      await stop(id, timeoutSeconds);
+      if (id === proxyId) d.runtime.writeLog(id, "2026-11-30T10:05:03.000Z", line);
+    };
+  }
+
+  it("is audited and counted between the proxy's stop and its removal, when the last restricted server goes", async () => {
+    const data = await egressTree(["open", "fetch"]);
+    const d = await start(data);
+    const proxy = proxiesOf(d.runtime, "alice")[0]!;
+    flushOnStop(d, proxy.id, denial("fetch", "exfil.example:443", 9, "2026-11-30T10:05:03.000Z"));
+
+    await data.enable("alice", ["open"]);
+    await d.daemon.controller.resync();
+    await d.daemon.controller.idle();
+    expect(proxiesOf(d.runtime, "alice")).toHaveLength(0);
+
+    const denied = (await auditLines(d)).filter((l) => l.action === "egress_denied");
+    expect(denied).toHaveLength(1);
+    expect(denied[0]).toEqual(expect.objectContaining({ user_id: "alice", resource: "fetch" }));
+    expect(denied[0]!.details).toEqual(
+      expect.objectContaining({ destination: "exfil.example:443", count: 9, proxy: proxy.name }),
+    );
+    const metric = (await d.daemon.metrics.registry.getMetricsAsJSON()).find(
+      (m) => m.name === "mcp_portal_egress_denied_total",
+    );
+    expect(metric?.values.find((v) => v.labels.kind === "connect")?.value).toBe(9);
+  });
+
+  it("is read before a policy change replaces the proxy", async () => {
+    const data = await egressTree(["fetch"]);
+    const d = await start(data);
+    const proxy = proxiesOf(d.runtime, "alice")[0]!;
+    flushOnStop(d, proxy.id, denial("fetch", "other.example:443", 2, "2026-11-30T10:05:03.000Z"));
+
+    await data.baseCatalog("base", [
+      memServer("open"),
+      memServer("fetch", { egress: { mode: "allow", allow_hosts: ["other.example:443"] } }),
+      memServer("sealed", { egress: { mode: "none" } }),
+    ]);
+    await d.daemon.controller.resync();
+    await d.daemon.controller.idle();
+    const replaced = proxiesOf(d.runtime, "alice");
+    expect(replaced).toHaveLength(1);
+    expect(replaced[0]!.id).not.toBe(proxy.id);
+    const denied = (await auditLines(d)).filter((l) => l.action === "egress_denied");
+    expect(denied.map((l) => (l.details as { destination: string }).destination)).toEqual([
+      "other.example:443",
+    ]);
+  });
+
+  it("does not hold the removal when the proxy's log cannot be read: the lines are lost, and a warning says so", async () => {
+    const data = await egressTree(["open", "fetch"]);
+    const d = await start(data);
+    const proxy = proxiesOf(d.runtime, "alice")[0]!;
+    d.runtime.inject({
+      operation: "container_logs",
+      error: new RuntimeError("Unavailable", "log driver gone"),
+      when: (id) => id === proxy.id,
+      times: Number.POSITIVE_INFINITY,
+    });
+    await data.enable("alice", ["open"]);
+    await d.daemon.controller.resync();
+    await d.daemon.controller.idle();
+    expect(proxiesOf(d.runtime, "alice")).toHaveLength(0);
+    expect(d.logged("could not be read before its removal")).toEqual([
+      expect.objectContaining({ container: proxy.name }),
+    ]);
+  });
+
+  it("a poll and a drain at once read each line once", async () => {
+    const data = await egressTree(["fetch"]);
+    const d = await start(data);
+    const proxy = proxiesOf(d.runtime, "alice")[0]!;
+    const audit = new MemoryAudit();
+    const collector = new EgressDenialCollector({
+      runtime: d.runtime,
+      audit,
+      metrics: createMetrics(new Registry()),
+      logger: createLogger({ level: "silent" }),
+      stateDir: d.data.stateDir,
+      installation: "unit",
+      pollMs: 3_600_000,
+      maxBytes: 1024 * 1024,
+    });
+    const t = "2026-11-30T10:06:00.000Z";
+    d.runtime.writeLog(proxy.id, t, denial("fetch", "once.example:443", 1, t));
+    const [poll, drain] = await Promise.all([
+      collector.pollOnce(),
+      collector.drain(proxy.id, proxy.name, "alice"),
+    ]);
+    expect(poll.denials + drain.denials).toBe(1);
+    expect(audit.events).toHaveLength(1);
   });
 });
