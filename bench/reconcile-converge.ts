@@ -4,9 +4,10 @@
  *  1. Cold converge: 200 users x 5 stdio busybox servers (1,000 containers, 200 networks, 400 data/cache volumes) from
  *     an empty engine by the in-process controller: createDaemon, then start(), which returns once the first full
  *     sync has reconciled every user. Concurrency is the config default (MCP_PORTAL_CONCURRENCY, 4).
- *  2. No-op resync with the 200 containers converged: controller.resync() + idle(), 10 times: median wall time,
+ *  2. No-op resync with the fleet converged: controller.resync() + idle(), 10 times: median wall time,
  *     split into the listing part (resync(): 3 list calls + reading users/) and the per-user reconciles (idle()),
- *     and the Docker API calls per resync (delta of the instrumented runtime's callCounts).
+ *     and the Docker API calls per resync (delta of the instrumented runtime's callCounts); after each, the same
+ *     3 list calls alone through the same adapter (the engine's share of the wall time).
  *  3. Memory: of this process (tsx + controller) after converge and after the 10 resyncs; and of the controller as
  *     users run it, `node dist/cli.js run` in its own process, after it converged the fleet and after resyncs.
  *  4. Engine baseline: everything removed, then the very requests the controller sent (network create body of
@@ -34,6 +35,7 @@ import { LABELS } from "../src/labels.js";
 import { TestDataDir } from "../test/helpers/data-dir.js";
 import { LABEL_INSTALLATION } from "../test/helpers/docker-objects.js";
 import { benchEnv, requireEngine, startBenchDaemon, writeFleet } from "./lib/fleet.js";
+import { measureListingFloor } from "./lib/listing-floor.js";
 import {
   benchInstallation,
   checkInterrupted,
@@ -135,6 +137,9 @@ interface ControllerRun {
   resyncReconcileMs: number[];
   resyncCpuMs: number[];
   resyncCalls: Record<string, number>[];
+  /** The observer's three list calls alone (same adapter), one after each resync. */
+  floorMs: number[];
+  floorCpuMs: number[];
   requests: Requests;
 }
 
@@ -162,6 +167,8 @@ async function controllerPhase(
   const resyncReconcileMs: number[] = [];
   const resyncCpuMs: number[] = [];
   const resyncCalls: Record<string, number>[] = [];
+  const floorMs: number[] = [];
+  const floorCpuMs: number[] = [];
   if (withResyncs) {
     for (let i = 0; i < RESYNCS; i++) {
       const before = new Map(daemon.runtime.callCounts);
@@ -176,6 +183,10 @@ async function controllerPhase(
       resyncReconcileMs.push(t2 - t1);
       resyncCpuMs.push(cpuMs(cpuBefore));
       resyncCalls.push(countsDelta(before, daemon.runtime.callCounts));
+      // The same three lists with nothing of the controller around them, right after: the engine's share.
+      const floor = await measureListingFloor(docker, installation, 1);
+      floorMs.push(...floor.ms);
+      floorCpuMs.push(...floor.cpuMs);
     }
   }
   const memResynced = memory();
@@ -194,6 +205,8 @@ async function controllerPhase(
     resyncReconcileMs,
     resyncCpuMs,
     resyncCalls,
+    floorMs,
+    floorCpuMs,
     requests: {
       networks: [...timed.networks],
       volumes: [...timed.volumes],
@@ -388,6 +401,10 @@ async function main(): Promise<void> {
   out(
     `    CPU time of this process per resync: median ${fmtMs(median(r.resyncCpuMs))} ` +
       `(wall time above it is waiting for the engine's answers or for a CPU on a busy host)`,
+  );
+  out(
+    `    the same 3 list calls alone (same adapter, no controller), after each resync: median ` +
+      `${fmtMs(median(r.floorMs))} wall, ${fmtMs(median(r.floorCpuMs))} CPU: the engine's answer and its decoding`,
   );
   out(
     `  Docker API calls per resync: ${[...new Set(resyncTotals)].join(" / ")} ${callShapes.join(" | ")}` +
