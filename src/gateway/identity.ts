@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import type { ListenAddress } from "../api/http-server.js";
+import { readResponseBody } from "./http-util.js";
 
 /*
  * Who a running gateway is: its installation, state dir and version (plus pid and listen address). Served as JSON
@@ -102,25 +103,13 @@ function parseIdentity(text: string, source: string): Probed {
   return { kind: "identity", identity: parsed.data };
 }
 
+/** The answer's body, or undefined when it is over the bound or breaks off. */
 async function readSmall(res: Response): Promise<string | undefined> {
-  if (!res.body) return "";
-  const reader = res.body.getReader() as ReadableStreamDefaultReader<Uint8Array>;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > MAX_IDENTITY_BYTES) return undefined;
-      chunks.push(value);
-    }
+    return await readResponseBody(res, MAX_IDENTITY_BYTES);
   } catch {
     return undefined;
-  } finally {
-    await reader.cancel().catch(() => undefined);
   }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 export interface ExpectedGateway {
