@@ -16,6 +16,9 @@ import {
   parseDenialLine,
 } from "./egress-denials.js";
 
+/** Reads of at most maxBytes each that a removed proxy's drain makes before it gives up on the rest. */
+export const DRAIN_MAX_READS = 16;
+
 export interface EgressDenialCollectorOptions {
   runtime: Pick<ContainerRuntime, "listContainers" | "readLogs">;
   audit: AuditWriter;
@@ -93,7 +96,17 @@ export class EgressDenialCollector {
     return this.exclusive(async () => {
       const cursors = await this.loadCursors();
       const result: PollResult = { proxies: 1, denials: 0, invalid: 0 };
-      await this.collect({ id: containerId, name: containerName, user: userId }, cursors, result);
+      const proxy = { id: containerId, name: containerName, user: userId };
+      // Its log is gone after this: read on past maxBytes, up to a bound.
+      for (let read = 1; (await this.collect(proxy, cursors, result)).more; read++) {
+        if (read >= DRAIN_MAX_READS) {
+          this.options.logger.warn(
+            { user: userId, proxy: containerName, reads: read, max_bytes: this.options.maxBytes },
+            "egress denials: the removed proxy's log holds more than the drain reads; the rest is lost",
+          );
+          break;
+        }
+      }
       return result;
     });
   }
@@ -122,18 +135,22 @@ export class EgressDenialCollector {
     for (const proxy of proxies) {
       const user = proxy.labels[LABELS.userId];
       if (user === undefined) continue;
-      if (await this.collect({ id: proxy.id, name: proxy.name, user }, cursors, result)) changed = false;
+      if ((await this.collect({ id: proxy.id, name: proxy.name, user }, cursors, result)).saved)
+        changed = false;
     }
     if (changed) await this.saveCursors(cursors);
     return result;
   }
 
-  /** Audits one proxy's lines after its cursor and moves the cursor; true when the cursor file was written. */
+  /**
+   * Audits one proxy's lines after its cursor (one read of at most maxBytes) and moves the cursor. `saved`: the cursor
+   * file was written; `more`: the read stopped at maxBytes, every line of it was taken, so another read goes on.
+   */
   private async collect(
     proxy: { id: string; name: string; user: string },
     cursors: Map<string, ProxyCursor>,
     result: PollResult,
-  ): Promise<boolean> {
+  ): Promise<{ saved: boolean; more: boolean }> {
     const { user } = proxy;
     const cursor = cursors.get(proxy.id);
     const read = await this.options.runtime.readLogs(proxy.id, {
@@ -142,6 +159,7 @@ export class EgressDenialCollector {
     });
     const { fresh } = linesAfter(read.lines, cursor);
     let position = cursor;
+    let taken = 0;
     for (const line of fresh) {
       const parsed = parseDenialLine(line.text, user);
       if (parsed.kind === "invalid") {
@@ -175,13 +193,15 @@ export class EgressDenialCollector {
         result.denials++;
       }
       position = advance(position, [line]);
+      taken++;
     }
+    const more = read.truncated && taken === fresh.length && taken > 0;
     if (position && (position.last !== cursor?.last || position.taken_at_last !== cursor.taken_at_last)) {
       cursors.set(proxy.id, position);
       await this.saveCursors(cursors);
-      return true;
+      return { saved: true, more };
     }
-    return false;
+    return { saved: false, more };
   }
 
   private async loadCursors(): Promise<Map<string, ProxyCursor>> {

@@ -4,6 +4,7 @@
 // network is a second subnet in the pool gauges.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { Writable } from "node:stream";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { UserStatus, statusFilePath } from "../../../src/contracts/status-file.js";
@@ -18,7 +19,7 @@ import { LABELS } from "../../../src/labels.js";
 import type { AuditEventInput, AuditWriter } from "../../../src/observability/audit.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import { createMetrics } from "../../../src/observability/metrics.js";
-import { EgressDenialCollector } from "../../../src/reconcile/egress-denial-collector.js";
+import { DRAIN_MAX_READS, EgressDenialCollector } from "../../../src/reconcile/egress-denial-collector.js";
 import { DENIAL_CURSOR_FILE, linesAfter, parseDenialLine } from "../../../src/reconcile/egress-denials.js";
 import { Observer } from "../../../src/reconcile/observer.js";
 import { planUser } from "../../../src/reconcile/plan.js";
@@ -452,6 +453,50 @@ describe("a proxy's last window when the proxy goes", () => {
     expect(d.logged("could not be read before its removal")).toEqual([
       expect.objectContaining({ container: proxy.name }),
     ]);
+  });
+
+  it("reads a removed proxy's log past maxBytes, up to DRAIN_MAX_READS reads, and says when it gives up", async () => {
+    const data = await egressTree(["fetch"]);
+    const d = await start(data);
+    const proxy = proxiesOf(d.runtime, "alice")[0]!;
+    const audit = new MemoryAudit();
+    const logs: string[] = [];
+    const collector = (maxBytes: number) =>
+      new EgressDenialCollector({
+        runtime: d.runtime,
+        audit,
+        metrics: createMetrics(new Registry()),
+        logger: createLogger({
+          level: "warn",
+          destination: new Writable({
+            write(chunk: Buffer, _enc, done) {
+              logs.push(chunk.toString("utf8"));
+              done();
+            },
+          }),
+        }),
+        stateDir: d.data.stateDir,
+        installation: "unit",
+        pollMs: 3_600_000,
+        maxBytes,
+      });
+    const write = (from: number, count: number) => {
+      for (let i = from; i < from + count; i++) {
+        const t = `2026-11-30T11:${String(Math.floor(i / 60)).padStart(2, "0")}:${String(i % 60).padStart(2, "0")}.000Z`;
+        d.runtime.writeLog(proxy.id, t, denial("fetch", `h${i}.example:443`, 1, t));
+      }
+    };
+    write(0, 30);
+    // One read holds about a dozen of these lines: the drain reads on until the log is done.
+    expect((await collector(4096).drain(proxy.id, proxy.name, "alice")).denials).toBe(30);
+    expect(audit.events).toHaveLength(30);
+
+    write(30, 600);
+    const bounded = await collector(1024).drain(proxy.id, proxy.name, "alice");
+    expect(bounded.denials).toBeGreaterThan(DRAIN_MAX_READS);
+    expect(bounded.denials).toBeLessThan(600);
+    expect(audit.events).toHaveLength(30 + bounded.denials);
+    expect(logs.join("")).toContain("the rest is lost");
   });
 
   it("a poll and a drain at once read each line once", async () => {
