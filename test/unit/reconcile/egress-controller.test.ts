@@ -232,35 +232,45 @@ describe("denial lines: parsing and the cursor", () => {
   });
 });
 
-describe("denial lines into audit.log and mcp_portal_egress_denied_total", () => {
-  async function setUp() {
-    const data = await egressTree(["fetch", "sealed"]);
-    const d = await start(data);
-    const proxy = proxiesOf(d.runtime, "alice")[0]!;
-    const audit = new MemoryAudit();
-    const registry = new Registry();
-    const metrics = createLogger({ level: "silent" });
-    const collector = (maxBytes = 1024 * 1024) =>
-      new EgressDenialCollector({
-        runtime: d.runtime,
-        audit,
-        metrics: promMetrics,
-        logger: metrics,
-        stateDir: d.data.stateDir,
-        installation: "unit",
-        pollMs: 3_600_000,
-        maxBytes,
-      });
-    const promMetrics = createMetrics(registry);
-    const denied = async (kind: string) =>
-      (await registry.getMetricsAsJSON())
-        .find((m) => m.name === "mcp_portal_egress_denied_total")
-        ?.values.find((v) => v.labels.kind === kind)?.value;
-    return { d, proxy, audit, collector, denied };
-  }
+/** A daemon with alice's proxy, and collectors on it that audit into memory and log warnings into `logs`. */
+async function collectorSetUp() {
+  const data = await egressTree(["fetch", "sealed"]);
+  const d = await start(data);
+  const proxy = proxiesOf(d.runtime, "alice")[0]!;
+  const audit = new MemoryAudit();
+  const registry = new Registry();
+  const promMetrics = createMetrics(registry);
+  const logs: string[] = [];
+  const logger = createLogger({
+    level: "warn",
+    destination: new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logs.push(chunk.toString("utf8"));
+        done();
+      },
+    }),
+  });
+  const collector = (maxBytes = 1024 * 1024) =>
+    new EgressDenialCollector({
+      runtime: d.runtime,
+      audit,
+      metrics: promMetrics,
+      logger,
+      stateDir: d.data.stateDir,
+      installation: "unit",
+      pollMs: 3_600_000,
+      maxBytes,
+    });
+  const denied = async (kind: string) =>
+    (await registry.getMetricsAsJSON())
+      .find((m) => m.name === "mcp_portal_egress_denied_total")
+      ?.values.find((v) => v.labels.kind === kind)?.value;
+  return { d, proxy, audit, collector, denied, logs };
+}
 
+describe("denial lines into audit.log and mcp_portal_egress_denied_total", () => {
   it("audits each window once with server, destination, user, count and window, across a restart", async () => {
-    const { d, proxy, audit, collector, denied } = await setUp();
+    const { d, proxy, audit, collector, denied } = await collectorSetUp();
     expect(await denied("connect")).toBe(0);
     d.runtime.writeLog(proxy.id, "2026-11-30T10:00:00.1Z", JSON.stringify({ msg: "egress proxy ready" }));
     d.runtime.writeLog(
@@ -323,7 +333,7 @@ describe("denial lines into audit.log and mcp_portal_egress_denied_total", () =>
   });
 
   it("reads a bounded number of bytes per poll and loses nothing; a failed audit write is retried", async () => {
-    const { d, proxy, audit, collector } = await setUp();
+    const { d, proxy, audit, collector } = await collectorSetUp();
     for (let i = 0; i < 30; i++) {
       const t = `2026-11-30T10:01:${String(i).padStart(2, "0")}.000Z`;
       d.runtime.writeLog(proxy.id, t, denial("fetch", `h${i}.example:443`, 1, t));
@@ -347,7 +357,7 @@ describe("denial lines into audit.log and mcp_portal_egress_denied_total", () =>
   });
 
   it("skips lines naming another user or breaking the contract, and forgets a removed proxy's cursor", async () => {
-    const { d, proxy, audit, collector } = await setUp();
+    const { d, proxy, audit, collector } = await collectorSetUp();
     const t = "2026-11-30T10:03:00.000Z";
     d.runtime.writeLog(proxy.id, t, denial("fetch", "x.example:443", 1, t, "bob"));
     d.runtime.writeLog(proxy.id, "2026-11-30T10:03:00.5Z", '{"msg":"egress_denied","user":"alice"}');
@@ -366,7 +376,7 @@ describe("denial lines into audit.log and mcp_portal_egress_denied_total", () =>
   });
 
   it("refuses to start over when the cursor file is not valid (that would count windows twice)", async () => {
-    const { d, audit, collector } = await setUp();
+    const { d, audit, collector } = await collectorSetUp();
     await d.data.write(path.relative(d.data.root, path.join(d.data.stateDir, DENIAL_CURSOR_FILE)), "{");
     await expect(collector().pollOnce()).rejects.toThrow(/not a valid egress denial cursor/);
     expect(audit.events).toEqual([]);
@@ -456,30 +466,7 @@ describe("a proxy's last window when the proxy goes", () => {
   });
 
   it("reads a removed proxy's log past maxBytes, up to DRAIN_MAX_READS reads, and says when it gives up", async () => {
-    const data = await egressTree(["fetch"]);
-    const d = await start(data);
-    const proxy = proxiesOf(d.runtime, "alice")[0]!;
-    const audit = new MemoryAudit();
-    const logs: string[] = [];
-    const collector = (maxBytes: number) =>
-      new EgressDenialCollector({
-        runtime: d.runtime,
-        audit,
-        metrics: createMetrics(new Registry()),
-        logger: createLogger({
-          level: "warn",
-          destination: new Writable({
-            write(chunk: Buffer, _enc, done) {
-              logs.push(chunk.toString("utf8"));
-              done();
-            },
-          }),
-        }),
-        stateDir: d.data.stateDir,
-        installation: "unit",
-        pollMs: 3_600_000,
-        maxBytes,
-      });
+    const { d, proxy, audit, collector, logs } = await collectorSetUp();
     const write = (from: number, count: number) => {
       for (let i = from; i < from + count; i++) {
         const t = `2026-11-30T11:${String(Math.floor(i / 60)).padStart(2, "0")}:${String(i % 60).padStart(2, "0")}.000Z`;
@@ -500,20 +487,8 @@ describe("a proxy's last window when the proxy goes", () => {
   });
 
   it("a poll and a drain at once read each line once", async () => {
-    const data = await egressTree(["fetch"]);
-    const d = await start(data);
-    const proxy = proxiesOf(d.runtime, "alice")[0]!;
-    const audit = new MemoryAudit();
-    const collector = new EgressDenialCollector({
-      runtime: d.runtime,
-      audit,
-      metrics: createMetrics(new Registry()),
-      logger: createLogger({ level: "silent" }),
-      stateDir: d.data.stateDir,
-      installation: "unit",
-      pollMs: 3_600_000,
-      maxBytes: 1024 * 1024,
-    });
+    const { d, proxy, audit, collector: newCollector } = await collectorSetUp();
+    const collector = newCollector();
     const t = "2026-11-30T10:06:00.000Z";
     d.runtime.writeLog(proxy.id, t, denial("fetch", "once.example:443", 1, t));
     const [poll, drain] = await Promise.all([
