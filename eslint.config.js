@@ -14,6 +14,7 @@ const DECISION_MODULES = [
   "src/reconcile/idle.ts",
   "src/reconcile/status-projection.ts",
   "src/reconcile/allocator.ts",
+  "src/reconcile/resync-listing.ts",
   "src/swarm/placement.ts",
   "src/swarm/service-spec.ts",
 ];

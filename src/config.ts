@@ -94,6 +94,7 @@ const RawConfig = z
     MCP_PORTAL_USER_NETWORK_SUBNET_SIZE: Int(8, 30).default(DEFAULT_SUBNET_SIZE),
     MCP_PORTAL_RESYNC_SECONDS: Int(1, 86_400).default(60),
     MCP_PORTAL_REREAD_SECONDS: Int(1, 86_400).default(600),
+    MCP_PORTAL_RELIST_SECONDS: Int(0, 86_400).default(600),
     MCP_PORTAL_MISSING_FILE_GRACE_SECONDS: Int(0, 86_400).default(300),
     MCP_PORTAL_CONCURRENCY: Int(1, 64).default(4),
     MCP_PORTAL_DEBOUNCE_MS: Int(0, 60_000).default(300),
@@ -192,6 +193,11 @@ export interface Config {
   resyncSeconds: number;
   /** How often a resync reads every file again although the watcher reported no change (lost events). */
   rereadSeconds: number;
+  /**
+   * How often a resync lists the engine again although its events reported no change (lost events); between
+   * those, a resync answers from the listing events keep up to date. 0: every resync lists.
+   */
+  relistSeconds: number;
   /** How long a user folder without enabled-servers.json counts as unknown rather than "nothing enabled". */
   missingFileGraceSeconds: number;
   concurrency: number;
@@ -313,6 +319,7 @@ export function loadConfig(
     },
     resyncSeconds: c.MCP_PORTAL_RESYNC_SECONDS,
     rereadSeconds: c.MCP_PORTAL_REREAD_SECONDS,
+    relistSeconds: c.MCP_PORTAL_RELIST_SECONDS,
     missingFileGraceSeconds: c.MCP_PORTAL_MISSING_FILE_GRACE_SECONDS,
     concurrency: c.MCP_PORTAL_CONCURRENCY,
     debounceMs: c.MCP_PORTAL_DEBOUNCE_MS,

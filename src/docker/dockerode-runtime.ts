@@ -31,7 +31,7 @@ export interface DockerodeRuntimeOptions {
 }
 
 export class DockerodeRuntime implements ContainerRuntime {
-  readonly capabilities: RuntimeCapabilities = { inPlaceUpdate: false };
+  readonly capabilities: RuntimeCapabilities = { inPlaceUpdate: false, completeEvents: true };
 
   constructor(
     private readonly docker: Docker,

@@ -59,6 +59,9 @@ export interface MemoryRuntimeOptions {
    * a new version), and a workload's placement is kept. Default: an engine (replace by create-and-swap).
    */
   inPlaceUpdate?: boolean;
+  /** Whether events report every change (see RuntimeCapabilities.completeEvents). Default: as an engine, unless
+   * `inPlaceUpdate` makes it a Swarm. */
+  completeEvents?: boolean;
   /** The cluster's nodes (Swarm); default none. */
   nodes?: readonly ActualNode[];
 }
@@ -165,7 +168,8 @@ export class MemoryRuntime implements ContainerRuntime {
     this.images = options.images ? new Set(options.images) : undefined;
     this.pullable = new Set(options.pullable ?? []);
     this.latencyMs = options.latencyMs ?? 0;
-    this.capabilities = { inPlaceUpdate: options.inPlaceUpdate ?? false };
+    const inPlaceUpdate = options.inPlaceUpdate ?? false;
+    this.capabilities = { inPlaceUpdate, completeEvents: options.completeEvents ?? !inPlaceUpdate };
     this.nodes = (options.nodes ?? []).map((n) => ({ ...n }));
   }
 
@@ -254,12 +258,25 @@ export class MemoryRuntime implements ContainerRuntime {
       mounts: [],
       starts: 0,
     });
+    // As the engine does for `docker run`: a create event, then a start event when it runs.
+    this.emit({ type: "container", action: "create", id, labels: { ...labels } });
+    if (state === "running") this.emit({ type: "container", action: "start", id, labels: { ...labels } });
     return id;
+  }
+
+  /** `docker start` from outside: running again, a start event. */
+  startContainerExternally(id: string): void {
+    const c = this.mustContainer(id);
+    if (c.state === "running") return;
+    c.state = "running";
+    c.starts++;
+    this.emit({ type: "container", action: "start", id, labels: c.labels });
   }
 
   addForeignNetwork(name: string, subnet: string, labels: Record<string, string> = {}): string {
     const id = newId();
     this.putNetwork({ id, name, labels: { ...labels }, subnets: [subnet] });
+    this.emit({ type: "network", action: "create", id, labels: {} });
     return id;
   }
 
@@ -390,6 +407,7 @@ export class MemoryRuntime implements ContainerRuntime {
     if (existing) return { ...existing };
     const volume = { name: spec.name, labels: { ...spec.labels } };
     this.putVolume(volume);
+    this.emit({ type: "volume", action: "create", id: spec.name, labels: {} });
     return { ...volume };
   }
 

@@ -51,6 +51,13 @@ export interface RuntimeCapabilities {
    * replace is create-under-a-temporary-name, stop, remove, rename, start.
    */
   inPlaceUpdate: boolean;
+  /**
+   * Every change to an object the plan reads (a container created, started, stopped or removed; a network or
+   * volume created or removed) is reported by an event: a resync may then answer from the listing kept up to date
+   * by events instead of listing again (an engine). Without it (Swarm: task changes on other nodes send no event)
+   * every resync lists.
+   */
+  completeEvents: boolean;
 }
 
 export interface ActualContainer {

@@ -97,7 +97,7 @@ const NODE_STATES = new Set(["ready", "down", "unknown", "disconnected"]);
 const AVAILABILITIES = new Set(["active", "pause", "drain"]);
 
 export class SwarmRuntime implements ContainerRuntime {
-  readonly capabilities: RuntimeCapabilities = { inPlaceUpdate: true };
+  readonly capabilities: RuntimeCapabilities = { inPlaceUpdate: true, completeEvents: false };
   /** Node id -> hostname, from the last node listing (tasks name nodes by id). */
   private readonly hostnames = new Map<string, string>();
   /** Service id -> labels, from listings and creates: service events carry no labels. */

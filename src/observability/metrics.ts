@@ -3,6 +3,7 @@ import { EGRESS_DENIAL_KINDS } from "../contracts/egress-policy.js";
 import { BLOCK_REASONS } from "../desired/types.js";
 import { CONTAINER_STATES, type ContainerState, type RuntimeOperation } from "../docker/runtime.js";
 import { DRIFT_KINDS, type DriftKind } from "../reconcile/plan.js";
+import { FULL_LISTING_CAUSES } from "../reconcile/resync-listing.js";
 
 /*
  * The controller's Prometheus metrics (the names are a contract: README, "Metrics, logs, audit").
@@ -89,6 +90,7 @@ export interface Metrics {
   readonly egressDeniedTotal: Counter;
   readonly pruneBlocked: Gauge;
   readonly resyncUnchangedUsers: Gauge;
+  readonly resyncsTotal: Counter<"listing">;
 }
 
 export function createMetrics(registry: Registry = new Registry(), options: MetricsOptions = {}): Metrics {
@@ -238,6 +240,12 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
       help: "Users the last resync found unchanged since a reconcile that changed nothing (looked at, not reconciled).",
       registers,
     }),
+    resyncsTotal: new Counter({
+      name: "mcp_portal_resyncs_total",
+      help: "Resyncs by what they read the engine from: `kept` (the listing events keep current) or why they listed everything.",
+      labelNames: ["listing"],
+      registers,
+    }),
     pruneBlocked: new Gauge({
       name: "mcp_portal_prune_blocked",
       help: "1 while the mass-prune latch is tripped (no container is removed until the tree is fixed or an operator releases it).",
@@ -252,6 +260,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
   for (const phase of USER_PHASES) metrics.users.set({ phase }, 0);
   for (const reason of BLOCKED_REASONS) metrics.blockedServers.set({ reason }, 0);
   for (const kind of EGRESS_DENIAL_KINDS) metrics.egressDeniedTotal.inc({ kind }, 0);
+  for (const listing of ["kept", ...FULL_LISTING_CAUSES]) metrics.resyncsTotal.inc({ listing }, 0);
   metrics.buildInfo.set({ version: options.version ?? "unknown" }, 1);
 
   if (options.defaultMetrics !== false) {

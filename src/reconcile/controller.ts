@@ -31,6 +31,7 @@ import type { UserSummary } from "./status-projection.js";
 import type { IdleStore } from "./idle-store.js";
 import type { WakeInbox } from "./wake-inbox.js";
 import { WorkQueue } from "./work-queue.js";
+import { MAX_STALE_USERS_FOR_KEPT_LISTING, chooseResyncListing } from "./resync-listing.js";
 import type { Placer } from "../swarm/placer.js";
 
 // `update`: a Swarm service changed (the Swarm backend reports service events as container events).
@@ -44,6 +45,14 @@ const RELEVANT_CONTAINER_EVENTS = new Set([
   "rename",
   "update",
 ]);
+/**
+ * Changes that need no reconcile at once (we made them, or a resync will see to them) but make the user's kept
+ * slice stale: the next resync lists that user before it trusts the slice.
+ */
+const STALE_ONLY_CONTAINER_EVENTS = new Set(["create", "start", "restart", "unpause"]);
+/** Network and volume events say nothing of whose object changed: the kept listing is not trusted after one. */
+const LISTING_NETWORK_EVENTS = ["create", "destroy", "connect", "disconnect"];
+const LISTING_VOLUME_EVENTS = ["create", "destroy"];
 
 export interface ControllerDeps {
   config: Config;
@@ -98,6 +107,10 @@ export class Controller {
   private firstSync = false;
   private stopping = false;
   private resyncPending = false;
+  /** A full listing was asked for (a stream came back, a network of ours went): the next resync lists. */
+  private fullListingRequested = false;
+  /** When the last full listing started (the controller's clock); undefined before the first. */
+  private lastFullListingAt: number | undefined;
   private lastReread = 0;
   private settling: Promise<boolean> | undefined;
   /** Reconcile ids: a random prefix per process, then a counter (unique in the logs, no crypto per reconcile). */
@@ -227,8 +240,14 @@ export class Controller {
     this.queue.add(userId);
   }
 
-  /** Level-triggered safety net: one listing per resource kind, then every user is looked at. */
-  async resync(): Promise<void> {
+  /**
+   * Level-triggered safety net: every user is looked at. What the engine holds comes from one listing per
+   * resource kind, or from the listing kept up to date by events when nothing says it may be off (see
+   * `chooseResyncListing`; a stale user is then listed on its own by its reconcile). `fullListing` lists
+   * whatever the kept listing looks like.
+   */
+  async resync(options: { fullListing?: boolean } = {}): Promise<void> {
+    if (options.fullListing) this.fullListingRequested = true;
     const { config, allocator, metrics, clock } = this.deps;
     const rereadMs = config.rereadSeconds * 1000;
     if (!this.deps.inputsCached || clock.now() - this.lastReread >= rereadMs) {
@@ -238,19 +257,46 @@ export class Controller {
       this.deps.reconciler.invalidateRoot();
       this.lastReread = clock.now();
     }
-    const fleet = await this.deps.observer.listAll();
-    allocator.rebuild(
-      fleet.allNetworks,
-      (n) => (isOwnedBy(n.labels, config.installation) ? n.labels[LABELS.userId] : undefined),
-      fleet.listing.containers,
-    );
-    this.deps.placer?.rebuild(fleet.slices);
-    this.managedTotal = fleet.managedContainers;
-    this.ownNetworkIds.clear();
-    for (const n of fleet.listing.networks) this.ownNetworkIds.add(n.id);
+    const { observer } = this.deps;
+    const choice = chooseResyncListing({
+      now: clock.now(),
+      lastFullListingAt: this.lastFullListingAt,
+      relistMs: config.relistSeconds * 1000,
+      completeEvents: this.deps.runtime.capabilities.completeEvents,
+      requested: this.fullListingRequested,
+      invalidated: observer.listingInvalidated,
+      staleUsers: observer.staleUsers,
+      maxStaleUsers: MAX_STALE_USERS_FOR_KEPT_LISTING,
+    });
+    if (choice.kind === "full") {
+      const startedAt = clock.now();
+      this.fullListingRequested = false;
+      let fleet;
+      try {
+        fleet = await observer.listAll();
+      } catch (error) {
+        // Not listed after all: the next resync tries again rather than trusting what is kept.
+        this.fullListingRequested = true;
+        throw error;
+      }
+      this.lastFullListingAt = startedAt;
+      allocator.rebuild(
+        fleet.allNetworks,
+        (n) => (isOwnedBy(n.labels, config.installation) ? n.labels[LABELS.userId] : undefined),
+        fleet.listing.containers,
+      );
+      this.deps.placer?.rebuild(fleet.slices);
+      this.managedTotal = fleet.managedContainers;
+      this.ownNetworkIds.clear();
+      for (const n of fleet.listing.networks) this.ownNetworkIds.add(n.id);
+    } else {
+      // The allocator, the placer and our network ids were kept current by every reconcile since the listing.
+      this.managedTotal = observer.managedContainers();
+    }
+    metrics.resyncsTotal.inc({ listing: choice.kind === "full" ? choice.cause : "kept" });
     const dirs = await listUserDirs(config.dataDir);
     const users = new Set(dirs.names);
-    for (const userId of fleet.slices.keys()) users.add(userId);
+    for (const userId of observer.users()) users.add(userId);
     this.knownUsers = users;
     // A user whose inputs, objects and health are as they were after a reconcile that changed nothing is looked
     // at here, from memory, and not queued: a settled fleet's resync costs a key comparison per user.
@@ -442,12 +488,13 @@ export class Controller {
       {
         labels: ownerFilters(config.installation),
         types: ["container"],
-        actions: [...RELEVANT_CONTAINER_EVENTS],
+        actions: [...RELEVANT_CONTAINER_EVENTS, ...STALE_ONLY_CONTAINER_EVENTS],
       },
       (event) => {
         const userId = event.labels[LABELS.userId];
         if (!userId || !isValidUserId(userId)) return;
         this.deps.observer.markStale(userId);
+        if (STALE_ONLY_CONTAINER_EVENTS.has(event.action)) return;
         this.queue.add(userId);
         // The engine sends `die` (and `kill`, `oom`) before its listing shows the container exited, and on a busy
         // host it can lag by seconds: look again after 1 s and 5 s, or a killed container would wait for the
@@ -465,13 +512,20 @@ export class Controller {
     // The engine puts no labels on network events, so a removed user network is recognised by its id.
     const networks = this.followEvents(
       "network",
-      { types: ["network"], actions: ["destroy"] },
+      { types: ["network"], actions: LISTING_NETWORK_EVENTS },
       (event) => {
-        if (this.ownNetworkIds.has(event.id)) this.requestResync();
+        this.deps.observer.invalidateListing();
+        if (event.action === "destroy" && this.ownNetworkIds.has(event.id)) this.requestResync();
       },
       signal,
     );
-    await Promise.all([containers, networks]);
+    const volumes = this.followEvents(
+      "volume",
+      { types: ["volume"], actions: LISTING_VOLUME_EVENTS },
+      () => this.deps.observer.invalidateListing(),
+      signal,
+    );
+    await Promise.all([containers, networks, volumes]);
   }
 
   private async watchHealth(): Promise<void> {
@@ -484,7 +538,9 @@ export class Controller {
     });
   }
 
+  /** A resync soon, with a full listing. */
   private requestResync(): void {
+    this.fullListingRequested = true;
     if (this.stopping || this.resyncPending) return;
     this.resyncPending = true;
     this.deps.clock.setTimeout(() => {
@@ -515,6 +571,9 @@ export class Controller {
         );
       }
       if (signal.aborted) break;
+      // Until the stream is back and a full listing made, changes may go unreported: the kept listing is not
+      // trusted (a resync before the reconnect lists too).
+      this.deps.observer.invalidateListing();
       failures++;
       metrics.dockerEventsReconnectsTotal.inc();
       const delay = backoffDelay(failures, { baseMs: 500, maxMs: 30_000 });

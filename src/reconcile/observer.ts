@@ -34,7 +34,16 @@ const EMPTY: ActualUser = { containers: [], networks: [], volumes: [] };
  */
 export class Observer {
   private slices = new Map<string, { observed: ActualUser; fingerprint: string }>();
-  private readonly stale = new Set<string>();
+  /**
+   * Users whose slice may be stale, with the mark's sequence number: a listing clears only marks made before it
+   * started (an event that arrives while a listing is under way may describe a change the listing missed).
+   */
+  private readonly stale = new Map<string, number>();
+  private marks = 0;
+  /** The sequence number of the last mark that concerns everything (a network or volume event, a lost stream). */
+  private fleetMark = 0;
+  /** The sequence number when the last full listing started. */
+  private fleetListedAt = -1;
   /** After the first full listing, a user without a slice is known to own nothing. */
   private listed = false;
 
@@ -45,6 +54,7 @@ export class Observer {
 
   /** Lists everything (3 calls) and refreshes every user's slice. */
   async listAll(): Promise<FleetListing> {
+    const startedAt = this.marks;
     const filters = ownerFilters(this.installation);
     const [containers, allNetworks, volumes] = await Promise.all([
       this.runtime.listContainers(filters),
@@ -64,7 +74,8 @@ export class Observer {
       next.set(userId, { observed, fingerprint });
     }
     this.slices = next;
-    this.stale.clear();
+    for (const [userId, mark] of this.stale) if (mark <= startedAt) this.stale.delete(userId);
+    this.fleetListedAt = startedAt;
     this.listed = true;
     let managedContainers = 0;
     for (const c of containers) if (c.labels[LABELS.serverId] !== undefined) managedContainers++;
@@ -79,6 +90,7 @@ export class Observer {
       const slice = kept ?? { observed: EMPTY, fingerprint: "" };
       return { observed: slice.observed, fromCache: true, fingerprint: slice.fingerprint };
     }
+    const startedAt = this.marks;
     const filters = ownerFilters(this.installation, userId);
     const [containers, networks, volumes] = await Promise.all([
       this.runtime.listContainers(filters),
@@ -87,7 +99,7 @@ export class Observer {
     ]);
     const observed = { containers, networks, volumes };
     const fingerprint = fingerprintOf(observed);
-    this.stale.delete(userId);
+    if ((this.stale.get(userId) ?? 0) <= startedAt) this.stale.delete(userId);
     if (containers.length + networks.length + volumes.length > 0)
       this.slices.set(userId, { observed, fingerprint });
     else this.slices.delete(userId);
@@ -104,7 +116,33 @@ export class Observer {
 
   /** The user's objects may have changed (an engine event, or we changed them): list before trusting them. */
   markStale(userId: string): void {
-    this.stale.add(userId);
+    this.stale.set(userId, ++this.marks);
+  }
+
+  /**
+   * Something changed that no user's listing covers (a network or volume event, an event stream that dropped):
+   * the kept listing is not trusted until the next full listing.
+   */
+  invalidateListing(): void {
+    this.fleetMark = ++this.marks;
+  }
+
+  /** Whether the kept listing may miss a change no user's mark records (see `invalidateListing`). */
+  get listingInvalidated(): boolean {
+    return this.fleetMark > this.fleetListedAt;
+  }
+
+  /** Users marked stale and not listed since. */
+  get staleUsers(): number {
+    return this.stale.size;
+  }
+
+  /** Containers of our servers in the kept slices (the managed total, without listing). */
+  managedContainers(): number {
+    let total = 0;
+    for (const { observed } of this.slices.values())
+      for (const c of observed.containers) if (c.labels[LABELS.serverId] !== undefined) total++;
+    return total;
   }
 
   forget(userId: string): void {

@@ -400,6 +400,139 @@ describe("what an idle fleet costs", () => {
   });
 });
 
+describe("resync from the listing events keep current", () => {
+  const LISTS = ["container_list", "network_list", "volume_list"] as const;
+
+  async function resyncsBy(d: MemoryDaemon, listing: string): Promise<number> {
+    const metric = await d.daemon.metrics.resyncsTotal.get();
+    return metric.values.find((v) => v.labels.listing === listing)?.value ?? 0;
+  }
+
+  async function fullResyncs(d: MemoryDaemon): Promise<number> {
+    const metric = await d.daemon.metrics.resyncsTotal.get();
+    return metric.values.filter((v) => v.labels.listing !== "kept").reduce((sum, v) => sum + v.value, 0);
+  }
+
+  /** Lets the in-memory engine's events reach the controller. */
+  const events = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+  /** Converged, then resynced until a resync lists nothing: a settled fleet. */
+  async function settled(data: TestDataDir, extra: Parameters<typeof memoryDaemon>[0] = {}) {
+    const d = await start(data, extra);
+    await events();
+    await resync(d);
+    await resync(d);
+    await events();
+    return d;
+  }
+
+  it("a settled fleet's resync makes no engine call; everything is listed again every MCP_PORTAL_RELIST_SECONDS", async () => {
+    const d = await settled(await tree({ alice: ["a", "b"], bob: ["c"] }), {
+      env: { MCP_PORTAL_RELIST_SECONDS: "2" },
+    });
+    d.runtime.resetCalls();
+    const kept = await resyncsBy(d, "kept");
+    await resync(d);
+    expect(d.runtime.callCount()).toBe(0);
+    expect(await resyncsBy(d, "kept")).toBe(kept + 1);
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await resync(d);
+    expect(d.runtime.callCount(...LISTS)).toBe(3);
+    expect(await resyncsBy(d, "interval")).toBe(1);
+  });
+
+  it("a container made out of band with a user's labels is removed by the next resync, which lists that user only", async () => {
+    const d = await settled(await tree({ alice: ["a"], bob: ["a"] }));
+    d.runtime.addForeignContainer("mcp-alice-rogue", {
+      ...ownerLabels("unit", "alice"),
+      [LABELS.serverId]: "rogue",
+    });
+    await events();
+    const listed: string[][] = [];
+    const listContainers = d.runtime.listContainers.bind(d.runtime);
+    d.runtime.listContainers = (filters) => {
+      listed.push([...filters]);
+      return listContainers(filters);
+    };
+    const full = await fullResyncs(d);
+    await resync(d);
+    expect(await fullResyncs(d)).toBe(full);
+    expect([...d.runtime.containers.values()].some((c) => c.name === "mcp-alice-rogue")).toBe(false);
+    // Only alice's own listings (before and after the removal); bob's kept slice was trusted.
+    expect(listed.length).toBeGreaterThan(0);
+    for (const filters of listed) expect(filters).toContain(`${LABELS.userId}=alice`);
+    expect(runningServers(d.runtime)).toEqual(["alice/a", "bob/a"]);
+  });
+
+  it("a server started out of band is seen by the next resync (its start event made alice's slice stale)", async () => {
+    const d = await settled(await tree({ alice: ["a"] }));
+    const [a] = containersOf(d.runtime, "alice", "a");
+    // Stopped behind the controller's back without an event reaching it, then started again: only the start
+    // event tells. The kept slice says running all along; the point is that it is not trusted.
+    d.runtime.resetCalls();
+    d.runtime.startContainerExternally(a!.id);
+    d.runtime.containers.get(a!.id)!.state = "exited";
+    d.runtime.startContainerExternally(a!.id);
+    await events();
+    await resync(d);
+    expect(d.runtime.callCount(...LISTS)).toBe(3);
+    expect(await resyncsBy(d, "kept")).toBeGreaterThan(0);
+  });
+
+  it("lists everything after a network or volume event and after the event stream was lost", async () => {
+    const d = await settled(await tree({ alice: ["a"] }));
+    const invalidated = await resyncsBy(d, "invalidated");
+    d.runtime.addForeignNetwork("someone-else", "10.250.0.0/24");
+    await events();
+    await resync(d);
+    expect(await resyncsBy(d, "invalidated")).toBe(invalidated + 1);
+    d.runtime.resetCalls();
+    await resync(d);
+    expect(d.runtime.callCount()).toBe(0);
+
+    const full = await fullResyncs(d);
+    d.runtime.stopEngine();
+    await events();
+    d.runtime.startEngine();
+    await resync(d);
+    expect(await fullResyncs(d)).toBe(full + 1);
+  });
+
+  it("lists everything when more users are stale than one listing each is worth", async () => {
+    const users: Record<string, string[]> = {};
+    for (let i = 0; i < 12; i++) users[`u${i}`] = ["a"];
+    const d = await settled(await tree(users));
+    for (let i = 0; i < 9; i++)
+      d.runtime.addForeignContainer(`mcp-u${i}-extra`, {
+        ...ownerLabels("unit", `u${i}`),
+        [LABELS.serverId]: "x",
+      });
+    await events();
+    d.runtime.resetCalls();
+    await resync(d);
+    expect(await resyncsBy(d, "stale-users")).toBe(1);
+    expect(d.runtime.callCount(...LISTS)).toBeGreaterThanOrEqual(3);
+    expect(containersOf(d.runtime, "u0", "x")).toEqual([]);
+  });
+
+  it("lists at every resync on a backend whose events miss changes (Swarm), and with MCP_PORTAL_RELIST_SECONDS=0", async () => {
+    const swarmLike = await settled(await tree({ alice: ["a"] }), {
+      runtimeOptions: { completeEvents: false },
+    });
+    swarmLike.runtime.resetCalls();
+    await resync(swarmLike);
+    expect(swarmLike.runtime.callCount(...LISTS)).toBe(3);
+    expect(await resyncsBy(swarmLike, "backend")).toBeGreaterThan(0);
+    expect(await resyncsBy(swarmLike, "kept")).toBe(0);
+
+    const always = await settled(await tree({ alice: ["a"] }), { env: { MCP_PORTAL_RELIST_SECONDS: "0" } });
+    always.runtime.resetCalls();
+    await resync(always);
+    expect(always.runtime.callCount(...LISTS)).toBe(3);
+    expect(await resyncsBy(always, "kept")).toBe(0);
+  });
+});
+
 describe("volumes: owners checked, old names adopted", () => {
   it("never mounts a volume of the right name that someone else owns: VolumeConflict, volume untouched", async () => {
     const data = await tree({ alice: ["a"] });

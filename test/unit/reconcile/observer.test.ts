@@ -141,3 +141,55 @@ describe("Observer fingerprints", () => {
     expect(observer.peek("bob")!.fingerprint).toBe(fingerprintOf(observer.peek("bob")!.observed));
   });
 });
+
+describe("Observer marks and listings under way", () => {
+  async function observerWithAlice(): Promise<{ observer: Observer; runtime: MemoryRuntime }> {
+    const runtime = new MemoryRuntime({ latencyMs: 20 });
+    runtime.addForeignContainer("mcp-alice-s1", {
+      ...ownerLabels("unit", "alice"),
+      [LABELS.serverId]: "s1",
+    });
+    const observer = new Observer(runtime, "unit");
+    await observer.listAll();
+    return { observer, runtime };
+  }
+
+  it("a user marked stale while its own listing is under way stays stale (the listing may predate the change)", async () => {
+    const { observer } = await observerWithAlice();
+    observer.markStale("alice");
+    const listing = observer.user("alice");
+    observer.markStale("alice");
+    await listing;
+    expect(observer.peek("alice")).toBeUndefined();
+    expect(observer.staleUsers).toBe(1);
+    // A listing that starts after the mark clears it.
+    await observer.user("alice");
+    expect(observer.peek("alice")?.observed.containers).toHaveLength(1);
+    expect(observer.staleUsers).toBe(0);
+  });
+
+  it("a full listing clears only the marks made before it started, and the same for the whole listing", async () => {
+    const { observer } = await observerWithAlice();
+    observer.markStale("alice");
+    observer.markStale("bob");
+    observer.invalidateListing();
+    expect(observer.listingInvalidated).toBe(true);
+    const listing = observer.listAll();
+    observer.markStale("bob");
+    await listing;
+    expect(observer.peek("alice")).toBeDefined();
+    expect(observer.peek("bob")).toBeUndefined();
+    expect(observer.listingInvalidated).toBe(false);
+    const again = observer.listAll();
+    observer.invalidateListing();
+    await again;
+    expect(observer.listingInvalidated).toBe(true);
+  });
+
+  it("counts our servers' containers in the kept slices without listing", async () => {
+    const { observer, runtime } = await observerWithAlice();
+    runtime.resetCalls();
+    expect(observer.managedContainers()).toBe(1);
+    expect(runtime.callCount()).toBe(0);
+  });
+});
