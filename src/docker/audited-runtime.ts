@@ -132,8 +132,8 @@ export class AuditedRuntime implements ContainerRuntime {
   imageExists(ref: string): Promise<boolean> {
     return this.inner.imageExists(ref);
   }
-  events(filter: EventFilter, signal: AbortSignal): AsyncIterable<RuntimeEvent> {
-    return this.inner.events(filter, signal);
+  events(filter: EventFilter, signal: AbortSignal, onSubscribed?: () => void): AsyncIterable<RuntimeEvent> {
+    return this.inner.events(filter, signal, onSubscribed);
   }
 
   // ---- mutations ------------------------------------------------------------------------------------------

@@ -286,7 +286,11 @@ export class DockerodeRuntime implements ContainerRuntime {
     );
   }
 
-  async *events(filter: EventFilter, signal: AbortSignal): AsyncIterable<RuntimeEvent> {
+  async *events(
+    filter: EventFilter,
+    signal: AbortSignal,
+    onSubscribed?: () => void,
+  ): AsyncIterable<RuntimeEvent> {
     let stream: NodeJS.ReadableStream;
     try {
       stream = await this.docker.getEvents({
@@ -300,6 +304,8 @@ export class DockerodeRuntime implements ContainerRuntime {
     } catch (error) {
       throw toRuntimeError("events", error);
     }
+    // The engine answers the request once it has registered the subscription.
+    onSubscribed?.();
     yield* parseEventStream(stream, signal);
   }
 }

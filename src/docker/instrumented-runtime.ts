@@ -112,8 +112,8 @@ export class InstrumentedRuntime implements ContainerRuntime {
   renameContainer(id: string, name: string): Promise<void> {
     return this.measure("container_rename", () => this.inner.renameContainer(id, name));
   }
-  events(filter: EventFilter, signal: AbortSignal): AsyncIterable<RuntimeEvent> {
+  events(filter: EventFilter, signal: AbortSignal, onSubscribed?: () => void): AsyncIterable<RuntimeEvent> {
     this.callCounts.set("events", (this.callCounts.get("events") ?? 0) + 1);
-    return this.inner.events(filter, signal);
+    return this.inner.events(filter, signal, onSubscribed);
   }
 }

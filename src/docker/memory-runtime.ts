@@ -559,7 +559,7 @@ export class MemoryRuntime implements ContainerRuntime {
     this.emit({ type: "container", action: "rename", id, labels: c.labels });
   }
 
-  events(filter: EventFilter, signal: AbortSignal): AsyncIterable<RuntimeEvent> {
+  events(filter: EventFilter, signal: AbortSignal, onSubscribed?: () => void): AsyncIterable<RuntimeEvent> {
     this.count("events");
     const queue: (RuntimeEvent | Error)[] = [];
     let wake: (() => void) | undefined;
@@ -576,6 +576,7 @@ export class MemoryRuntime implements ContainerRuntime {
       async *[Symbol.asyncIterator]() {
         if (down) throw new RuntimeError("Unavailable", "events: engine down");
         subscribers.add(subscriber);
+        onSubscribed?.();
         const onAbort = () => wake?.();
         signal.addEventListener("abort", onAbort, { once: true });
         try {

@@ -213,8 +213,11 @@ export interface ContainerRuntime {
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
   removeContainer(id: string): Promise<void>;
   renameContainer(id: string, name: string): Promise<void>;
-  /** Engine events matching the filter; ends (or throws) when the connection drops or `signal` aborts. */
-  events(filter: EventFilter, signal: AbortSignal): AsyncIterable<RuntimeEvent>;
+  /**
+   * Engine events matching the filter; ends (or throws) when the connection drops or `signal` aborts.
+   * `onSubscribed` is called once the engine has the subscription: every change after that call is reported.
+   */
+  events(filter: EventFilter, signal: AbortSignal, onSubscribed?: () => void): AsyncIterable<RuntimeEvent>;
 }
 
 export type RuntimeErrorCode = "NotFound" | "Conflict" | "NotModified" | "Timeout" | "Unavailable" | "Failed";

@@ -477,7 +477,11 @@ export class SwarmRuntime implements ContainerRuntime {
    * event carrying the service's labels (known from listings: the event has none), a node event a "node" event.
    * Task state changes have no events: the swarm watcher lists tasks periodically for those.
    */
-  async *events(filter: EventFilter, signal: AbortSignal): AsyncIterable<RuntimeEvent> {
+  async *events(
+    filter: EventFilter,
+    signal: AbortSignal,
+    onSubscribed?: () => void,
+  ): AsyncIterable<RuntimeEvent> {
     const types = new Set<"service" | "node" | "network">();
     if (filter.types.includes("container")) types.add("service");
     if (filter.types.includes("node")) types.add("node");
@@ -488,6 +492,7 @@ export class SwarmRuntime implements ContainerRuntime {
     } catch (error) {
       throw toRuntimeError("events", error);
     }
+    onSubscribed?.();
     const wanted = (filter.labels ?? []).map((f) => f.split("="));
     for await (const raw of parseRawEventStream(stream, signal)) {
       if (raw.type === "service") {

@@ -557,9 +557,11 @@ export class Controller {
   ): Promise<void> {
     const { runtime, logger, metrics } = this.deps;
     let failures = 0;
+    // Until a full listing starts after the subscription, a change made before it may be missing from both.
+    const subscribed = () => this.deps.observer.invalidateListing();
     while (!signal.aborted) {
       try {
-        for await (const event of runtime.events(filter, signal)) {
+        for await (const event of runtime.events(filter, signal, subscribed)) {
           failures = 0;
           onEvent(event);
         }

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type GatewayHealthServer, gatewayHealthPath } from "../../../src/contracts/gateway-health.js";
 import { statusFilePath, UserStatus } from "../../../src/contracts/status-file.js";
 import { MemoryRuntime } from "../../../src/docker/memory-runtime.js";
-import { RuntimeError } from "../../../src/docker/runtime.js";
+import { type EventFilter, RuntimeError } from "../../../src/docker/runtime.js";
 import { volumeName } from "../../../src/desired/names.js";
 import { LABELS, ownerLabels } from "../../../src/labels.js";
 import { waitFor } from "../../helpers/daemon.js";
@@ -496,6 +496,27 @@ describe("resync from the listing events keep current", () => {
     d.runtime.startEngine();
     await resync(d);
     expect(await fullResyncs(d)).toBe(full + 1);
+  });
+
+  it("does not trust a listing made before the engine had the event subscriptions", async () => {
+    // The engine registers the subscriptions late (a slow answer): a change between the listing and then is in
+    // neither, so the resync after they are registered lists everything.
+    const late: (() => void)[] = [];
+    class LateSubscriptions extends MemoryRuntime {
+      override events(filter: EventFilter, signal: AbortSignal, onSubscribed?: () => void) {
+        return super.events(filter, signal, () => onSubscribed && late.push(onSubscribed));
+      }
+    }
+    const d = await settled(await tree({ alice: ["a"] }), { runtime: new LateSubscriptions() });
+    d.runtime.resetCalls();
+    await resync(d);
+    expect(d.runtime.callCount()).toBe(0);
+    expect(late.length).toBe(3);
+    for (const subscribed of late) subscribed();
+    const invalidated = await resyncsBy(d, "invalidated");
+    await resync(d);
+    expect(await resyncsBy(d, "invalidated")).toBe(invalidated + 1);
+    expect(d.runtime.callCount("container_list", "network_list", "volume_list")).toBe(3);
   });
 
   it("lists everything when more users are stale than one listing each is worth", async () => {
