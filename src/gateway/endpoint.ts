@@ -342,7 +342,8 @@ export class Endpoint {
     }
     this.endAtExpiry(req, res, decision.caller);
     // After the rate limit (a refused request wakes nothing), before the container is needed: every request,
-    // of whatever protocol revision, passes the idle gate (traffic, answers for idle servers, wakes).
+    // of whatever protocol revision, passes the idle gate (traffic, answers for idle servers, wakes), with the
+    // caller's tool policy (a tools/call it refuses wakes nothing either).
     let request = req;
     let withoutContainer = false;
     const gate = this.deps.idle;
@@ -357,6 +358,7 @@ export class Endpoint {
           running: (ms) => this.whenRunning(ms),
           ready: (ms) => this.readyUnlessStopped(upstream, ms),
         },
+        admission?.ok ? admission.tools : undefined,
       );
       if (!admitted) return;
       ({ req: request, withoutContainer } = admitted);

@@ -4,10 +4,13 @@ import type { Logger } from "../observability/logger.js";
 import type { Clock } from "../util/clock.js";
 import { BodyTooLargeError, headerValue, readBody, sendJson, sendRpcError } from "./http-util.js";
 import { IdleView } from "./idle-view.js";
-import { ERROR_CODES, type JsonRpcId, classify } from "./jsonrpc.js";
+import type { ToolAccess } from "./handler.js";
+import { ERROR_CODES, type JsonRpcRequest, type JsonRpcResponse, classify } from "./jsonrpc.js";
 import { markResult } from "./metrics.js";
 import { eraOfHeader } from "./modern/versions.js";
 import { PROTOCOL_VERSION_HEADER } from "./protocol.js";
+import { messageBytes, screenToolCall } from "./tool-calls.js";
+import { calledTool } from "./tool-policy.js";
 import { TrafficRecorder } from "./traffic-recorder.js";
 import { type WakeMetrics, createWakeMetrics } from "./wake-metrics.js";
 import { type WakeWait, Waker } from "./waker.js";
@@ -42,8 +45,9 @@ export interface Admitted {
 
 /**
  * Scale to zero at the gateway (README, "Idle servers"): every request to a user's server passes here after auth.
- * It records traffic (any client request other than `ping`), answers what an idle server need not wake for (a
- * `ping`, notifications, an HTTP server's event stream), and holds a request that needs an idle server while the
+ * It records traffic (any client request other than `ping` or a `tools/call` the caller's tool policy refuses),
+ * answers what an idle server need not wake for (a `ping`, notifications, an HTTP server's event stream, a refused
+ * `tools/call`: a caller may not wake a server for a tool it may not use), and holds a request that needs an idle server while the
  * Waker asks the controller to start it; past the bound the client gets a JSON-RPC error saying why.
  */
 export class IdleGate {
@@ -84,16 +88,21 @@ export class IdleGate {
     await this.traffic.flush();
   }
 
-  /** The request to hand on, or undefined when it was answered here. */
+  /**
+   * The request to hand on, or undefined when it was answered here. `tools`: the caller's tool policy (refused
+   * calls are answered and audited here when the server is idle; otherwise the handler refuses them).
+   */
   async admit(
     req: IncomingMessage,
     res: ServerResponse,
     target: GateTarget,
     wait: WakeWait,
+    tools?: ToolAccess,
   ): Promise<Admitted | undefined> {
     let request = req;
-    let requests: { id: JsonRpcId; method: string }[] | undefined;
+    let requests: JsonRpcRequest[] | undefined;
     let messages = 0;
+    const refused = (r: JsonRpcRequest) => screenToolCall(r, tools);
     if (req.method === "POST") {
       let body: Buffer;
       try {
@@ -108,7 +117,7 @@ export class IdleGate {
       // Unparsable bodies count as traffic: the server answers them, so they need it awake. A request is traffic
       // until its answer ends (a wake or a long tool call must not be cut by the idle timeout), except a 2026-07-28
       // `subscriptions/listen`: its answer is a notification stream, and open streams keep no server awake.
-      if (requests === undefined || requests.some((r) => r.method !== "ping")) {
+      if (requests === undefined || requests.some((r) => r.method !== "ping" && !refused(r))) {
         if (requests?.length === 1 && requests[0]!.method === LISTEN_METHOD)
           this.traffic.record(target.userId, target.serverId);
         else res.once("close", this.traffic.begin(target.userId, target.serverId));
@@ -130,12 +139,18 @@ export class IdleGate {
         allow: "POST, DELETE",
       });
     }
-    if (requests !== undefined && requests.every((r) => r.method === "ping")) {
+    if (requests !== undefined && requests.every((r) => r.method === "ping" || refused(r))) {
       if (requests.length === 0) return void res.writeHead(202).end();
       // A 2026-07-28 client expects every result typed (translate.ts gives the server's own the same).
       const modern = eraOfHeader(headerValue(req, PROTOCOL_VERSION_HEADER)) === "modern";
       const result = modern ? { resultType: "complete" } : {};
-      const answers = requests.map((r) => ({ jsonrpc: "2.0", id: r.id, result }));
+      const answers = requests.map((r): JsonRpcResponse => {
+        const refusal = refused(r);
+        if (!refusal) return { jsonrpc: "2.0", id: r.id, result };
+        // Audited as the handler would have: a refused call, which never reached the server.
+        tools!.begin(calledTool(r.params), messageBytes(r)).finish("refused", messageBytes(refusal));
+        return refusal;
+      });
       sendJson(res, 200, messages === 1 && answers.length === 1 ? answers[0] : answers);
       return undefined;
     }
@@ -160,7 +175,7 @@ const LISTEN_METHOD = "subscriptions/listen";
 
 /** The requests (id, method) of a JSON-RPC body, and how many messages it holds; undefined when it is none. */
 function jsonRpcRequests(body: Buffer): {
-  requests: { id: JsonRpcId; method: string }[] | undefined;
+  requests: JsonRpcRequest[] | undefined;
   messages: number;
 } {
   let parsed: unknown;
@@ -170,11 +185,11 @@ function jsonRpcRequests(body: Buffer): {
     return { requests: undefined, messages: 0 };
   }
   const values: unknown[] = Array.isArray(parsed) ? (parsed as unknown[]) : [parsed];
-  const requests: { id: JsonRpcId; method: string }[] = [];
+  const requests: JsonRpcRequest[] = [];
   for (const value of values) {
     const message = classify(value);
     if (!message) return { requests: undefined, messages: values.length };
-    if (message.kind === "request") requests.push({ id: message.message.id, method: message.message.method });
+    if (message.kind === "request") requests.push(message.message);
   }
   return { requests, messages: Array.isArray(parsed) ? -1 : 1 };
 }

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { idleStatePath } from "../../../src/contracts/idle-state.js";
 import { gatewayTrafficPath } from "../../../src/contracts/gateway-traffic.js";
 import { wakeRequestPath } from "../../../src/contracts/wake-request.js";
+import type { ToolAccess, ToolCallOutcome } from "../../../src/gateway/handler.js";
 import { IdleGate } from "../../../src/gateway/idle-gate.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import { writeJsonAtomic } from "../../../src/util/atomic-write.js";
@@ -39,7 +40,11 @@ afterEach(async () => {
   for (const h of open.splice(0)) await h.close();
 });
 
-async function harness(transport = "streamable-http", wakeTimeoutMs = 5000): Promise<Harness> {
+async function harness(
+  transport = "streamable-http",
+  wakeTimeoutMs = 5000,
+  tools?: ToolAccess,
+): Promise<Harness> {
   const stateDir = await mkdtemp(path.join(tmpdir(), "mcp-portal-idle-gate-"));
   const registry = new Registry();
   const gate = new IdleGate({
@@ -73,6 +78,7 @@ async function harness(transport = "streamable-http", wakeTimeoutMs = 5000): Pro
               waiters.add(done);
             }),
         },
+        tools,
       );
       if (!admitted) return;
       let body = "";
@@ -132,6 +138,40 @@ const exists = (file: string) =>
   );
 
 describe("the idle gate", () => {
+  it("answers a tools/call the caller's tool policy refuses without waking the server, and audits it refused", async () => {
+    const outcomes: [string | undefined, ToolCallOutcome][] = [];
+    const tools: ToolAccess = {
+      filter: { visible: (name) => name === "allowed" },
+      restricted: true,
+      refusal: (name) => `tool ${name ?? "(none)"} is not allowed for this caller`,
+      begin: (tool) => ({ finish: (outcome) => void outcomes.push([tool, outcome]) }),
+    };
+    const h = await harness("streamable-http", 5000, tools);
+    await markIdle(h);
+    const call = (id: number, name: string) =>
+      JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: {} } });
+    const res = await post(h, call(4, "secret"));
+    expect(res.status).toBe(200);
+    const refusal = (await res.json()) as { id: number; error: { message: string } };
+    expect(refusal.id).toBe(4);
+    expect(refusal.error.message).toMatch(/secret is not allowed/);
+    // A batch of pings and refused calls is answered whole, in order.
+    const batch = await post(h, `[${rpc(5, "ping")},${call(6, "other")}]`);
+    expect(((await batch.json()) as { id: number }[]).map((a) => a.id)).toEqual([5, 6]);
+    expect(outcomes).toEqual([
+      ["secret", "refused"],
+      ["other", "refused"],
+    ]);
+    expect(h.served).toEqual([]);
+    expect(await exists(wakeRequestPath(h.stateDir, "alice", "s"))).toBe(false);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(await exists(gatewayTrafficPath(h.stateDir))).toBe(false);
+    // A call it may make wakes the server as before.
+    // (Left waiting: the harness closes under it.)
+    void post(h, call(7, "allowed")).catch(() => undefined);
+    await waitFor("wake requested", () => exists(wakeRequestPath(h.stateDir, "alice", "s")), 3000);
+  });
+
   it("answers a ping (and notifications) for an idle server itself: no wake, no traffic", async () => {
     const h = await harness();
     await markIdle(h);
