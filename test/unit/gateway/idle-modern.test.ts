@@ -19,6 +19,7 @@ import { GatewayTrafficFile, gatewayTrafficPath } from "../../../src/contracts/g
 import { idleStatePath } from "../../../src/contracts/idle-state.js";
 import { wakeRequestPath } from "../../../src/contracts/wake-request.js";
 import { Endpoint, type ServerTarget, type Upstream } from "../../../src/gateway/endpoint.js";
+import type { ToolAccess, ToolCallOutcome } from "../../../src/gateway/handler.js";
 import { IdleGate } from "../../../src/gateway/idle-gate.js";
 import { createGatewayMetrics } from "../../../src/gateway/metrics.js";
 import { EraRouter } from "../../../src/gateway/modern/era-router.js";
@@ -104,7 +105,8 @@ afterEach(async () => {
   for (const close of open.splice(0).reverse()) await close().catch(() => undefined);
 });
 
-async function harness(): Promise<Harness> {
+/** `tools`: the caller's tool policy, as the gateway's access control admits requests with it. */
+async function harness(tools?: ToolAccess): Promise<Harness> {
   const stateDir = await mkdtemp(path.join(tmpdir(), "mcp-portal-idle-modern-"));
   open.push(() => rm(stateDir, { recursive: true, force: true }));
   const registry = new Registry();
@@ -141,6 +143,7 @@ async function harness(): Promise<Harness> {
     onHealth: () => undefined,
     readyWaitMs: 500,
     idle: gate,
+    ...(tools ? { admit: () => Promise.resolve({ ok: true as const, tools }) } : {}),
   });
   endpoint.open();
   open.push(async () => {
@@ -261,6 +264,36 @@ describe("MCP 2026-07-28 requests for an idle server", () => {
       }),
     });
     expect(note.status).toBe(202);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await exists(wakeRequestPath(h.stateDir, "alice", "s"))).toBe(false);
+    expect(await exists(gatewayTrafficPath(h.stateDir))).toBe(false);
+    expect(h.upstream.starts).toBe(0);
+  });
+
+  it("a 2026-07-28 tools/call the caller's tool policy refuses is answered through the endpoint without waking the server", async () => {
+    const outcomes: ToolCallOutcome[] = [];
+    const h = await harness({
+      filter: { visible: (name) => name === "add" },
+      restricted: true,
+      refusal: (name) => `tool ${name ?? "(none)"} is not allowed for this caller`,
+      begin: () => ({ finish: (outcome) => void outcomes.push(outcome) }),
+    });
+    await markIdle(h, true);
+    const res = await fetch(h.url, {
+      method: "POST",
+      headers: { ...MODERN_HEADERS, "mcp-method": "tools/call" },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 8,
+        method: "tools/call",
+        params: { name: "secret", arguments: {}, _meta: envelope },
+      }),
+    });
+    expect(res.status).toBe(200);
+    const answer = (await res.json()) as { id: number; error: { message: string } };
+    expect(answer.id).toBe(8);
+    expect(answer.error.message).toMatch(/secret is not allowed/);
+    expect(outcomes).toEqual(["refused"]);
     await new Promise((r) => setTimeout(r, 150));
     expect(await exists(wakeRequestPath(h.stateDir, "alice", "s"))).toBe(false);
     expect(await exists(gatewayTrafficPath(h.stateDir))).toBe(false);
