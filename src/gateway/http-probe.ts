@@ -1,5 +1,5 @@
 import type { HttpTarget } from "./http-proxy.js";
-import { BodyTooLargeError, readResponseBody } from "./http-util.js";
+import { BodyTooLargeError, discard, readResponseBody } from "./http-util.js";
 import { type JsonRpcId, type JsonRpcMessage, type JsonRpcResponse, classify } from "./jsonrpc.js";
 import { ProbeError, type ProbeStep, errnoCode } from "./probe-failure.js";
 import { SESSION_HEADER, PROTOCOL_VERSION_HEADER, UPSTREAM_PROTOCOL_VERSION } from "./protocol.js";
@@ -46,10 +46,6 @@ function asProbeError(ctx: ProbeContext, step: ProbeStep, error: unknown): Probe
   if (error instanceof ProbeError) return error;
   if (ctx.signal.aborted) return new ProbeError(step, { kind: "timeout", ms: ctx.timeoutMs });
   return new ProbeError(step, { kind: "connect_failed", code: errnoCode(error) });
-}
-
-export async function discard(res: Response): Promise<void> {
-  await res.body?.cancel().catch(() => undefined);
 }
 
 /** fetch without following redirects; a 3xx fails the step. */

@@ -21,6 +21,11 @@ export async function readBody(req: IncomingMessage, maxBytes: number): Promise<
   return Buffer.concat(chunks);
 }
 
+/** Drops a fetch answer's body unread (a body that cannot be cancelled is dropped all the same). */
+export async function discard(res: Response): Promise<void> {
+  await res.body?.cancel().catch(() => undefined);
+}
+
 /**
  * A fetch answer's whole body as text, refusing more than `maxBytes` (declared or read): the rest is not read and
  * the body is cancelled. Read errors propagate as they are.
@@ -28,7 +33,7 @@ export async function readBody(req: IncomingMessage, maxBytes: number): Promise<
 export async function readResponseBody(res: Response, maxBytes: number): Promise<string> {
   const declared = Number(res.headers.get("content-length") ?? Number.NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
-    await res.body?.cancel().catch(() => undefined);
+    await discard(res);
     throw new BodyTooLargeError(`body over ${maxBytes} bytes`);
   }
   if (!res.body) return "";

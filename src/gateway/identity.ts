@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import type { ListenAddress } from "../api/http-server.js";
-import { readResponseBody } from "./http-util.js";
+import { discard, readResponseBody } from "./http-util.js";
 
 /*
  * Who a running gateway is: its installation, state dir and version (plus pid and listen address). Served as JSON
@@ -70,7 +70,7 @@ export async function probeGateway(listen: string, timeoutMs = 2000): Promise<Pr
     return { kind: "unknown", detail: typeof code === "string" ? code : "no answer" };
   }
   if (res.status !== 200) {
-    await res.body?.cancel().catch(() => undefined);
+    await discard(res);
     return { kind: "unknown", detail: `GET ${IDENTITY_PATH}: HTTP ${res.status}` };
   }
   const text = await readSmall(res);

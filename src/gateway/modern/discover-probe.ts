@@ -5,13 +5,13 @@ import {
   type ProbeContext,
   MAX_PROBE_RESPONSE_BYTES,
   baseUrl,
-  discard,
   findResponse,
   readLimited,
   request,
   responseOf,
 } from "../http-probe.js";
 import type { HttpTarget } from "../http-proxy.js";
+import { discard } from "../http-util.js";
 import type { JsonRpcResponse } from "../jsonrpc.js";
 import { ProbeError } from "../probe-failure.js";
 import { PROTOCOL_VERSION_HEADER } from "../protocol.js";

@@ -1,6 +1,6 @@
 import { type HttpTarget } from "../http-proxy.js";
 import { baseUrl } from "../http-probe.js";
-import { BodyTooLargeError, readResponseBody } from "../http-util.js";
+import { BodyTooLargeError, discard, readResponseBody } from "../http-util.js";
 import { ERROR_CODES, type JsonRpcId, type JsonRpcMessage, classify, errorResponse } from "../jsonrpc.js";
 import { PROTOCOL_VERSION_HEADER, SESSION_HEADER } from "../protocol.js";
 import { SseParser } from "../sse.js";
@@ -75,7 +75,7 @@ export class LegacyHttpLink implements UpstreamLink {
           signal: AbortSignal.timeout(1000),
         }),
       )
-      .then((res) => res.body?.cancel())
+      .then(discard)
       .catch(() => undefined);
   }
 
@@ -106,12 +106,12 @@ export class LegacyHttpLink implements UpstreamLink {
       signal: this.controller.signal,
     });
     if (res.status === 404 && this.sessionId) {
-      await res.body?.cancel();
+      await discard(res);
       if (id !== undefined) this.answerError(id, "the server forgot the gateway's session");
       return this.lose("session gone (HTTP 404)");
     }
     if (!res.ok) {
-      await res.body?.cancel();
+      await discard(res);
       if (id !== undefined) this.answerError(id, `the server answered HTTP ${res.status}`);
       return;
     }
@@ -120,7 +120,7 @@ export class LegacyHttpLink implements UpstreamLink {
       this.sessionId = session;
     }
     if (res.status === 202 || id === undefined) {
-      await res.body?.cancel();
+      await discard(res);
       return;
     }
     const answered = (res.headers.get("content-type") ?? "").includes("text/event-stream")
@@ -220,7 +220,7 @@ export class LegacyHttpLink implements UpstreamLink {
           if (res.status === 404) return this.lose("session gone (HTTP 404)");
           if (!res.ok || !(res.headers.get("content-type") ?? "").includes("text/event-stream")) {
             // The server offers no stream (405): it cannot send anything on its own.
-            await res.body?.cancel();
+            await discard(res);
             return;
           }
           await this.readStream(res, undefined);
