@@ -47,8 +47,9 @@ export interface Admitted {
  * Scale to zero at the gateway (README, "Idle servers"): every request to a user's server passes here after auth.
  * It records traffic (any client request other than `ping` or a `tools/call` the caller's tool policy refuses),
  * answers what an idle server need not wake for (a `ping`, notifications, an HTTP server's event stream, a refused
- * `tools/call`: a caller may not wake a server for a tool it may not use), and holds a request that needs an idle server while the
- * Waker asks the controller to start it; past the bound the client gets a JSON-RPC error saying why.
+ * `tools/call`: a caller may not wake a server for a tool it may not use), and holds a request that needs an idle
+ * server while the Waker asks the controller to start it; past the bound the client gets a JSON-RPC error saying
+ * why.
  */
 export class IdleGate {
   readonly view: IdleView;
