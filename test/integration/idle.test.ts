@@ -5,6 +5,10 @@ import { execFile } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
+import {
+  Client as ModernClient,
+  StreamableHTTPClientTransport as ModernTransport,
+} from "@modelcontextprotocol/client";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import Docker from "dockerode";
@@ -69,7 +73,7 @@ describeDocker("idle servers (scale to zero)", () => {
   let controller: StartedDaemon | undefined;
   let gateway: GatewayProcess;
   let token: string;
-  const clients: Client[] = [];
+  const clients: { close(): Promise<void> }[] = [];
 
   const container = async (serverId: string) => {
     const list = await docker.listContainers({
@@ -200,6 +204,39 @@ describeDocker("idle servers (scale to zero)", () => {
     const metrics = await gateway.metrics.registry.metrics();
     expect(metrics).toMatch(/mcp_portal_gateway_wakes_total\{result="success"\} [4-9]/);
   }, 400_000);
+
+  it("a client pinned to MCP 2026-07-28 (SDK v2) wakes an idle HTTP server: one start, the same container", async () => {
+    await waitIdle("tools-http");
+    const id = (await container("tools-http"))!.Id;
+    const wakeStarts = async () =>
+      (await audit()).filter(
+        (l) =>
+          l.action === "start_container" &&
+          l.details.server_id === "tools-http" &&
+          l.details.cause === "woken by a request",
+      ).length;
+    const before = await wakeStarts();
+    const client = new ModernClient(
+      { name: "idle-modern-test", version: "2" },
+      { capabilities: {}, versionNegotiation: { mode: { pin: "2026-07-28" } } },
+    );
+    clients.push(client);
+    // Its first request (server/discover) needs the server: held while the controller starts it.
+    await client.connect(
+      new ModernTransport(await urlOf("tools-http"), {
+        requestInit: { headers: { Authorization: `Bearer ${token}` } },
+      }),
+    );
+    expect(client.getNegotiatedProtocolVersion()).toBe("2026-07-28");
+    const result = (await client.callTool({ name: "echo", arguments: { text: "modern" } })) as {
+      content: { text: string }[];
+    };
+    expect(result.content[0]?.text).toBe("modern");
+    const woken = await container("tools-http");
+    expect(woken?.Id).toBe(id);
+    expect(woken?.State).toBe("running");
+    expect((await wakeStarts()) - before).toBe(1);
+  }, 300_000);
 
   it("two clients hit an idle server at once: one start, both succeed", async () => {
     await waitIdle("tools-http");
