@@ -1,14 +1,13 @@
 // The whole controller wired as `run` wires it, on the in-memory engine: fast tests of the reconcile shell, the
 // queue, drift healing, prune safety and restarts, with no Docker.
 import { rm } from "node:fs/promises";
-import { Writable } from "node:stream";
 import { loadConfig } from "../../src/config.js";
 import { createDaemon, type Daemon } from "../../src/daemon.js";
 import { MemoryRuntime, type MemoryRuntimeOptions } from "../../src/docker/memory-runtime.js";
 import { LABELS } from "../../src/labels.js";
-import { createLogger } from "../../src/observability/logger.js";
 import type { Clock } from "../../src/util/clock.js";
 import { TestDataDir } from "./data-dir.js";
+import { capturedLogger } from "./logs.js";
 
 export interface MemoryDaemon {
   daemon: Daemon;
@@ -52,16 +51,7 @@ export async function memoryDaemon(options: MemoryDaemonOptions = {}): Promise<M
   };
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(merged)) if (value !== undefined) env[key] = value;
-  const logs: string[] = [];
-  const logger = createLogger({
-    level: "debug",
-    destination: new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logs.push(chunk.toString("utf8"));
-        done();
-      },
-    }),
-  });
+  const { logger, logs } = capturedLogger("debug");
   const daemon = await createDaemon({
     config: loadConfig(env),
     env,

@@ -2,7 +2,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ContainerAttacher } from "../../../src/docker/attach.js";
@@ -12,9 +11,9 @@ import type { Upstream } from "../../../src/gateway/endpoint.js";
 import { Gateway } from "../../../src/gateway/gateway.js";
 import { createGatewayMetrics } from "../../../src/gateway/metrics.js";
 import { LABELS } from "../../../src/labels.js";
-import { createLogger } from "../../../src/observability/logger.js";
 import { freePort } from "../../helpers/net.js";
 import { FakeClock } from "../../helpers/fake-clock.js";
+import { capturedLogger } from "../../helpers/logs.js";
 
 /** Lists what the test says; its event stream stays quiet until aborted. Nothing else is used by the gateway. */
 class ListingRuntime {
@@ -50,16 +49,7 @@ describe("Gateway: applying discovery updates", () => {
   it("logs and counts an update that failed to apply, and applies the next ones", async () => {
     const stateDir = await mkdtemp(path.join(tmpdir(), "gw-apply-"));
     cleanups.push(() => rm(stateDir, { recursive: true, force: true }));
-    const logs: string[] = [];
-    const logger = createLogger({
-      level: "info",
-      destination: new Writable({
-        write(chunk: Buffer, _enc, done) {
-          logs.push(chunk.toString("utf8"));
-          done();
-        },
-      }),
-    });
+    const { logger, logs } = capturedLogger("info");
     const metrics = createGatewayMetrics(new Registry(), { defaultMetrics: false });
     const runtime = new ListingRuntime();
     const container = (serverId: string, hostPort: number): ActualContainer => ({

@@ -4,7 +4,6 @@
 // network is a second subnet in the pool gauges.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { UserStatus, statusFilePath } from "../../../src/contracts/status-file.js";
@@ -17,7 +16,6 @@ import { MemoryRuntime } from "../../../src/docker/memory-runtime.js";
 import { RuntimeError } from "../../../src/docker/runtime.js";
 import { LABELS } from "../../../src/labels.js";
 import type { AuditEventInput, AuditWriter } from "../../../src/observability/audit.js";
-import { createLogger } from "../../../src/observability/logger.js";
 import { createMetrics } from "../../../src/observability/metrics.js";
 import { DRAIN_MAX_READS, EgressDenialCollector } from "../../../src/reconcile/egress-denial-collector.js";
 import { DENIAL_CURSOR_FILE, linesAfter, parseDenialLine } from "../../../src/reconcile/egress-denials.js";
@@ -31,6 +29,7 @@ import {
   memServer,
   memoryDaemon,
 } from "../../helpers/memory-daemon.js";
+import { capturedLogger } from "../../helpers/logs.js";
 
 const open: MemoryDaemon[] = [];
 afterEach(async () => {
@@ -240,16 +239,7 @@ async function collectorSetUp() {
   const audit = new MemoryAudit();
   const registry = new Registry();
   const promMetrics = createMetrics(registry);
-  const logs: string[] = [];
-  const logger = createLogger({
-    level: "warn",
-    destination: new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logs.push(chunk.toString("utf8"));
-        done();
-      },
-    }),
-  });
+  const { logger, logs } = capturedLogger("warn");
   const collector = (maxBytes = 1024 * 1024) =>
     new EgressDenialCollector({
       runtime: d.runtime,
