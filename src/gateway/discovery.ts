@@ -78,8 +78,9 @@ const CONTAINER_ACTIONS = [
 ];
 
 /**
- * List, then watch, then re-list: the installation's containers are listed (one call, label filter) at start, a
- * little after any container event of the installation, and every `resyncMs`. Events only say "look again".
+ * List, then watch, then re-list: the installation's containers are listed (one call, label filter) at start,
+ * once more each time the engine confirms the event subscription (at start and after every reconnect), a little
+ * after any container event of the installation, and every `resyncMs`. Events only say "look again".
  */
 export class Discovery {
   private readonly abort = new AbortController();
@@ -101,7 +102,8 @@ export class Discovery {
 
   async start(): Promise<void> {
     this.watchLoop = this.watch();
-    await this.list();
+    // An engine that confirms the subscription at once has already started a list after it: that one will do.
+    await (this.listing ?? this.list());
   }
 
   async stop(): Promise<void> {
@@ -185,7 +187,10 @@ export class Discovery {
     while (!this.stopped) {
       const opened = this.options.clock.now();
       try {
-        for await (const event of runtime.events(filter, this.abort.signal)) {
+        // A list that starts once the engine has the subscription sees whatever changed before it: the start
+        // list may have been answered before the subscription existed, and a reconnect missed the stream's gap.
+        const subscribed = () => void this.list();
+        for await (const event of runtime.events(filter, this.abort.signal, subscribed)) {
           failures = 0;
           logger.debug({ action: event.action, container_id: event.id.slice(0, 12) }, "docker event");
           this.scheduleList();
@@ -200,7 +205,7 @@ export class Discovery {
       if (this.stopped) return;
       this.options.onEventsReconnect?.();
       failures = this.options.clock.now() - opened > 10_000 ? 1 : failures + 1;
-      // Whatever happened while the stream was down is picked up by the list after reconnecting.
+      // Whatever happened while the stream was down is picked up by the list once it is subscribed again.
       await new Promise<void>((resolve) => {
         const timer = this.options.clock.setTimeout(
           resolve,
@@ -215,7 +220,6 @@ export class Discovery {
           { once: true },
         );
       });
-      this.scheduleList();
     }
   }
 }
