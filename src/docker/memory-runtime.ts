@@ -280,8 +280,10 @@ export class MemoryRuntime implements ContainerRuntime {
     return id;
   }
 
+  /** `docker volume create` from outside: a create event without labels, as the engine sends. */
   addForeignVolume(name: string, labels: Record<string, string> = {}): void {
     this.putVolume({ name, labels: { ...labels } });
+    this.emit({ type: "volume", action: "create", id: name, labels: {} });
   }
 
   // ---- ContainerRuntime -----------------------------------------------------------------------------------

@@ -509,23 +509,25 @@ export class Controller {
       },
       signal,
     );
-    // The engine puts no labels on network events, so a removed user network is recognised by its id.
-    const networks = this.followEvents(
-      "network",
-      { types: ["network"], actions: LISTING_NETWORK_EVENTS },
+    // Networks and volumes share one stream (one engine connection fewer). The engine filters actions across
+    // types, so the union is asked for and each event checked against its own type's list.
+    const networksAndVolumes = this.followEvents(
+      "network+volume",
+      {
+        types: ["network", "volume"],
+        actions: [...new Set([...LISTING_NETWORK_EVENTS, ...LISTING_VOLUME_EVENTS])],
+      },
       (event) => {
+        const actions = event.type === "network" ? LISTING_NETWORK_EVENTS : LISTING_VOLUME_EVENTS;
+        if (!actions.includes(event.action)) return;
         this.deps.observer.invalidateListing();
-        if (event.action === "destroy" && this.ownNetworkIds.has(event.id)) this.requestResync();
+        // The engine puts no labels on network events, so a removed user network is recognised by its id.
+        if (event.type === "network" && event.action === "destroy" && this.ownNetworkIds.has(event.id))
+          this.requestResync();
       },
       signal,
     );
-    const volumes = this.followEvents(
-      "volume",
-      { types: ["volume"], actions: LISTING_VOLUME_EVENTS },
-      () => this.deps.observer.invalidateListing(),
-      signal,
-    );
-    await Promise.all([containers, networks, volumes]);
+    await Promise.all([containers, networksAndVolumes]);
   }
 
   private async watchHealth(): Promise<void> {

@@ -489,6 +489,11 @@ describe("resync from the listing events keep current", () => {
     d.runtime.resetCalls();
     await resync(d);
     expect(d.runtime.callCount()).toBe(0);
+    // Volumes come on the same stream as networks.
+    d.runtime.addForeignVolume("someone-elses-data");
+    await events();
+    await resync(d);
+    expect(await resyncsBy(d, "invalidated")).toBe(invalidated + 2);
 
     const full = await fullResyncs(d);
     d.runtime.stopEngine();
@@ -511,7 +516,8 @@ describe("resync from the listing events keep current", () => {
     d.runtime.resetCalls();
     await resync(d);
     expect(d.runtime.callCount()).toBe(0);
-    expect(late.length).toBe(3);
+    // Two streams: containers, and networks with volumes.
+    expect(late.length).toBe(2);
     for (const subscribed of late) subscribed();
     const invalidated = await resyncsBy(d, "invalidated");
     await resync(d);
