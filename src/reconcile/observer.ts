@@ -25,6 +25,20 @@ export interface UserObservation {
 
 const EMPTY: ActualUser = { containers: [], networks: [], volumes: [] };
 
+interface KeptSlice {
+  observed: ActualUser;
+  fingerprint: string;
+  /** Containers of our servers in `observed`. */
+  servers: number;
+}
+
+/** Containers of our servers among a user's objects (not its other containers, such as an egress proxy). */
+function serverContainers(observed: ActualUser): number {
+  let servers = 0;
+  for (const c of observed.containers) if (c.labels[LABELS.serverId] !== undefined) servers++;
+  return servers;
+}
+
 /**
  * The one place that lists the engine for the reconcile loop: a full listing (three calls, one per kind) sliced
  * per user, and a user's own listing (three calls) when its slice may be stale. Slices are kept between
@@ -33,7 +47,9 @@ const EMPTY: ActualUser = { containers: [], networks: [], volumes: [] };
  * next reconcile lists again. A plan made on a cached slice is re-made on a fresh one before it is acted on.
  */
 export class Observer {
-  private slices = new Map<string, { observed: ActualUser; fingerprint: string }>();
+  private slices = new Map<string, KeptSlice>();
+  /** Containers of our servers in `slices`, kept as slices change (a kept resync asks it every time). */
+  private keptServers = 0;
   /**
    * Users whose slice may be stale, with the mark's sequence number: a listing clears only marks made before it
    * started (an event that arrives while a listing is under way may describe a change the listing missed).
@@ -66,14 +82,18 @@ export class Observer {
     const slices = sliceByUser(listing);
     // A settled fleet lists the same objects every resync: an unchanged slice keeps its fingerprint (the same
     // string, so comparing it later is a pointer check) instead of building and sorting a new one.
-    const next = new Map<string, { observed: ActualUser; fingerprint: string }>();
+    const next = new Map<string, KeptSlice>();
+    let keptServers = 0;
     for (const [userId, observed] of slices) {
       const before = this.slices.get(userId);
       const fingerprint =
         before && sameObservation(before.observed, observed) ? before.fingerprint : fingerprintOf(observed);
-      next.set(userId, { observed, fingerprint });
+      const servers = serverContainers(observed);
+      keptServers += servers;
+      next.set(userId, { observed, fingerprint, servers });
     }
     this.slices = next;
+    this.keptServers = keptServers;
     for (const [userId, mark] of this.stale) if (mark <= startedAt) this.stale.delete(userId);
     this.fleetListedAt = startedAt;
     this.listed = true;
@@ -100,9 +120,12 @@ export class Observer {
     const observed = { containers, networks, volumes };
     const fingerprint = fingerprintOf(observed);
     if ((this.stale.get(userId) ?? 0) <= startedAt) this.stale.delete(userId);
-    if (containers.length + networks.length + volumes.length > 0)
-      this.slices.set(userId, { observed, fingerprint });
-    else this.slices.delete(userId);
+    this.keptServers -= this.slices.get(userId)?.servers ?? 0;
+    if (containers.length + networks.length + volumes.length > 0) {
+      const servers = serverContainers(observed);
+      this.keptServers += servers;
+      this.slices.set(userId, { observed, fingerprint, servers });
+    } else this.slices.delete(userId);
     return { observed, fromCache: false, fingerprint };
   }
 
@@ -139,13 +162,11 @@ export class Observer {
 
   /** Containers of our servers in the kept slices (the managed total, without listing). */
   managedContainers(): number {
-    let total = 0;
-    for (const { observed } of this.slices.values())
-      for (const c of observed.containers) if (c.labels[LABELS.serverId] !== undefined) total++;
-    return total;
+    return this.keptServers;
   }
 
   forget(userId: string): void {
+    this.keptServers -= this.slices.get(userId)?.servers ?? 0;
     this.slices.delete(userId);
     this.stale.delete(userId);
   }

@@ -191,5 +191,27 @@ describe("Observer marks and listings under way", () => {
     runtime.resetCalls();
     expect(observer.managedContainers()).toBe(1);
     expect(runtime.callCount()).toBe(0);
+
+    // The count follows each user's own listing, a forgotten user and the next full listing.
+    const bobs = [1, 2].map((n) =>
+      runtime.addForeignContainer(`mcp-bob-s${n}`, {
+        ...ownerLabels("unit", "bob"),
+        [LABELS.serverId]: `s${n}`,
+      }),
+    );
+    // Not a server's container: not counted.
+    runtime.addForeignContainer("mcp-bob-proxy", ownerLabels("unit", "bob"));
+    await observer.user("bob", { fresh: true });
+    expect(observer.managedContainers()).toBe(3);
+    runtime.removeContainerExternally(bobs[0]!);
+    await observer.user("bob", { fresh: true });
+    expect(observer.managedContainers()).toBe(2);
+    observer.forget("alice");
+    expect(observer.managedContainers()).toBe(1);
+    runtime.removeContainerExternally(bobs[1]!);
+    await observer.user("bob", { fresh: true });
+    expect(observer.managedContainers()).toBe(0);
+    await observer.listAll();
+    expect(observer.managedContainers()).toBe(1);
   });
 });
