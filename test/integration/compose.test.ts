@@ -13,7 +13,7 @@ import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import Docker from "dockerode";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it, onTestFailed } from "vitest";
 import { LABELS } from "../../src/labels.js";
 import { testPortRange, waitFor } from "../helpers/daemon.js";
 import { cleanupInstallation, describeDocker, newTestInstallation } from "../helpers/docker.js";
@@ -220,6 +220,13 @@ describeDocker("docker-compose.yml with docker-compose 1.29", () => {
   it(
     "answers /readyz, converges the example tree and serves a server through the gateway to an MCP client",
     async () => {
+      let lastStatuses: unknown;
+      // A red run here once timed out waiting for Ready and kept nothing to read: keep what the services said.
+      onTestFailed(async () => {
+        console.error(`[compose.test] last user statuses: ${JSON.stringify(lastStatuses)}`);
+        const logs = await compose(["logs", "--no-color", "--tail=300"]).catch((e: Error) => e.message);
+        console.error(`[compose.test] docker-compose logs --tail 300:\n${logs}`);
+      });
       await waitFor(
         "controller /readyz 200",
         async () => (await httpStatus(`${apiBase}/readyz`)) === 200,
@@ -236,6 +243,7 @@ describeDocker("docker-compose.yml with docker-compose 1.29", () => {
         "every example user Ready (all servers running and Ready through the gateway)",
         async () => {
           const all = await Promise.all(users.map((user) => api<UserStatus>(`/users/${user}/status`)));
+          lastStatuses = all;
           return all.every((s) => s?.phase === "Ready" && s.servers.every((srv) => srv.health === "Ready"))
             ? (all as UserStatus[])
             : undefined;
