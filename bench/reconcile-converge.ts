@@ -547,14 +547,14 @@ async function processRun(
   try {
     const pid = child.pid!;
     const deadline = Date.now() + 20 * 60_000;
-    const samples: number[] = [];
+    let rssConvergeMaxMb: number | undefined;
     let sampledAt = 0;
     while ((await countRunning(docker, installation)) < total) {
       if (child.exitCode !== null) throw new Error(`node dist/cli.js run exited with ${child.exitCode}`);
       if (Date.now() > deadline) throw new Error("node dist/cli.js run did not converge within 20 minutes");
       checkInterrupted();
       if (Date.now() - sampledAt >= RSS_SAMPLE_MS) {
-        samples.push(await procStatusMb(pid, "VmRSS"));
+        rssConvergeMaxMb = Math.max(rssConvergeMaxMb ?? 0, await procStatusMb(pid, "VmRSS"));
         sampledAt = Date.now();
       }
       await sleep(1_000);
@@ -569,7 +569,7 @@ async function processRun(
     const peakMb = await procStatusMb(pid, "VmHWM");
     return {
       convergedMs,
-      rssConvergeMaxMb: samples.length > 0 ? Math.max(...samples) : rssConvergedMb,
+      rssConvergeMaxMb: rssConvergeMaxMb ?? rssConvergedMb,
       rssConvergedMb,
       rssIdleMb,
       peakMb,
